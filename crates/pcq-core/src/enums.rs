@@ -1,0 +1,345 @@
+//! The enumerations of the qualification API and their tolerant parsing.
+//!
+//! Real clients write enum values in several forms: PascalCase (`GovernmentCommunityCloud`, the
+//! PowerShell module), JScript case with underscores (`government_community_cloud`, the .NET SDK's
+//! converter), all lower case (`governmentcommunitycloud`, the legacy documentation) and, for the
+//! legacy endpoint and one localised page, the integer value. All of them are accepted; responses
+//! always use PascalCase.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::fault::ApiFault;
+
+/// Lower-cases and drops separators so every spelling of a value compares equal.
+fn normalise(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Renders a JSON value for an error description.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The customer qualification enum (`CustomerQualification` in the .NET SDK), with its integer
+/// values 0–4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Qualification {
+    /// No qualification (0).
+    None,
+    /// Education (1); vetted asynchronously.
+    Education,
+    /// Nonprofit (2); comes from the nonprofit programme, never set through the API.
+    Nonprofit,
+    /// Government Community Cloud (3); needs a validation code.
+    GovernmentCommunityCloud,
+    /// State Owned Entity (4); may stack with Education or GCC.
+    StateOwnedEntity,
+}
+
+impl Qualification {
+    /// Every member, in integer order.
+    pub const ALL: [Qualification; 5] = [
+        Qualification::None,
+        Qualification::Education,
+        Qualification::Nonprofit,
+        Qualification::GovernmentCommunityCloud,
+        Qualification::StateOwnedEntity,
+    ];
+
+    /// The members a partner can set through the API.
+    pub const SETTABLE: [Qualification; 3] = [
+        Qualification::Education,
+        Qualification::GovernmentCommunityCloud,
+        Qualification::StateOwnedEntity,
+    ];
+
+    /// The PascalCase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Qualification::None => "None",
+            Qualification::Education => "Education",
+            Qualification::Nonprofit => "Nonprofit",
+            Qualification::GovernmentCommunityCloud => "GovernmentCommunityCloud",
+            Qualification::StateOwnedEntity => "StateOwnedEntity",
+        }
+    }
+
+    /// The integer value of the .NET enum.
+    pub fn index(self) -> i64 {
+        match self {
+            Qualification::None => 0,
+            Qualification::Education => 1,
+            Qualification::Nonprofit => 2,
+            Qualification::GovernmentCommunityCloud => 3,
+            Qualification::StateOwnedEntity => 4,
+        }
+    }
+
+    /// Whether a partner may set this qualification.
+    pub fn is_settable(self) -> bool {
+        Self::SETTABLE.contains(&self)
+    }
+
+    /// Whether this qualification goes through vetting (carries `vettingStatus`).
+    pub fn is_vetted(self) -> bool {
+        matches!(
+            self,
+            Qualification::Education | Qualification::GovernmentCommunityCloud
+        )
+    }
+
+    /// Parses any accepted spelling: a string in any case, with or without underscores, the
+    /// integer 0–4, or that integer as a string.
+    pub fn parse_value(value: &Value) -> Result<Self, ApiFault> {
+        let fail = || {
+            ApiFault::invalid_enum(
+                "qualification",
+                &describe(value),
+                "Education, GovernmentCommunityCloud, StateOwnedEntity",
+            )
+        };
+        match value {
+            Value::String(s) => Self::parse_str(s).ok_or_else(fail),
+            Value::Number(n) => n.as_i64().and_then(Self::from_index).ok_or_else(fail),
+            _ => Err(fail()),
+        }
+    }
+
+    /// Parses a string spelling (names or digits); `None` when it names no member.
+    pub fn parse_str(raw: &str) -> Option<Self> {
+        let trimmed = raw.trim();
+        if let Ok(i) = trimmed.parse::<i64>() {
+            return Self::from_index(i);
+        }
+        let n = normalise(trimmed);
+        Self::ALL.into_iter().find(|q| normalise(q.as_str()) == n)
+    }
+
+    /// The member with the given integer value.
+    pub fn from_index(i: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|q| q.index() == i)
+    }
+}
+
+impl std::fmt::Display for Qualification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The education segment of an Education qualification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EducationSegment {
+    /// Primary and secondary education.
+    K12,
+    /// Universities and colleges.
+    HigherEducation,
+}
+
+impl EducationSegment {
+    /// Every member.
+    pub const ALL: [EducationSegment; 2] =
+        [EducationSegment::K12, EducationSegment::HigherEducation];
+
+    /// The PascalCase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EducationSegment::K12 => "K12",
+            EducationSegment::HigherEducation => "HigherEducation",
+        }
+    }
+
+    /// Parses any accepted spelling (case-insensitive, with or without separators).
+    pub fn parse_str(raw: &str) -> Option<Self> {
+        let n = normalise(raw.trim());
+        Self::ALL.into_iter().find(|s| normalise(s.as_str()) == n)
+    }
+
+    /// Parses a JSON value; anything but a known string is a 900126 fault.
+    pub fn parse_value(value: &Value) -> Result<Self, ApiFault> {
+        value.as_str().and_then(Self::parse_str).ok_or_else(|| {
+            ApiFault::invalid_enum("educationSegment", &describe(value), "K12, HigherEducation")
+        })
+    }
+}
+
+impl std::fmt::Display for EducationSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The vetting status of an Education or GCC qualification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum VettingStatus {
+    /// Waiting for a decision.
+    InReview,
+    /// Vetting approved the qualification.
+    Approved,
+    /// Vetting denied the qualification; `vettingReason` says why.
+    Denied,
+}
+
+impl VettingStatus {
+    /// Every member.
+    pub const ALL: [VettingStatus; 3] = [
+        VettingStatus::InReview,
+        VettingStatus::Approved,
+        VettingStatus::Denied,
+    ];
+
+    /// The PascalCase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VettingStatus::InReview => "InReview",
+            VettingStatus::Approved => "Approved",
+            VettingStatus::Denied => "Denied",
+        }
+    }
+
+    /// Parses any accepted spelling.
+    pub fn parse_str(raw: &str) -> Option<Self> {
+        let n = normalise(raw.trim());
+        Self::ALL.into_iter().find(|s| normalise(s.as_str()) == n)
+    }
+}
+
+impl std::fmt::Display for VettingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The documented reasons a vetting decision may give for a denial.
+pub const VETTING_REASONS: [&str; 7] = [
+    "Not an Education Customer",
+    "No longer an Education Customer",
+    "Not an Education Customer - After Review",
+    "Restricted being an Education Customer",
+    "Not an Academic Domain",
+    "Not an eligible Library",
+    "Not an eligible Museum",
+];
+
+/// Finds the documented reason matching `raw` (case-insensitive), in its documented spelling.
+pub fn documented_vetting_reason(raw: &str) -> Option<&'static str> {
+    let wanted = raw.trim();
+    VETTING_REASONS
+        .into_iter()
+        .find(|r| r.eq_ignore_ascii_case(wanted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_client_spelling_parses() {
+        let cases = [
+            ("Education", Qualification::Education),
+            ("education", Qualification::Education),
+            ("EDUCATION", Qualification::Education),
+            (
+                "GovernmentCommunityCloud",
+                Qualification::GovernmentCommunityCloud,
+            ),
+            (
+                "governmentCommunityCloud",
+                Qualification::GovernmentCommunityCloud,
+            ),
+            (
+                "governmentcommunitycloud",
+                Qualification::GovernmentCommunityCloud,
+            ),
+            (
+                "government_community_cloud",
+                Qualification::GovernmentCommunityCloud,
+            ),
+            ("state_owned_entity", Qualification::StateOwnedEntity),
+            ("StateOwnedEntity", Qualification::StateOwnedEntity),
+            ("none", Qualification::None),
+            ("Nonprofit", Qualification::Nonprofit),
+            ("1", Qualification::Education),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                Qualification::parse_value(&json!(raw)).unwrap(),
+                want,
+                "{raw}"
+            );
+        }
+        for (i, want) in Qualification::ALL.into_iter().enumerate() {
+            assert_eq!(Qualification::parse_value(&json!(i)).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn unknown_values_name_the_value() {
+        for bad in [
+            json!("Bogus"),
+            json!(5),
+            json!(-1),
+            json!(1.5),
+            json!(true),
+            json!(null),
+        ] {
+            let fault = Qualification::parse_value(&bad).unwrap_err();
+            assert_eq!((fault.status, fault.code), (400, 900126), "{bad}");
+        }
+        let fault = Qualification::parse_value(&json!("Bogus")).unwrap_err();
+        assert!(fault.description.contains("'Bogus'"));
+    }
+
+    #[test]
+    fn segments_parse_tolerantly() {
+        for raw in [
+            "K12",
+            "k12",
+            "K-12",
+            "HigherEducation",
+            "higher_education",
+            "highereducation",
+        ] {
+            assert!(EducationSegment::parse_str(raw).is_some(), "{raw}");
+        }
+        assert!(EducationSegment::parse_value(&json!("Kindergarten")).is_err());
+        assert!(EducationSegment::parse_value(&json!(1)).is_err());
+    }
+
+    #[test]
+    fn reasons_match_case_insensitively() {
+        assert_eq!(
+            documented_vetting_reason("not an academic domain"),
+            Some("Not an Academic Domain")
+        );
+        assert_eq!(documented_vetting_reason("because"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".*") {
+            let _ = Qualification::parse_str(&s);
+            let _ = EducationSegment::parse_str(&s);
+            let _ = VettingStatus::parse_str(&s);
+        }
+
+        #[test]
+        fn wire_names_round_trip_in_any_case(i in 0usize..5, upper in any::<bool>()) {
+            let q = Qualification::ALL[i];
+            let s = if upper { q.as_str().to_uppercase() } else { q.as_str().to_lowercase() };
+            prop_assert_eq!(Qualification::parse_str(&s), Some(q));
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! The Partner Center error envelope (`ApiFault`) and the faults pcq raises.
+//!
+//! Every failure a client can cause is one of the constructors below, so the status, the numeric
+//! code and the `errorName` of each situation are decided in exactly one place. Numeric codes come
+//! from the Partner Center error-code table where one fits; the `9504xx` codes are pcq's own for
+//! HTTP-level failures that Partner Center documents no code for.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Numeric error codes used in the envelope's `code` field.
+pub mod codes {
+    /// 401: the token was rejected ("Access denied").
+    pub const ACCESS_DENIED: u32 = 400;
+    /// 404: the route does not exist.
+    pub const NOT_FOUND: u32 = 1000;
+    /// 403: the partner has no relationship with the customer.
+    pub const NO_RELATIONSHIP: u32 = 20002;
+    /// 404: the customer tenant does not exist.
+    pub const TENANT_NOT_FOUND: u32 = 60003;
+    /// 401: no bearer token in the request.
+    pub const TOKEN_MISSING: u32 = 800001;
+    /// 400: the request input is invalid.
+    pub const INVALID_INPUT: u32 = 800002;
+    /// 500: unexpected service error.
+    pub const UNEXPECTED: u32 = 800003;
+    /// 400: the customer id is not a GUID.
+    pub const INVALID_CUSTOMER_ID: u32 = 900118;
+    /// 400: an enum value could not be parsed or is not allowed.
+    pub const INVALID_ENUM: u32 = 900126;
+    /// 403: the credentials do not carry the rights for this operation.
+    pub const ROLE_NOT_PERMITTED: u32 = 900150;
+    /// 401: the token's audience is not the configured one.
+    pub const INVALID_AUDIENCE: u32 = 900420;
+    /// 405: the route exists but not for this method (pcq).
+    pub const METHOD_NOT_ALLOWED: u32 = 950405;
+    /// 408: the request took too long to arrive or to answer (pcq).
+    pub const REQUEST_TIMEOUT: u32 = 950408;
+    /// 409: the request conflicts with the stored state (pcq).
+    pub const CONFLICT: u32 = 950409;
+    /// 413: the request body is larger than the configured limit (pcq).
+    pub const PAYLOAD_TOO_LARGE: u32 = 950413;
+    /// 415: the request body is not JSON (pcq).
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 950415;
+}
+
+/// A failure answered to the client in the Partner Center error envelope.
+///
+/// Serialises as the envelope `{"code", "description", "message", "errorName", "isRetryable",
+/// "parameters", "data", "source"}` (see [`Envelope`]); the HTTP status travels beside the body,
+/// not in it, and is 0 after deserialising until the receiver sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiFault {
+    /// HTTP status of the response that carries this fault.
+    pub status: u16,
+    /// Numeric error code (see [`codes`]).
+    pub code: u32,
+    /// A stable, machine-readable name for the situation.
+    pub error_name: Cow<'static, str>,
+    /// What went wrong and, where possible, what to do about it.
+    pub description: String,
+    /// Whether repeating the same request may succeed.
+    pub is_retryable: bool,
+    /// Values the description refers to.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The wire form of an [`ApiFault`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ApiFault))]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Numeric error code.
+    pub code: u32,
+    /// What went wrong and what to do about it.
+    pub description: String,
+    /// The same text as `description` (newer Partner Center services send both).
+    #[serde(default)]
+    pub message: String,
+    /// A stable, machine-readable name for the situation.
+    #[serde(default)]
+    pub error_name: String,
+    /// Whether repeating the same request may succeed.
+    #[serde(default)]
+    pub is_retryable: bool,
+    /// Values the description refers to.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Always empty; present because Partner Center clients expect the key.
+    #[serde(default)]
+    pub data: Vec<serde_json::Value>,
+    /// The service that raised the fault (`pcq`).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Serialize for ApiFault {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Envelope {
+            code: self.code,
+            description: self.description.clone(),
+            message: self.description.clone(),
+            error_name: self.error_name.to_string(),
+            is_retryable: self.is_retryable,
+            parameters: self.parameters.clone(),
+            data: Vec::new(),
+            source: "pcq".to_owned(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiFault {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let envelope = Envelope::deserialize(deserializer)?;
+        Ok(ApiFault {
+            status: 0,
+            code: envelope.code,
+            error_name: Cow::Owned(envelope.error_name),
+            description: envelope.description,
+            is_retryable: envelope.is_retryable,
+            parameters: envelope.parameters,
+        })
+    }
+}
+
+impl ApiFault {
+    /// A fault with the given status, code, name and description.
+    pub fn new(
+        status: u16,
+        code: u32,
+        error_name: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        ApiFault {
+            status,
+            code,
+            description: description.into(),
+            error_name: Cow::Borrowed(error_name),
+            is_retryable: false,
+            parameters: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a named parameter that the description refers to.
+    #[must_use]
+    pub fn with_param(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.parameters.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Marks the fault as retryable.
+    #[must_use]
+    pub fn retryable(mut self) -> Self {
+        self.is_retryable = true;
+        self
+    }
+
+    // ---- 400 -----------------------------------------------------------------------------
+
+    /// The request body or a parameter is malformed or incomplete.
+    pub fn invalid_input(description: impl Into<String>) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "InvalidRequestInput",
+            description,
+        )
+    }
+
+    /// The customer id in the path is not a GUID.
+    pub fn invalid_customer_id(raw: &str) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_CUSTOMER_ID,
+            "InvalidCustomerId",
+            format!(
+                "Invalid Customer Id: '{}' is not a GUID. Use the customer's tenant id, for example \
+                 0c39a7b4-2b49-4b0e-9b6c-7b5e0d3f8a11 (braces are allowed).",
+                truncate(raw, 80)
+            ),
+        )
+        .with_param("customerId", truncate(raw, 80))
+    }
+
+    /// A value could not be parsed as one of an enum's members.
+    pub fn invalid_enum(field: &str, raw: &str, allowed: &str) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_ENUM,
+            "InvalidEnumValue",
+            format!(
+                "Unable to parse enum: '{}' is not a valid value for {field}. Allowed values: {allowed}.",
+                truncate(raw, 80)
+            ),
+        )
+        .with_param("field", field)
+        .with_param("value", truncate(raw, 80))
+    }
+
+    /// A qualification that exists but cannot be set through the API (None, Nonprofit).
+    pub fn unsettable_qualification(name: &str) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_ENUM,
+            "QualificationNotSettable",
+            format!(
+                "Unable to parse enum: the qualification '{name}' cannot be set through the API. \
+                 Settable values: Education, GovernmentCommunityCloud, StateOwnedEntity."
+            ),
+        )
+        .with_param("field", "qualification")
+        .with_param("value", name)
+    }
+
+    /// Education under the 2023 contract needs `educationSegment`.
+    pub fn education_segment_required() -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "EducationSegmentRequired",
+            "An Education qualification requires educationSegment (K12 or HigherEducation), \
+             for example {\"qualification\": \"Education\", \"educationSegment\": \"HigherEducation\"}.",
+        )
+        .with_param("field", "educationSegment")
+    }
+
+    /// GCC without any validation code.
+    pub fn validation_code_required() -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "ValidationCodeRequired",
+            "A GovernmentCommunityCloud qualification requires the partner's validation code, in the \
+             body as \"validationCode\" or in the query as ?code=. List your codes with \
+             GET /v1/customers/all/validations.",
+        )
+        .with_param("field", "validationCode")
+    }
+
+    /// GCC with a code that is unknown to the calling partner.
+    pub fn validation_code_not_found(code: &str) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "ValidationCodeNotFound",
+            format!(
+                "The validation code '{}' is not one of this partner's validation codes. List your \
+                 codes with GET /v1/customers/all/validations.",
+                truncate(code, 80)
+            ),
+        )
+        .with_param("validationCode", truncate(code, 80))
+    }
+
+    /// GCC with a code whose `remainingCreates` is 0.
+    pub fn validation_code_exhausted(code: &str, max_creates: i64) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "ValidationCodeExhausted",
+            format!(
+                "The validation code '{code}' has no remaining creates (all {max_creates} have been \
+                 used). Use another validation code."
+            ),
+        )
+        .with_param("validationCode", code)
+    }
+
+    /// The body's `validationCode` and the `?code=` query parameter name different codes.
+    pub fn validation_code_mismatch(body: &str, query: &str) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "ValidationCodeMismatch",
+            format!(
+                "The body's validationCode '{}' and the query's code '{}' differ; send one of them.",
+                truncate(body, 80),
+                truncate(query, 80)
+            ),
+        )
+    }
+
+    // ---- 401 / 403 -----------------------------------------------------------------------
+
+    /// No bearer token.
+    pub fn token_missing() -> Self {
+        Self::new(
+            401,
+            codes::TOKEN_MISSING,
+            "TokenMissing",
+            "Partner Token missing in request context: send an Authorization: Bearer <token> header.",
+        )
+    }
+
+    /// The token could not be accepted (signature, expiry, format, issuer, claims).
+    pub fn access_denied(reason: impl Into<String>) -> Self {
+        Self::new(
+            401,
+            codes::ACCESS_DENIED,
+            "AccessDenied",
+            format!("Access denied: {}", reason.into()),
+        )
+    }
+
+    /// The token was issued for another audience.
+    pub fn invalid_audience(audience: &str, expected: &str) -> Self {
+        Self::new(
+            401,
+            codes::INVALID_AUDIENCE,
+            "InvalidTokenAudience",
+            format!(
+                "Invalid Token: the audience '{}' in the token is not accepted; request a token for \
+                 '{expected}'.",
+                truncate(audience, 120)
+            ),
+        )
+        .with_param("audience", truncate(audience, 120))
+    }
+
+    /// An App-only token on an App+User-only route.
+    pub fn app_only_not_allowed() -> Self {
+        Self::new(
+            403,
+            codes::ROLE_NOT_PERMITTED,
+            "ApplicationCredentialsNotAllowed",
+            "This resource can't be accessed by application credentials.",
+        )
+    }
+
+    /// The token lacks a role the route requires.
+    pub fn role_required(role: &str) -> Self {
+        Self::new(
+            403,
+            codes::ROLE_NOT_PERMITTED,
+            "RoleNotPermitted",
+            format!(
+                "The supplied role does not have the rights to perform the requested operation: \
+                 this route requires the role '{role}'."
+            ),
+        )
+        .with_param("role", role)
+    }
+
+    /// The customer exists but belongs to another partner.
+    pub fn no_relationship(partner: &str, customer: &str) -> Self {
+        Self::new(
+            403,
+            codes::NO_RELATIONSHIP,
+            "NoRelationship",
+            format!(
+                "The partner id {partner} has no commerce relationship with the customer id {customer}."
+            ),
+        )
+        .with_param("partnerId", partner)
+        .with_param("customerId", customer)
+    }
+
+    // ---- 404 / 405 -----------------------------------------------------------------------
+
+    /// The customer tenant does not exist.
+    pub fn customer_not_found(customer: &str) -> Self {
+        Self::new(
+            404,
+            codes::TENANT_NOT_FOUND,
+            "TenantNotFound",
+            format!("Tenant not found: no customer with id {customer} exists."),
+        )
+        .with_param("customerId", customer)
+    }
+
+    /// No route matches the path.
+    pub fn route_not_found(method: &str, path: &str) -> Self {
+        Self::new(
+            404,
+            codes::NOT_FOUND,
+            "NotFound",
+            format!(
+                "Not found: {method} {} is not a pcq route. See /_pcq/openapi.json for the routes pcq serves.",
+                truncate(path, 200)
+            ),
+        )
+    }
+
+    /// The route exists but not for this method.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &str) -> Self {
+        Self::new(
+            405,
+            codes::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!(
+                "The method {method} is not allowed on {}; allowed: {allowed}.",
+                truncate(path, 200)
+            ),
+        )
+        .with_param("allow", allowed)
+    }
+
+    // ---- 409 -----------------------------------------------------------------------------
+
+    /// The customer already holds this qualification.
+    pub fn qualification_exists(name: &str, status: Option<&str>) -> Self {
+        let state = status.map(|s| format!(" ({s})")).unwrap_or_default();
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "QualificationAlreadyExists",
+            format!(
+                "The customer already has the {name} qualification{state}; read it with \
+                 GET /v1/customers/{{customer-tenant-id}}/qualifications."
+            ),
+        )
+        .with_param("qualification", name)
+    }
+
+    /// Education and GovernmentCommunityCloud exclude each other.
+    pub fn qualification_conflict(requested: &str, existing: &str) -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "QualificationConflict",
+            format!(
+                "The customer has the {existing} qualification, which cannot be combined with \
+                 {requested}: Education and GovernmentCommunityCloud exclude each other."
+            ),
+        )
+        .with_param("qualification", requested)
+        .with_param("existing", existing)
+    }
+
+    /// Another customer of this partner already uses the domain.
+    pub fn domain_taken(domain: &str) -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "DomainAlreadyExists",
+            format!("A customer with the domain '{domain}' already exists; choose another domain."),
+        )
+        .with_param("domain", domain)
+    }
+
+    /// The MS-RequestId was used before for a different request.
+    pub fn request_id_reused(request_id: &str) -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "RequestIdReused",
+            format!(
+                "The MS-RequestId '{}' was already used for a different request on this route; \
+                 send a new MS-RequestId for a new request.",
+                truncate(request_id, 120)
+            ),
+        )
+        .with_param("requestId", truncate(request_id, 120))
+    }
+
+    // ---- 408 / 413 / 415 / 500 -----------------------------------------------------------
+
+    /// The request body exceeds the configured limit.
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            413,
+            codes::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("The request body is larger than the limit of {limit_bytes} bytes."),
+        )
+    }
+
+    /// The request body is not JSON.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!(
+                "The Content-Type '{}' is not supported; send the body as application/json.",
+                truncate(content_type, 120)
+            ),
+        )
+    }
+
+    /// The request took too long.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            408,
+            codes::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The request took too long to complete; retry with the same MS-RequestId.",
+        )
+        .retryable()
+    }
+
+    /// Something failed inside pcq; the client did nothing wrong.
+    pub fn unexpected() -> Self {
+        Self::new(
+            500,
+            codes::UNEXPECTED,
+            "UnexpectedServiceError",
+            "Unexpected service error; retry with the same MS-RequestId. If it persists, the pcq \
+             log has the details under this request's MS-CorrelationId.",
+        )
+        .retryable()
+    }
+}
+
+impl std::fmt::Display for ApiFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} ({}): {}",
+            self.status, self.code, self.error_name, self.description
+        )
+    }
+}
+
+impl std::error::Error for ApiFault {}
+
+/// Shortens client-supplied text before it is echoed in a description.
+pub(crate) fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max_chars).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_every_key_with_numeric_code() {
+        let fault = ApiFault::no_relationship("p", "c");
+        let json = serde_json::to_value(&fault).unwrap();
+        let obj = json.as_object().unwrap();
+        for key in [
+            "code",
+            "description",
+            "message",
+            "errorName",
+            "isRetryable",
+            "parameters",
+            "data",
+            "source",
+        ] {
+            assert!(obj.contains_key(key), "missing {key}");
+        }
+        assert_eq!(json["code"], 20002);
+        assert_eq!(json["source"], "pcq");
+        assert_eq!(json["data"], serde_json::json!([]));
+        assert!(!obj.contains_key("status"));
+        let back: ApiFault = serde_json::from_value(json).unwrap();
+        assert_eq!(back.description, fault.description);
+        assert_eq!(back.error_name, "NoRelationship");
+    }
+
+    #[test]
+    fn long_client_text_is_truncated() {
+        let long = "x".repeat(500);
+        let fault = ApiFault::invalid_customer_id(&long);
+        assert!(fault.description.len() < 400);
+    }
+}

@@ -1,0 +1,715 @@
+//! Tolerant parsing of request bodies into domain requests.
+//!
+//! Clients differ: the old .NET SDK sends PascalCase keys and explicit nulls, the current one
+//! camelCase keys without nulls, one localised page a bare integer. Parsing here is
+//! "parse, don't validate": a body either becomes a typed request or an [`ApiFault`] that says
+//! exactly what is wrong.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::enums::{EducationSegment, Qualification};
+use crate::fault::{ApiFault, truncate};
+
+/// The generation of the POST qualifications contract pcq enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Contract {
+    /// The 2021 contract of the seed documents: `{"Qualification": "Education"}` alone is valid.
+    #[default]
+    #[serde(rename = "2021")]
+    V2021,
+    /// The contract Partner Center enforces since May 2023: Education needs `educationSegment`.
+    #[serde(rename = "2023")]
+    V2023,
+}
+
+/// A JSON object whose keys are looked up case-insensitively; `null` values count as absent.
+#[derive(Debug, Clone, Copy)]
+pub struct LooseObject<'a>(&'a Map<String, Value>);
+
+impl<'a> LooseObject<'a> {
+    /// Wraps a JSON object.
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        LooseObject(map)
+    }
+
+    /// The value under `key` in any letter case, ignoring nulls.
+    ///
+    /// Two non-null values under spellings of the same key that differ are ambiguous and
+    /// rejected, rather than one of them silently winning.
+    pub fn get(&self, key: &str) -> Result<Option<&'a Value>, ApiFault> {
+        let mut found: Option<&'a Value> = None;
+        for (k, v) in self.0 {
+            if v.is_null() || !k.eq_ignore_ascii_case(key) {
+                continue;
+            }
+            match found {
+                Some(prev) if prev != v => {
+                    return Err(ApiFault::invalid_input(format!(
+                        "The property '{key}' appears more than once with different values."
+                    )));
+                }
+                _ => found = Some(v),
+            }
+        }
+        Ok(found)
+    }
+
+    /// A string property; other JSON types are rejected. Empty strings count as absent.
+    pub fn get_str(&self, key: &str) -> Result<Option<&'a str>, ApiFault> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(ApiFault::invalid_input(format!(
+                "The property '{key}' must be a string, not {}.",
+                json_type(other)
+            ))),
+        }
+    }
+
+    /// A nested object property; other JSON types are rejected.
+    pub fn get_object(&self, key: &str) -> Result<Option<LooseObject<'a>>, ApiFault> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(LooseObject(map))),
+            Some(other) => Err(ApiFault::invalid_input(format!(
+                "The property '{key}' must be an object, not {}.",
+                json_type(other)
+            ))),
+        }
+    }
+
+    /// The underlying map.
+    pub fn map(&self) -> &'a Map<String, Value> {
+        self.0
+    }
+}
+
+/// A short name for a JSON value's type, for error descriptions.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Longest accepted website, in characters.
+pub const MAX_WEBSITE_CHARS: usize = 2048;
+/// Longest accepted validation code, in characters.
+pub const MAX_VALIDATION_CODE_CHARS: usize = 64;
+
+/// A request to add a qualification to a customer, checked against the contract in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualificationRequest {
+    /// The qualification; always one of [`Qualification::SETTABLE`].
+    pub qualification: Qualification,
+    /// The education segment, when given (required for Education under the 2023 contract).
+    pub education_segment: Option<EducationSegment>,
+    /// The education entity's website; kept for Education only.
+    pub website: Option<String>,
+    /// The partner's validation code; kept for GovernmentCommunityCloud only.
+    pub validation_code: Option<String>,
+}
+
+impl QualificationRequest {
+    /// Parses a POST qualifications (or legacy PUT) body.
+    ///
+    /// `body` may be an object (`{"qualification": ...}` in any key case), a bare enum string or
+    /// a bare integer. `query_code` is the older contract's `?code=` parameter.
+    pub fn parse(
+        body: &Value,
+        query_code: Option<&str>,
+        contract: Contract,
+    ) -> Result<Self, ApiFault> {
+        let (raw_qualification, object) = match body {
+            Value::Object(map) => {
+                let object = LooseObject::new(map);
+                let q = object.get("qualification")?.ok_or_else(|| {
+                    ApiFault::invalid_input(
+                        "The property 'qualification' is required, for example \
+                         {\"qualification\": \"Education\"}.",
+                    )
+                    .with_param("field", "qualification")
+                })?;
+                (q, Some(object))
+            }
+            Value::String(_) | Value::Number(_) => (body, None),
+            Value::Null => {
+                return Err(ApiFault::invalid_input(
+                    "The request body is empty; send {\"qualification\": \"Education\"} or another \
+                     qualification.",
+                ));
+            }
+            other => {
+                return Err(ApiFault::invalid_input(format!(
+                    "The request body must be a JSON object such as {{\"qualification\": \"Education\"}}, \
+                     not {}.",
+                    json_type(other)
+                )));
+            }
+        };
+
+        let qualification = Qualification::parse_value(raw_qualification)?;
+        if !qualification.is_settable() {
+            return Err(ApiFault::unsettable_qualification(qualification.as_str()));
+        }
+
+        let mut education_segment = None;
+        let mut website = None;
+        let mut body_code = None;
+        if let Some(object) = object {
+            if let Some(raw) = object.get("educationSegment")? {
+                // A segment that is present is validated whatever the qualification.
+                education_segment = Some(EducationSegment::parse_value(raw)?);
+            }
+            if let Some(site) = object.get_str("website")? {
+                if site.chars().count() > MAX_WEBSITE_CHARS {
+                    return Err(ApiFault::invalid_input(format!(
+                        "The website is longer than {MAX_WEBSITE_CHARS} characters."
+                    )));
+                }
+                website = Some(site.trim().to_owned());
+            }
+            body_code = match object.get("validationCode")? {
+                None => None,
+                Some(Value::String(s)) if s.trim().is_empty() => None,
+                Some(Value::String(s)) => Some(s.trim().to_owned()),
+                Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
+                Some(other) => {
+                    return Err(ApiFault::invalid_input(format!(
+                        "The property 'validationCode' must be a string of digits, not {}.",
+                        json_type(other)
+                    )));
+                }
+            };
+        }
+
+        let query_code = query_code.map(str::trim).filter(|c| !c.is_empty());
+        let validation_code = if qualification == Qualification::GovernmentCommunityCloud {
+            let code = match (body_code, query_code) {
+                (Some(b), Some(q)) if b != q => {
+                    return Err(ApiFault::validation_code_mismatch(&b, q));
+                }
+                (Some(b), _) => b,
+                (None, Some(q)) => q.to_owned(),
+                (None, None) => return Err(ApiFault::validation_code_required()),
+            };
+            if code.chars().count() > MAX_VALIDATION_CODE_CHARS {
+                return Err(ApiFault::validation_code_not_found(&code));
+            }
+            Some(code)
+        } else {
+            None
+        };
+
+        if qualification == Qualification::Education {
+            if contract == Contract::V2023 && education_segment.is_none() {
+                return Err(ApiFault::education_segment_required());
+            }
+        } else {
+            website = None;
+        }
+
+        Ok(QualificationRequest {
+            qualification,
+            education_segment: if qualification == Qualification::Education {
+                education_segment
+            } else {
+                None
+            },
+            website,
+            validation_code,
+        })
+    }
+}
+
+/// Longest accepted domain name.
+pub const MAX_DOMAIN_CHARS: usize = 253;
+
+/// A request to create a customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCustomer {
+    /// The customer's domain, lower-cased (unique per partner).
+    pub domain: String,
+    /// The company name, from the company profile or else the billing profile.
+    pub company_name: Option<String>,
+    /// The company profile as sent, with camelCase keys and without nulls, `domain`,
+    /// `tenantId`, `links` or `attributes` (those are pcq's to set).
+    pub company_profile: Map<String, Value>,
+    /// The billing profile as sent, with camelCase keys and without nulls, `id`, `links` or
+    /// `attributes`; `None` when not sent.
+    pub billing_profile: Option<Map<String, Value>>,
+}
+
+impl NewCustomer {
+    /// Parses a create-customer body (PascalCase or camelCase keys, explicit nulls allowed).
+    pub fn parse(body: &Value) -> Result<Self, ApiFault> {
+        let Value::Object(map) = body else {
+            return Err(ApiFault::invalid_input(format!(
+                "The request body must be a Customer object with a companyProfile, not {}.",
+                json_type(body)
+            )));
+        };
+        let object = LooseObject::new(map);
+        let company = object.get_object("companyProfile")?.ok_or_else(|| {
+            ApiFault::invalid_input(
+                "The property 'companyProfile' is required, for example \
+                 {\"companyProfile\": {\"domain\": \"contoso.onmicrosoft.com\"}}.",
+            )
+            .with_param("field", "companyProfile")
+        })?;
+        let raw_domain = company.get_str("domain")?.ok_or_else(|| {
+            ApiFault::invalid_input(
+                "The property 'companyProfile.domain' is required, for example \
+                 \"contoso.onmicrosoft.com\".",
+            )
+            .with_param("field", "companyProfile.domain")
+        })?;
+        let domain = parse_domain(raw_domain)?;
+
+        let billing = object.get_object("billingProfile")?;
+        let company_name = match company.get_str("companyName")? {
+            Some(name) => Some(name.trim().to_owned()),
+            None => match billing {
+                Some(b) => b.get_str("companyName")?.map(|s| s.trim().to_owned()),
+                None => None,
+            },
+        };
+
+        let mut company_profile = camel_case_object(company.map());
+        for owned_by_pcq in ["domain", "tenantId", "links", "attributes", "companyName"] {
+            company_profile.remove(owned_by_pcq);
+        }
+        let billing_profile = billing.map(|b| {
+            let mut profile = camel_case_object(b.map());
+            for owned_by_pcq in ["id", "links", "attributes"] {
+                profile.remove(owned_by_pcq);
+            }
+            profile
+        });
+
+        Ok(NewCustomer {
+            domain,
+            company_name,
+            company_profile,
+            billing_profile,
+        })
+    }
+}
+
+/// Checks and lower-cases a domain name such as `contoso.onmicrosoft.com`.
+pub fn parse_domain(raw: &str) -> Result<String, ApiFault> {
+    let domain = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let invalid = |why: &str| {
+        ApiFault::invalid_input(format!(
+            "The domain '{}' is not valid: {why}. Use a name such as contoso.onmicrosoft.com.",
+            truncate(raw, 80)
+        ))
+        .with_param("field", "companyProfile.domain")
+    };
+    if domain.len() > MAX_DOMAIN_CHARS {
+        return Err(invalid("it is longer than 253 characters"));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err(invalid("it needs at least two labels separated by a dot"));
+    }
+    for label in labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err(invalid("each label must have 1 to 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(invalid(
+                "only letters, digits, hyphens and dots are allowed",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("a label cannot start or end with a hyphen"));
+        }
+    }
+    Ok(domain)
+}
+
+/// Copies an object, lower-casing the first letter of every key (PascalCase → camelCase) and
+/// dropping nulls, recursively.
+pub fn camel_case_object(map: &Map<String, Value>) -> Map<String, Value> {
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (camel_case_key(k), camel_case_value(v)))
+        .collect()
+}
+
+fn camel_case_value(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(camel_case_object(map)),
+        Value::Array(items) => Value::Array(items.iter().map(camel_case_value).collect()),
+        other => other.clone(),
+    }
+}
+
+fn camel_case_key(key: &str) -> String {
+    let mut chars = key.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A sandbox request to issue a GCC validation code to a partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewValidationCode {
+    /// The organisation the code was validated for.
+    pub organization_name: String,
+    /// How many customers the code may qualify.
+    pub max_creates: i64,
+    /// A chosen validation id (digits); generated when absent.
+    pub validation_id: Option<String>,
+}
+
+/// Most creates one validation code may allow.
+pub const MAX_CREATES_LIMIT: i64 = 1_000_000;
+
+impl NewValidationCode {
+    /// Parses `{"organizationName": "...", "maxCreates": 5, "validationId": "123456"?}`.
+    pub fn parse(body: &Value) -> Result<Self, ApiFault> {
+        let Value::Object(map) = body else {
+            return Err(ApiFault::invalid_input(format!(
+                "The request body must be an object such as {{\"organizationName\": \"Contoso\", \
+                 \"maxCreates\": 5}}, not {}.",
+                json_type(body)
+            )));
+        };
+        let object = LooseObject::new(map);
+        let organization_name = object
+            .get_str("organizationName")?
+            .ok_or_else(|| {
+                ApiFault::invalid_input("The property 'organizationName' is required.")
+                    .with_param("field", "organizationName")
+            })?
+            .trim()
+            .to_owned();
+        if organization_name.chars().count() > 256 {
+            return Err(ApiFault::invalid_input(
+                "The organizationName is longer than 256 characters.",
+            ));
+        }
+        let max_creates = match object.get("maxCreates")? {
+            None => 5,
+            Some(v) => v
+                .as_i64()
+                .filter(|n| (1..=MAX_CREATES_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiFault::invalid_input(format!(
+                        "The property 'maxCreates' must be an integer from 1 to {MAX_CREATES_LIMIT}."
+                    ))
+                    .with_param("field", "maxCreates")
+                })?,
+        };
+        let validation_id = match object.get("validationId")? {
+            None => None,
+            Some(Value::String(s)) => Some(s.trim().to_owned()),
+            Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
+            Some(other) => {
+                return Err(ApiFault::invalid_input(format!(
+                    "The property 'validationId' must be a string of digits, not {}.",
+                    json_type(other)
+                )));
+            }
+        };
+        if let Some(id) = &validation_id {
+            if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiFault::invalid_input(
+                    "The property 'validationId' must be 1 to 18 digits.",
+                )
+                .with_param("field", "validationId"));
+            }
+        }
+        Ok(NewValidationCode {
+            organization_name,
+            max_creates,
+            validation_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn parse(body: Value) -> Result<QualificationRequest, ApiFault> {
+        QualificationRequest::parse(&body, None, Contract::V2021)
+    }
+
+    #[test]
+    fn seed_and_sdk_bodies_parse() {
+        let edu = parse(json!({"Qualification": "Education"})).unwrap();
+        assert_eq!(edu.qualification, Qualification::Education);
+
+        let net_sdk = parse(json!({"Qualification": "education", "VettingStatus": null,
+            "VettingReason": null, "VettingCreateDate": null}))
+        .unwrap();
+        assert_eq!(net_sdk.qualification, Qualification::Education);
+
+        assert_eq!(
+            parse(json!({"qualification": 1})).unwrap().qualification,
+            Qualification::Education
+        );
+        assert_eq!(
+            parse(json!("Education")).unwrap().qualification,
+            Qualification::Education
+        );
+        assert_eq!(
+            parse(json!(4)).unwrap().qualification,
+            Qualification::StateOwnedEntity
+        );
+    }
+
+    #[test]
+    fn current_contract_bodies_parse() {
+        let req = QualificationRequest::parse(
+            &json!({"qualification": "Education", "educationSegment": "HigherEducation",
+                    "website": "contoso.edu"}),
+            None,
+            Contract::V2023,
+        )
+        .unwrap();
+        assert_eq!(
+            req.education_segment,
+            Some(EducationSegment::HigherEducation)
+        );
+        assert_eq!(req.website.as_deref(), Some("contoso.edu"));
+
+        let gcc =
+            parse(json!({"qualification": "GovernmentCommunityCloud", "validationCode": "123456"}))
+                .unwrap();
+        assert_eq!(gcc.validation_code.as_deref(), Some("123456"));
+        let numeric =
+            parse(json!({"qualification": "GovernmentCommunityCloud", "validationCode": 123456}))
+                .unwrap();
+        assert_eq!(numeric.validation_code.as_deref(), Some("123456"));
+    }
+
+    #[test]
+    fn query_code_is_the_older_contract() {
+        let gcc = QualificationRequest::parse(
+            &json!({"qualification": "government_community_cloud"}),
+            Some("987654"),
+            Contract::V2021,
+        )
+        .unwrap();
+        assert_eq!(gcc.validation_code.as_deref(), Some("987654"));
+
+        // Education ignores a code, as in the seed request example.
+        let edu = QualificationRequest::parse(
+            &json!({"Qualification": "Education"}),
+            Some("<validation-code>"),
+            Contract::V2021,
+        )
+        .unwrap();
+        assert_eq!(edu.validation_code, None);
+
+        let mismatch = QualificationRequest::parse(
+            &json!({"qualification": "GovernmentCommunityCloud", "validationCode": "1"}),
+            Some("2"),
+            Contract::V2021,
+        )
+        .unwrap_err();
+        assert_eq!(mismatch.error_name, "ValidationCodeMismatch");
+    }
+
+    #[test]
+    fn rules_of_the_contract_generations() {
+        let body = json!({"qualification": "Education"});
+        assert!(QualificationRequest::parse(&body, None, Contract::V2021).is_ok());
+        let fault = QualificationRequest::parse(&body, None, Contract::V2023).unwrap_err();
+        assert_eq!((fault.status, fault.code), (400, 800002));
+        assert_eq!(fault.error_name, "EducationSegmentRequired");
+
+        // A present segment is validated even when not required.
+        let fault =
+            parse(json!({"qualification": "Education", "educationSegment": "Kindergarten"}))
+                .unwrap_err();
+        assert_eq!(fault.code, 900126);
+        let fault =
+            parse(json!({"qualification": "StateOwnedEntity", "educationSegment": 7})).unwrap_err();
+        assert_eq!(fault.code, 900126);
+    }
+
+    #[test]
+    fn unsettable_and_missing_values() {
+        for (body, code) in [
+            (json!({"qualification": "None"}), 900126),
+            (json!({"qualification": "Nonprofit"}), 900126),
+            (json!({"qualification": 2}), 900126),
+            (json!({"qualification": "Bogus"}), 900126),
+            (json!({}), 800002),
+            (json!({"qualification": null}), 800002),
+            (json!(null), 800002),
+            (json!([{"qualification": "Education"}]), 800002),
+            (json!(true), 800002),
+            (json!({"qualification": "GovernmentCommunityCloud"}), 800002),
+            (json!({"qualification": "Education", "website": 5}), 800002),
+            (
+                json!({"qualification": "GovernmentCommunityCloud", "validationCode": {"a": 1}}),
+                800002,
+            ),
+        ] {
+            let fault = parse(body.clone()).unwrap_err();
+            assert_eq!((fault.status, fault.code), (400, code), "{body}");
+        }
+        let fault = parse(json!({"qualification": "Nonprofit"})).unwrap_err();
+        assert!(fault.description.contains("Nonprofit"));
+    }
+
+    #[test]
+    fn conflicting_spellings_of_one_key_are_rejected() {
+        let fault =
+            parse(json!({"qualification": "Education", "Qualification": "StateOwnedEntity"}))
+                .unwrap_err();
+        assert_eq!(fault.code, 800002);
+        // The same value twice is harmless, and a null twin is ignored.
+        assert!(parse(json!({"qualification": "Education", "QUALIFICATION": "Education"})).is_ok());
+        assert!(parse(json!({"qualification": "Education", "Qualification": null})).is_ok());
+    }
+
+    #[test]
+    fn customer_bodies_in_both_cases() {
+        let pascal = NewCustomer::parse(&json!({
+            "Id": null,
+            "CompanyProfile": {"Domain": "XYZ.ccsctp.net", "TenantId": null},
+            "BillingProfile": {"Culture": "EN-US", "Email": "test@outlook.com", "Language": "en",
+                "CompanyName": "test company", "DefaultAddress": {"FirstName": "Test", "City": "Redmond",
+                "Region": null}, "Attributes": {"ObjectType": "CustomerBillingProfile"}}
+        }))
+        .unwrap();
+        assert_eq!(pascal.domain, "xyz.ccsctp.net");
+        assert_eq!(pascal.company_name.as_deref(), Some("test company"));
+        let billing = pascal.billing_profile.unwrap();
+        assert_eq!(billing["email"], "test@outlook.com");
+        assert_eq!(billing["defaultAddress"]["firstName"], "Test");
+        assert!(billing["defaultAddress"].get("region").is_none());
+        assert!(billing.get("attributes").is_none());
+
+        let camel = NewCustomer::parse(
+            &json!({"companyProfile": {"domain": "contoso.onmicrosoft.com",
+            "companyName": "Contoso"}}),
+        )
+        .unwrap();
+        assert_eq!(camel.company_name.as_deref(), Some("Contoso"));
+        assert!(camel.billing_profile.is_none());
+    }
+
+    #[test]
+    fn customer_body_errors() {
+        for body in [
+            json!({}),
+            json!({"companyProfile": {}}),
+            json!({"companyProfile": "x"}),
+            json!({"companyProfile": {"domain": "nodot"}}),
+            json!({"companyProfile": {"domain": "bad_chars.com"}}),
+            json!({"companyProfile": {"domain": "-lead.com"}}),
+            json!({"companyProfile": {"domain": 42}}),
+            json!([]),
+        ] {
+            let fault = NewCustomer::parse(&body).unwrap_err();
+            assert_eq!((fault.status, fault.code), (400, 800002), "{body}");
+        }
+    }
+
+    #[test]
+    fn validation_code_issue_bodies() {
+        let code =
+            NewValidationCode::parse(&json!({"organizationName": "Contoso", "maxCreates": 3}))
+                .unwrap();
+        assert_eq!(code.max_creates, 3);
+        assert!(
+            NewValidationCode::parse(&json!({"organizationName": "C", "maxCreates": 0})).is_err()
+        );
+        assert!(NewValidationCode::parse(&json!({"maxCreates": 3})).is_err());
+        assert!(
+            NewValidationCode::parse(&json!({"organizationName": "C", "validationId": "12a"}))
+                .is_err()
+        );
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,20}".prop_map(Value::String),
+            prop_oneof![
+                Just("Education"),
+                Just("GovernmentCommunityCloud"),
+                Just("state_owned_entity"),
+                Just("K12"),
+                Just("HigherEducation"),
+                Just("123456")
+            ]
+            .prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("qualification".to_owned()),
+                            Just("Qualification".to_owned()),
+                            Just("educationSegment".to_owned()),
+                            Just("website".to_owned()),
+                            Just("validationCode".to_owned()),
+                            Just("companyProfile".to_owned()),
+                            Just("domain".to_owned()),
+                            Just("billingProfile".to_owned()),
+                            ".{0,8}"
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_and_fail_with_client_errors(
+            body in arb_json(), code in proptest::option::of(".{0,10}"), v2023 in any::<bool>()
+        ) {
+            let contract = if v2023 { Contract::V2023 } else { Contract::V2021 };
+            if let Err(fault) = QualificationRequest::parse(&body, code.as_deref(), contract) {
+                prop_assert_eq!(fault.status, 400);
+            }
+            if let Err(fault) = NewCustomer::parse(&body) {
+                prop_assert_eq!(fault.status, 400);
+            }
+            if let Err(fault) = NewValidationCode::parse(&body) {
+                prop_assert_eq!(fault.status, 400);
+            }
+        }
+
+        #[test]
+        fn accepted_requests_are_settable(body in arb_json()) {
+            if let Ok(req) = QualificationRequest::parse(&body, None, Contract::V2021) {
+                prop_assert!(req.qualification.is_settable());
+                prop_assert_eq!(
+                    req.validation_code.is_some(),
+                    req.qualification == Qualification::GovernmentCommunityCloud
+                );
+            }
+        }
+    }
+}

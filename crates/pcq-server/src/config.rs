@@ -1,0 +1,179 @@
+//! Configuration: compiled-in defaults, then a file, then `PCQ_*` environment variables; the
+//! binary applies command-line flags last.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use pcq_core::Contract;
+use serde::{Deserialize, Serialize};
+
+/// The documented defaults (also the reference for every key).
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Environment variables with the `PCQ_` prefix that are not configuration keys.
+const NOT_CONFIG_ENV: &[&str] = &["test_database_url", "bin"];
+
+/// The whole configuration of a pcq node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the database and the development signing key.
+    pub data_dir: PathBuf,
+    /// Whether the data directory was chosen explicitly (flag or file), rather than defaulted.
+    #[serde(skip)]
+    pub data_dir_explicit: bool,
+    /// Keep the database in memory.
+    pub in_memory: bool,
+    /// The qualification contract generation.
+    pub contract: Contract,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Request limits.
+    pub limits: LimitsConfig,
+    /// Collection paging.
+    pub paging: PagingConfig,
+    /// Storage tuning.
+    pub store: StoreConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Required token audience.
+    pub audience: String,
+    /// Whether the development issuer is trusted.
+    pub dev_issuer: bool,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Request timeout in seconds.
+    pub request_timeout_seconds: u64,
+}
+
+/// `[paging]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagingConfig {
+    /// Page size when none is asked for.
+    pub default_size: u32,
+    /// Largest page size.
+    pub max_size: u32,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite read connections.
+    pub sqlite_readers: u32,
+    /// Largest group-commit batch.
+    pub sqlite_max_batch: usize,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// EnvFilter directives.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Loads the defaults, then `file` (which must exist when given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS));
+        let mut explicit = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                anyhow::bail!("the config file {} does not exist", path.display());
+            }
+            explicit = explicit.merge(Toml::file(path));
+        }
+        explicit = explicit.merge(Env::prefixed("PCQ_").split("__").ignore(NOT_CONFIG_ENV));
+        figment = figment.merge(explicit.clone());
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.data_dir_explicit = explicit.contains("data_dir");
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults alone (for tests and tools).
+    pub fn defaults() -> Config {
+        Figment::new()
+            .merge(Toml::string(DEFAULTS))
+            .extract()
+            .expect("the compiled-in defaults are valid")
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.auth.audience.is_empty(),
+            "auth.audience must not be empty"
+        );
+        anyhow::ensure!(
+            self.limits.max_body_bytes >= 1024,
+            "limits.max_body_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.limits.request_timeout_seconds >= 1,
+            "limits.request_timeout_seconds must be at least 1"
+        );
+        anyhow::ensure!(
+            self.paging.default_size >= 1 && self.paging.default_size <= self.paging.max_size,
+            "paging.default_size must be between 1 and paging.max_size"
+        );
+        anyhow::ensure!(
+            self.store.sqlite_readers >= 1,
+            "store.sqlite_readers must be at least 1"
+        );
+        anyhow::ensure!(
+            self.store.sqlite_max_batch >= 1,
+            "store.sqlite_max_batch must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let config = Config::defaults();
+        config.validate().unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.contract, Contract::V2021);
+        assert_eq!(
+            config.auth.audience,
+            "https://api.partnercenter.microsoft.com"
+        );
+    }
+}

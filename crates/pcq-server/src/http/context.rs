@@ -1,0 +1,137 @@
+//! Per-request identifiers: `MS-CorrelationId`, `MS-RequestId` and `MS-CV`, echoed (or
+//! generated) on every response, and the request span that carries them into the logs.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use pcq_core::ApiFault;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::fault::fault_response;
+
+/// `MS-CorrelationId`.
+pub static CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
+/// `MS-RequestId`.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
+/// `MS-CV` (correlation vector).
+pub static CV: HeaderName = HeaderName::from_static("ms-cv");
+
+/// Longest accepted `MS-RequestId` / `MS-CorrelationId`.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// The identifiers of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// `MS-CorrelationId`, sent or generated.
+    pub correlation_id: String,
+    /// `MS-RequestId`, sent or generated.
+    pub request_id: String,
+    /// Whether the client sent the `MS-RequestId` (only then is it an idempotency key).
+    pub request_id_sent: bool,
+    /// The `MS-CV` returned.
+    pub cv: String,
+}
+
+enum Id {
+    Absent,
+    Valid(String),
+    Invalid(&'static str),
+}
+
+fn read_id(headers: &HeaderMap, name: &HeaderName) -> Id {
+    let Some(value) = headers.get(name) else {
+        return Id::Absent;
+    };
+    let Ok(text) = value.to_str() else {
+        return Id::Invalid("must be visible ASCII");
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        Id::Absent
+    } else if text.chars().count() > MAX_ID_CHARS {
+        Id::Invalid("must be at most 128 characters")
+    } else {
+        Id::Valid(text.to_owned())
+    }
+}
+
+fn new_cv() -> String {
+    format!("{}.0", STANDARD.encode(&Uuid::new_v4().as_bytes()[..12]))
+}
+
+/// Reads or generates the identifiers, runs the request inside a span that carries them, and
+/// puts them on the response.
+pub async fn request_context(mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let mut problem = None;
+    let mut take = |name: &'static str, id: Id| match id {
+        Id::Valid(v) => Some(v),
+        Id::Absent => None,
+        Id::Invalid(why) => {
+            problem.get_or_insert(format!("The {name} header {why}; use a GUID."));
+            None
+        }
+    };
+    let correlation = take("MS-CorrelationId", read_id(headers, &CORRELATION_ID));
+    let sent_request_id = take("MS-RequestId", read_id(headers, &REQUEST_ID));
+    let cv = match read_id(headers, &CV) {
+        Id::Valid(v) if v.len() < 120 => format!("{v}.0"),
+        _ => new_cv(),
+    };
+    let context = RequestContext {
+        correlation_id: correlation.unwrap_or_else(|| Uuid::new_v4().to_string()),
+        request_id_sent: sent_request_id.is_some(),
+        request_id: sent_request_id.unwrap_or_else(|| Uuid::new_v4().to_string()),
+        cv,
+    };
+
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        correlation_id = %context.correlation_id,
+        request_id = %context.request_id,
+    );
+    let started = Instant::now();
+    let mut response = match problem {
+        Some(description) => fault_response(&ApiFault::invalid_input(description)),
+        None => {
+            request.extensions_mut().insert(context.clone());
+            next.run(request).instrument(span.clone()).await
+        }
+    };
+    let status = response.status();
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!(
+                status = status.as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "request served"
+            );
+        }
+    });
+
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (&CORRELATION_ID, &context.correlation_id),
+        (&REQUEST_ID, &context.request_id),
+        (&CV, &context.cv),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name.clone(), v);
+        }
+    }
+    response
+}

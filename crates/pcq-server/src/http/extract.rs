@@ -1,0 +1,282 @@
+//! Extractors whose rejections are Partner Center envelopes.
+
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use pcq_core::ApiFault;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::context::RequestContext;
+use super::fault::ApiError;
+use crate::AppState;
+use crate::auth::{CredentialKind, Principal, ROLE_ADMIN};
+
+/// A JSON request body, parsed tolerantly, with its raw bytes (for idempotency fingerprints).
+///
+/// Bodies that are not strict JSON but that .NET's Newtonsoft reader accepts (trailing commas,
+/// comments, single quotes; the create-customer documentation example has trailing commas) are
+/// accepted too. An empty body is `null`.
+pub struct JsonBody {
+    /// The parsed body.
+    pub value: Value,
+    /// The body as received.
+    pub raw: Bytes,
+}
+
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence == "text/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(value) = request.headers().get(CONTENT_TYPE) {
+            let text = value.to_str().unwrap_or("(not text)");
+            if !is_json_media_type(text) {
+                return Err(ApiFault::unsupported_media_type(text).into());
+            }
+        }
+        let raw =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                        ApiFault::payload_too_large(state.config.limits.max_body_bytes)
+                    }
+                    other => ApiFault::invalid_input(format!(
+                        "The request body could not be read: {other}."
+                    )),
+                })?;
+        Ok(JsonBody {
+            value: parse_json(&raw)?,
+            raw,
+        })
+    }
+}
+
+/// Parses a body: strict JSON first, then the lenient JSON5 superset; `null` when empty.
+pub fn parse_json(raw: &[u8]) -> Result<Value, ApiFault> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let strict = match serde_json::from_slice::<Value>(raw) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| ApiFault::invalid_input("The request body is not UTF-8 text."))?;
+    // JSON5 reading recurses per nesting level; only try it on bodies of sane depth.
+    if max_depth(raw) <= 64 {
+        if let Ok(value) = json5::from_str::<Value>(text) {
+            return Ok(value);
+        }
+    }
+    Err(ApiFault::invalid_input(format!(
+        "The request body is not valid JSON: {strict}."
+    )))
+}
+
+fn max_depth(raw: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in raw {
+        match b {
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Query parameters, looked up case-insensitively.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    /// The first value of `name` in any letter case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiFault::invalid_input(format!("The query string is invalid: {e}.")))?;
+        Ok(QueryParams(pairs))
+    }
+}
+
+/// The `{customer-tenant-id}` path segment, parsed (braces allowed; 900118 otherwise).
+pub struct CustomerId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiFault::invalid_input(format!("The path is invalid: {e}.")))?;
+        Ok(CustomerId(pcq_core::ids::parse_customer_id(&raw)?))
+    }
+}
+
+/// The request's identifiers.
+pub struct Ctx(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .map(Ctx)
+            .ok_or_else(|| ApiError::Fault(ApiFault::unexpected()))
+    }
+}
+
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiFault> {
+    let header = match parts.headers.get(AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiFault::access_denied("the Authorization header is not visible ASCII")
+        })?),
+    };
+    state.auth.authenticate(header)
+}
+
+/// A caller with App+User or App-only credentials.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller(authenticate(parts, state)?))
+    }
+}
+
+/// A caller with App+User (delegated) credentials; App-only tokens get 403.
+pub struct UserCaller(pub Principal);
+
+impl FromRequestParts<AppState> for UserCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(parts, state)?;
+        if principal.kind != CredentialKind::AppUser {
+            return Err(ApiFault::app_only_not_allowed().into());
+        }
+        Ok(UserCaller(principal))
+    }
+}
+
+/// A caller holding the `Pcq.Admin` role.
+pub struct AdminCaller(pub Principal);
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(parts, state)?;
+        if !principal.has_role(ROLE_ADMIN) {
+            return Err(ApiFault::role_required(ROLE_ADMIN).into());
+        }
+        Ok(AdminCaller(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn lenient_bodies_parse() {
+        let doc_example = br#"{ "CompanyProfile": { "Domain": "xyz.ccsctp.net", }, }"#;
+        assert_eq!(
+            parse_json(doc_example).unwrap()["CompanyProfile"]["Domain"],
+            "xyz.ccsctp.net"
+        );
+        assert_eq!(parse_json(b"  ").unwrap(), Value::Null);
+        assert_eq!(
+            parse_json(b"{'qualification': 'Education'}").unwrap()["qualification"],
+            "Education"
+        );
+        let fault = parse_json(b"{\"qualification\": ").unwrap_err();
+        assert_eq!((fault.status, fault.code), (400, 800002));
+        assert!(parse_json(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(parse_json(deep.as_bytes()).is_err());
+        let deep_obj = "{\"a\":".repeat(10_000);
+        assert!(parse_json(deep_obj.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn media_types() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/json",
+            "Application/JSON",
+            "application/problem+json",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "application/xml",
+            "",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn body_parsing_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_json(&raw);
+        }
+
+        #[test]
+        fn body_parsing_of_json_like_text_never_panics(s in "[{}\\[\\]\",:'a-z0-9 /*\\\\-]{0,200}") {
+            let _ = parse_json(s.as_bytes());
+        }
+    }
+}

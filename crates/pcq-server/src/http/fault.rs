@@ -1,0 +1,159 @@
+//! Turning failures into Partner Center error envelopes.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use pcq_core::ApiFault;
+
+use crate::AppState;
+use crate::store::{StoreError, StoredReply};
+
+/// Marks a response whose body is already an envelope (or a success), so the safety net
+/// leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Rendered;
+
+/// The error type of every handler and extractor.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A failure the client caused (or may retry), with its envelope.
+    Fault(ApiFault),
+    /// A failure inside pcq.
+    Store(StoreError),
+}
+
+impl From<ApiFault> for ApiError {
+    fn from(f: ApiFault) -> Self {
+        ApiError::Fault(f)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Fault(fault) => fault_response(&fault),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                fault_response(&ApiFault::unexpected())
+            }
+        }
+    }
+}
+
+/// The response for a fault: its status, the envelope, and `WWW-Authenticate` or `Allow`
+/// where the status calls for one.
+pub fn fault_response(fault: &ApiFault) -> Response {
+    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, serde_json::to_vec(fault).unwrap_or_default());
+    let headers = response.headers_mut();
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if fault.code == pcq_core::fault::codes::TOKEN_MISSING {
+            "Bearer realm=\"pcq\"".to_owned()
+        } else {
+            format!(
+                "Bearer realm=\"pcq\", error=\"invalid_token\", error_description=\"{}\"",
+                fault.description.replace(['"', '\\'], "'")
+            )
+        };
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(value) = fault
+            .parameters
+            .get("allow")
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            headers.insert(header::ALLOW, value);
+        }
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS && !headers.contains_key(header::RETRY_AFTER) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// A stored answer as a response.
+pub fn reply_response(reply: StoredReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, reply.body)
+}
+
+/// A JSON response marked as rendered.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response.extensions_mut().insert(Rendered);
+    response
+}
+
+/// Fallback for paths that match no route.
+pub async fn route_not_found(method: Method, uri: axum::http::Uri) -> Response {
+    fault_response(&ApiFault::route_not_found(method.as_str(), uri.path()))
+}
+
+/// Safety net: any error response not produced by pcq's own rendering (from axum itself or a
+/// tower layer: 405, 408, 413, a caught panic, …) is replaced by the envelope for its status.
+pub async fn ensure_envelope(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.as_u16() < 400 || response.extensions().get::<Rendered>().is_some() {
+        return response;
+    }
+    let fault = match status {
+        StatusCode::NOT_FOUND => ApiFault::route_not_found(method.as_str(), &path),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = response
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            ApiFault::method_not_allowed(method.as_str(), &path, &allow)
+        }
+        StatusCode::REQUEST_TIMEOUT => ApiFault::request_timeout(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiFault::payload_too_large(state.config.limits.max_body_bytes)
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiFault::unsupported_media_type(""),
+        s if s.is_server_error() => {
+            tracing::error!(status = s.as_u16(), %path, "internal failure");
+            ApiFault::unexpected()
+        }
+        s => ApiFault::new(
+            s.as_u16(),
+            pcq_core::fault::codes::INVALID_INPUT,
+            "InvalidRequest",
+            format!(
+                "The request was rejected: {}.",
+                s.canonical_reason().unwrap_or("bad request")
+            ),
+        ),
+    };
+    let mut rendered = fault_response(&fault);
+    for name in [header::RETRY_AFTER] {
+        if let Some(v) = response.headers().get(&name) {
+            rendered.headers_mut().insert(name, v.clone());
+        }
+    }
+    rendered
+}

@@ -1,0 +1,86 @@
+//! The HTTP API: routes, middleware and the OpenAPI document.
+
+pub mod admin;
+pub mod context;
+pub mod customers;
+pub mod extract;
+pub mod fault;
+pub mod openapi;
+pub mod qualifications;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+/// The OpenAPI document of every route pcq serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(
+            customers::create_customer,
+            customers::list_customers
+        ))
+        .routes(routes!(customers::get_customer))
+        .routes(routes!(
+            qualifications::create_qualification,
+            qualifications::get_qualifications
+        ))
+        .routes(routes!(
+            qualifications::get_legacy_qualification,
+            qualifications::put_legacy_qualification
+        ))
+        .routes(routes!(qualifications::get_validation_codes))
+        .routes(routes!(admin::issue_validation_code))
+        .routes(routes!(admin::health))
+        .routes(routes!(admin::ready))
+}
+
+/// The whole application: routes plus the middleware stack, outermost first:
+/// request ids and logging, the envelope safety net, panic catching, the request timeout and
+/// the body limit.
+///
+/// The first two wrap the finished router (as the fallback service of an empty one), so they see
+/// responses exactly as axum completes them, `Allow` header of a 405 included.
+pub fn router(state: AppState) -> Router {
+    let (routes, api) = api_routes().split_for_parts();
+    let document: Arc<[u8]> = openapi::document_json(&api).into_bytes().into();
+    let limits = &state.config.limits;
+    let inner = routes
+        .route(
+            "/_pcq/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { fault::json_response(StatusCode::OK, document.to_vec()) }
+            }),
+        )
+        .fallback(fault::route_not_found)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_seconds),
+        ))
+        .layer(CatchPanicLayer::new())
+        .with_state(state.clone());
+    Router::new()
+        .fallback_service(inner)
+        .layer(middleware::from_fn_with_state(
+            state,
+            fault::ensure_envelope,
+        ))
+        .layer(middleware::from_fn(context::request_context))
+}

@@ -1,0 +1,195 @@
+//! # pcq-server
+//!
+//! The pcq service: the Partner Center customer-qualification API over HTTP, its storage and
+//! authentication, and the sandbox controls. The `pcq` binary wraps [`Application`]; tests
+//! build one on port 0.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::auth::{Authenticator, DevIssuer, Issuer};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::context::RequestContext;
+use crate::service::seed::{ApplySeed, Seed, SeedSummary};
+use crate::service::{DevPartner, Idempotent, fingerprint};
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::{IdemKey, Store};
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "pcq.db";
+
+/// What every request handler can reach.
+pub struct AppInner {
+    /// The configuration the node runs with.
+    pub config: Config,
+    /// The store.
+    pub store: Store,
+    /// The one clock.
+    pub clock: Clock,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// The development issuer, when enabled.
+    pub dev_issuer: Option<Arc<DevIssuer>>,
+    /// The development partner tenant of this store.
+    pub dev_partner: Uuid,
+}
+
+/// Shared application state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Wraps a write op so that a retry with the same `MS-RequestId` replays its answer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn idempotent<O>(
+        &self,
+        ctx: &RequestContext,
+        partner: Uuid,
+        method: &'static str,
+        route: String,
+        query: Option<&str>,
+        body: &[u8],
+        op: O,
+    ) -> Idempotent<O> {
+        Idempotent {
+            key: ctx.request_id_sent.then(|| IdemKey {
+                partner,
+                request_id: ctx.request_id.clone(),
+                method,
+                route,
+            }),
+            fingerprint: fingerprint(query.unwrap_or(""), body),
+            now: self.clock.now(),
+            op,
+        }
+    }
+}
+
+/// A pcq node, bound to its address and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Opens the store the configuration names, creating the data directory when needed.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let path = if config.in_memory {
+        None
+    } else {
+        auth::dev_issuer::ensure_private_dir(&config.data_dir)?;
+        Some(config.data_dir.join(DATABASE_FILE))
+    };
+    let store = SqliteStore::open(SqliteOptions {
+        path: path.clone(),
+        readers: config.store.sqlite_readers,
+        max_batch: config.store.sqlite_max_batch,
+    })
+    .await
+    .with_context(|| match &path {
+        Some(p) => format!("opening the database {}", p.display()),
+        None => "opening the in-memory database".to_owned(),
+    })?;
+    Ok(Store::sqlite(store))
+}
+
+/// Loads the development issuer the configuration asks for: the key in the data directory, or
+/// a key for this run only when the database is in memory and no data directory was given.
+pub fn load_dev_issuer(config: &Config) -> anyhow::Result<Option<Arc<DevIssuer>>> {
+    if !config.auth.dev_issuer {
+        return Ok(None);
+    }
+    let issuer = if config.in_memory && !config.data_dir_explicit {
+        DevIssuer::ephemeral()?
+    } else {
+        DevIssuer::load_or_create(&config.data_dir)?
+    };
+    Ok(Some(Arc::new(issuer)))
+}
+
+impl Application {
+    /// Opens the store, loads the issuers and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = open_store(&config).await?;
+        let dev_issuer = load_dev_issuer(&config)?;
+        let issuers: Vec<Box<dyn Issuer>> = dev_issuer
+            .iter()
+            .map(|d| Box::new(d.clone()) as Box<dyn Issuer>)
+            .collect();
+        let auth = Authenticator::new(config.auth.audience.clone(), issuers);
+        let dev_partner = store.write(DevPartner).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let state = AppState(Arc::new(AppInner {
+            config,
+            store,
+            clock: Clock::system(),
+            auth,
+            dev_issuer,
+            dev_partner,
+        }));
+        Ok(Application { listener, state })
+    }
+
+    /// The address the node listens on (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The shared state (for tests and the binary).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Loads a seed into the store.
+    pub async fn seed(&self, seed: Seed) -> anyhow::Result<SeedSummary> {
+        let summary = self
+            .state
+            .store
+            .write(ApplySeed {
+                seed,
+                dev_partner: self.state.dev_partner,
+                now: self.state.clock.now(),
+            })
+            .await?;
+        Ok(summary)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the store.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone());
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.state.store.close().await;
+        served.context("serving HTTP")
+    }
+}

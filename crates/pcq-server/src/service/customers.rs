@@ -1,0 +1,87 @@
+//! Creating, listing and reading customers.
+
+use pcq_core::time::Timestamp;
+use pcq_core::{ApiFault, NewCustomer};
+use uuid::Uuid;
+
+use super::render::{self, CustomerView};
+use super::{reply_fault, reply_json};
+use crate::store::{CustomerRow, Op, StoreResult, StoredReply, Tx};
+
+/// Creates a customer for a partner.
+pub struct CreateCustomer {
+    /// The creating partner.
+    pub partner: Uuid,
+    /// The parsed request.
+    pub customer: NewCustomer,
+    /// Creation time.
+    pub now: Timestamp,
+}
+
+impl CreateCustomer {
+    /// The row this request stores, with fresh ids.
+    pub fn row(&self, id: Uuid) -> CustomerRow {
+        CustomerRow {
+            seq: 0,
+            id,
+            partner_tenant_id: self.partner,
+            commerce_id: Uuid::new_v4(),
+            domain: self.customer.domain.clone(),
+            company_name: self.customer.company_name.clone(),
+            company_profile: self.customer.company_profile.clone(),
+            billing_profile: self.customer.billing_profile.clone(),
+            billing_profile_id: Uuid::new_v4(),
+            created_at: self.now,
+        }
+    }
+}
+
+impl Op for CreateCustomer {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        let row = self.row(Uuid::new_v4());
+        if !tx.insert_customer(&row).await? {
+            return Ok(reply_fault(&ApiFault::domain_taken(&row.domain)));
+        }
+        Ok(reply_json(
+            201,
+            &render::customer(&row, CustomerView::Detail),
+        ))
+    }
+}
+
+/// One customer by id, whoever owns it (the caller checks the relationship).
+pub struct FindCustomer(pub Uuid);
+
+impl Op for FindCustomer {
+    type Output = Option<CustomerRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<CustomerRow>> {
+        tx.customer(self.0).await
+    }
+}
+
+/// A page of a partner's customers.
+pub struct CustomerPage {
+    /// The partner.
+    pub partner: Uuid,
+    /// Position after which the page starts (0 for the first page).
+    pub after_seq: i64,
+    /// Page size.
+    pub size: i64,
+}
+
+impl Op for CustomerPage {
+    /// The page and whether more customers follow it.
+    type Output = (Vec<CustomerRow>, bool);
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<(Vec<CustomerRow>, bool)> {
+        let mut rows = tx
+            .customers_page(self.partner, self.after_seq, self.size + 1)
+            .await?;
+        let more = rows.len() as i64 > self.size;
+        rows.truncate(self.size as usize);
+        Ok((rows, more))
+    }
+}

@@ -1,0 +1,118 @@
+//! pcq's operations: each reads the state it needs, applies the rules of `pcq_core` and writes
+//! the outcome, inside one store transaction. Handlers only parse, call one op and answer.
+
+pub mod customers;
+pub mod qualifications;
+pub mod render;
+pub mod seed;
+pub mod validation_codes;
+
+use pcq_core::ApiFault;
+use pcq_core::time::Timestamp;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::store::{CustomerRow, IdemKey, Op, StoreResult, StoredReply, Tx};
+
+/// A JSON answer.
+pub fn reply_json<T: Serialize>(status: u16, value: &T) -> StoredReply {
+    StoredReply {
+        status,
+        body: serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()),
+    }
+}
+
+/// A fault answer.
+pub fn reply_fault(fault: &ApiFault) -> StoredReply {
+    reply_json(fault.status, fault)
+}
+
+/// The customer `id` if it exists and belongs to `partner`; otherwise the 404 or 403 fault.
+pub fn owned_customer(
+    row: Option<CustomerRow>,
+    partner: Uuid,
+    id: Uuid,
+) -> Result<CustomerRow, ApiFault> {
+    match row {
+        None => Err(ApiFault::customer_not_found(&id.to_string())),
+        Some(c) if c.partner_tenant_id != partner => Err(ApiFault::no_relationship(
+            &partner.to_string(),
+            &id.to_string(),
+        )),
+        Some(c) => Ok(c),
+    }
+}
+
+/// Hash identifying a request's content, to tell a retry from a different request that reuses
+/// its `MS-RequestId`.
+pub fn fingerprint(query: &str, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(query.as_bytes());
+    hash.update([0u8]);
+    hash.update(body);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `op` at most once per idempotency key: the first request with a key runs and its answer
+/// is stored with the op's writes; a retry gets the stored answer and changes nothing; a
+/// different request under the same key gets 409.
+pub struct Idempotent<O> {
+    /// The key; `None` when the client sent no `MS-RequestId` (every request is then new).
+    pub key: Option<IdemKey>,
+    /// [`fingerprint`] of the request.
+    pub fingerprint: String,
+    /// When the request arrived.
+    pub now: Timestamp,
+    /// The operation.
+    pub op: O,
+}
+
+impl<O: Op<Output = StoredReply>> Op for Idempotent<O> {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        let Some(key) = self.key else {
+            return self.op.run(tx).await;
+        };
+        match tx.idem_claim(&key, &self.fingerprint, self.now).await? {
+            None => {}
+            Some(record) if record.fingerprint != self.fingerprint => {
+                return Ok(reply_fault(&ApiFault::request_id_reused(&key.request_id)));
+            }
+            Some(record) => {
+                return Ok(record.reply.unwrap_or_else(|| {
+                    reply_fault(
+                        &ApiFault::new(
+                            409,
+                            pcq_core::fault::codes::CONFLICT,
+                            "RequestInProgress",
+                            "A request with this MS-RequestId is still being processed; retry it \
+                             in a moment with the same MS-RequestId.",
+                        )
+                        .retryable(),
+                    )
+                }));
+            }
+        }
+        let reply = self.op.run(tx).await?;
+        tx.idem_complete(&key, &reply).await?;
+        Ok(reply)
+    }
+}
+
+/// Reads or creates the node's development partner tenant.
+pub struct DevPartner;
+
+impl Op for DevPartner {
+    type Output = Uuid;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Uuid> {
+        let value = tx
+            .meta_insert_default("dev_partner_tenant_id", &Uuid::new_v4().to_string())
+            .await?;
+        Uuid::parse_str(&value).map_err(|_| {
+            crate::store::StoreError::Corrupt("invalid dev_partner_tenant_id".to_owned())
+        })
+    }
+}

@@ -1,0 +1,155 @@
+//! Requesting and reading customer qualifications.
+
+use pcq_core::rules::{self, CodeState, GccVetting, Held};
+use pcq_core::time::Timestamp;
+use pcq_core::{ApiFault, QualificationRequest, VettingStatus};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{owned_customer, render, reply_fault, reply_json};
+use crate::store::{
+    CustomerRow, Op, QualificationEvent, QualificationRow, StoreResult, StoredReply, Tx,
+};
+
+/// Which endpoint a qualification request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/customers/{id}/qualifications`: 201 with the new qualification.
+    Post,
+    /// Legacy `PUT /v1/customers/{id}/qualification`: 200 with the bare enum string; setting a
+    /// qualification the customer already holds succeeds without change.
+    LegacyPut,
+}
+
+/// Adds a qualification to a customer.
+pub struct CreateQualification {
+    /// The calling partner.
+    pub partner: Uuid,
+    /// The customer.
+    pub customer: Uuid,
+    /// The parsed request.
+    pub request: QualificationRequest,
+    /// The endpoint it came through.
+    pub endpoint: Endpoint,
+    /// Who asked (for the history).
+    pub actor: String,
+    /// The request's `MS-RequestId`.
+    pub request_id: String,
+    /// When.
+    pub now: Timestamp,
+}
+
+impl Op for CreateQualification {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        if let Err(fault) = owned_customer(
+            tx.customer(self.customer).await?,
+            self.partner,
+            self.customer,
+        ) {
+            return Ok(reply_fault(&fault));
+        }
+        let current = tx.qualifications(self.customer).await?;
+        let wanted = self.request.qualification;
+
+        if self.endpoint == Endpoint::LegacyPut
+            && current.iter().any(|q| {
+                q.qualification == wanted && q.vetting_status != Some(VettingStatus::Denied)
+            })
+        {
+            return Ok(reply_json(200, &json!(wanted.as_str())));
+        }
+
+        let code = match &self.request.validation_code {
+            Some(id) => tx.validation_code(self.partner, id).await?,
+            None => None,
+        };
+        let held: Vec<Held> = current
+            .iter()
+            .map(|q| Held {
+                qualification: q.qualification,
+                status: q.vetting_status,
+            })
+            .collect();
+        let code_state = code.as_ref().map(|c| CodeState {
+            max_creates: c.max_creates,
+            remaining_creates: c.remaining_creates,
+        });
+        let decision = match rules::decide(
+            &held,
+            &self.request,
+            code_state.as_ref(),
+            GccVetting::Immediate,
+        ) {
+            Ok(d) => d,
+            Err(fault) => return Ok(reply_fault(&fault)),
+        };
+
+        if decision.consumes_code {
+            let Some(code) = &code else {
+                return Ok(reply_fault(&ApiFault::validation_code_not_found(""))); // decide checked it
+            };
+            // eTags are derived from the change time, which must move on with every change.
+            let at = self.now.max(code.updated_at.plus_micros(1));
+            let used = tx
+                .consume_validation_code(self.partner, &code.validation_id, &render::etag(at), at)
+                .await?;
+            if !used {
+                return Ok(reply_fault(&ApiFault::validation_code_exhausted(
+                    &code.validation_id,
+                    code.max_creates,
+                )));
+            }
+        }
+
+        let previous = current.iter().find(|q| q.qualification == wanted);
+        let row = QualificationRow {
+            customer_id: self.customer,
+            qualification: wanted,
+            vetting_status: decision.status,
+            vetting_reason: None,
+            vetting_create_date: decision.status.map(|_| self.now),
+            education_segment: self.request.education_segment,
+            website: self.request.website.clone(),
+            validation_id: self.request.validation_code.clone(),
+            round: previous.map_or(1, |p| p.round + 1),
+            created_at: previous.map_or(self.now, |p| p.created_at),
+            updated_at: self.now,
+        };
+        tx.put_qualification(&row).await?;
+        tx.insert_qualification_event(&QualificationEvent {
+            customer_id: self.customer,
+            qualification: wanted,
+            round: row.round,
+            from_status: previous.and_then(|p| p.vetting_status),
+            to_status: decision.status,
+            reason: None,
+            actor: self.actor,
+            request_id: Some(self.request_id),
+            at: self.now,
+        })
+        .await?;
+
+        Ok(match self.endpoint {
+            Endpoint::Post => reply_json(201, &render::qualification(&row)),
+            Endpoint::LegacyPut => reply_json(200, &json!(wanted.as_str())),
+        })
+    }
+}
+
+/// A customer and its current qualifications, in listing order.
+pub struct CustomerQualifications(pub Uuid);
+
+impl Op for CustomerQualifications {
+    type Output = Option<(CustomerRow, Vec<QualificationRow>)>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
+        let Some(customer) = tx.customer(self.0).await? else {
+            return Ok(None);
+        };
+        let mut rows = tx.qualifications(self.0).await?;
+        rows.sort_by_key(|q| rules::listing_order(q.qualification));
+        Ok(Some((customer, rows)))
+    }
+}

@@ -1,0 +1,101 @@
+//! GCC validation codes: issuing (sandbox) and listing.
+
+use pcq_core::time::Timestamp;
+use pcq_core::{ApiFault, NewValidationCode};
+use uuid::Uuid;
+
+use super::{render, reply_fault, reply_json};
+use crate::store::{Op, StoreError, StoreResult, StoredReply, Tx, ValidationCodeRow};
+
+/// Issues a validation code to a partner.
+pub struct IssueValidationCode {
+    /// The partner receiving the code.
+    pub partner: Uuid,
+    /// The parsed request.
+    pub code: NewValidationCode,
+    /// When.
+    pub now: Timestamp,
+}
+
+/// A random validation id of `digits` digits (no leading zero).
+fn random_validation_id(digits: u32) -> String {
+    let low = 10u128.pow(digits - 1);
+    let span = 9 * low;
+    (low + Uuid::new_v4().as_u128() % span).to_string()
+}
+
+impl Op for IssueValidationCode {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        let validation_id = match self.code.validation_id {
+            Some(id) => {
+                if tx.validation_id_taken(&id).await? {
+                    return Ok(reply_fault(&ApiFault::new(
+                        409,
+                        pcq_core::fault::codes::CONFLICT,
+                        "ValidationCodeExists",
+                        format!(
+                            "The validation id '{id}' is already issued; omit validationId to get a new one."
+                        ),
+                    )));
+                }
+                id
+            }
+            None => {
+                let mut chosen = None;
+                for attempt in 0..30u32 {
+                    let candidate = random_validation_id(6 + attempt / 10 * 3);
+                    if !tx.validation_id_taken(&candidate).await? {
+                        chosen = Some(candidate);
+                        break;
+                    }
+                }
+                chosen
+                    .ok_or_else(|| StoreError::Corrupt("no free validation id found".to_owned()))?
+            }
+        };
+        let row = ValidationCodeRow {
+            validation_id,
+            partner_tenant_id: self.partner,
+            organization_name: self.code.organization_name,
+            max_creates: self.code.max_creates,
+            remaining_creates: self.code.max_creates,
+            etag: render::etag(self.now),
+            created_at: self.now,
+            updated_at: self.now,
+        };
+        if !tx.insert_validation_code(&row).await? {
+            return Err(StoreError::Corrupt(
+                "validation id taken after check".to_owned(),
+            ));
+        }
+        Ok(reply_json(201, &render::validation_code(&row)))
+    }
+}
+
+/// A partner's validation codes.
+pub struct PartnerValidationCodes(pub Uuid);
+
+impl Op for PartnerValidationCodes {
+    type Output = Vec<ValidationCodeRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<ValidationCodeRow>> {
+        tx.validation_codes(self.0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_have_the_asked_length() {
+        for digits in [6, 9, 12] {
+            for _ in 0..100 {
+                let id = random_validation_id(digits);
+                assert_eq!(id.len() as u32, digits, "{id}");
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Storage: the one boundary between pcq's logic and its database.
+//!
+//! Logic is written once, against the [`Tx`] trait (the primitive reads and writes inside one
+//! transaction), as [`Op`]s. A backend runs an op in a transaction: [`Store::write`] in a write
+//! transaction whose commit is on disk before the op's result is returned, [`Store::read`] in a
+//! read snapshot. The SQL is shared by the backends (`sql.rs`); each backend only decides how
+//! transactions are opened, batched and committed.
+
+mod sql;
+pub mod sqlite;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use pcq_core::time::Timestamp;
+use pcq_core::{EducationSegment, Qualification, VettingStatus};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed. None of these is the client's doing: they become 500s.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    /// Stored data could not be read back (a bug or a damaged database).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The store is shutting down or its writer stopped.
+    #[error("the store is not available")]
+    Unavailable,
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migration(Arc<sqlx::migrate::MigrateError>),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(Arc::new(e))
+    }
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Identifies one client request for idempotent replay: the partner, its `MS-RequestId`, the
+/// method and the canonical route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemKey {
+    /// The calling partner.
+    pub partner: Uuid,
+    /// The client's `MS-RequestId`.
+    pub request_id: String,
+    /// `POST` or `PUT`.
+    pub method: &'static str,
+    /// The route with its ids in canonical form.
+    pub route: String,
+}
+
+/// A stored answer: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Vec<u8>,
+}
+
+/// An idempotency record found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// Hash of the request that created the record.
+    pub fingerprint: String,
+    /// Its answer; `None` while that request is still in flight on another node.
+    pub reply: Option<StoredReply>,
+}
+
+/// A customer as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    /// Insertion order, used for paging.
+    pub seq: i64,
+    /// Customer tenant id.
+    pub id: Uuid,
+    /// The partner that created the customer.
+    pub partner_tenant_id: Uuid,
+    /// Commerce id.
+    pub commerce_id: Uuid,
+    /// Lower-cased domain, unique per partner.
+    pub domain: String,
+    /// Company name.
+    pub company_name: Option<String>,
+    /// Further company-profile properties.
+    pub company_profile: Map<String, Value>,
+    /// Billing profile as sent.
+    pub billing_profile: Option<Map<String, Value>>,
+    /// Id of the billing profile.
+    pub billing_profile_id: Uuid,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// The current state of one qualification of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualificationRow {
+    /// Customer tenant id.
+    pub customer_id: Uuid,
+    /// The qualification.
+    pub qualification: Qualification,
+    /// Vetting status (`None` for StateOwnedEntity).
+    pub vetting_status: Option<VettingStatus>,
+    /// Reason of a denial.
+    pub vetting_reason: Option<String>,
+    /// Start of the current vetting round.
+    pub vetting_create_date: Option<Timestamp>,
+    /// Education segment, when given.
+    pub education_segment: Option<EducationSegment>,
+    /// Website, when given.
+    pub website: Option<String>,
+    /// The validation code a GCC qualification used.
+    pub validation_id: Option<String>,
+    /// Vetting round, from 1.
+    pub round: i64,
+    /// When the qualification was first requested.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// One step in a qualification's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualificationEvent {
+    /// Customer tenant id.
+    pub customer_id: Uuid,
+    /// The qualification.
+    pub qualification: Qualification,
+    /// Vetting round.
+    pub round: i64,
+    /// Status before (`None` when the round starts).
+    pub from_status: Option<VettingStatus>,
+    /// Status after (`None` for StateOwnedEntity).
+    pub to_status: Option<VettingStatus>,
+    /// Reason given with the step.
+    pub reason: Option<String>,
+    /// Who caused it (user principal name, application id or `pcq`).
+    pub actor: String,
+    /// The `MS-RequestId` of the request that caused it.
+    pub request_id: Option<String>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A partner's GCC validation code as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationCodeRow {
+    /// The code.
+    pub validation_id: String,
+    /// The owning partner.
+    pub partner_tenant_id: Uuid,
+    /// Organisation name.
+    pub organization_name: String,
+    /// Creates allowed in all.
+    pub max_creates: i64,
+    /// Creates left.
+    pub remaining_creates: i64,
+    /// Version tag.
+    pub etag: String,
+    /// Issue time.
+    pub created_at: Timestamp,
+    /// Last change; strictly increases with every change.
+    pub updated_at: Timestamp,
+}
+
+/// The primitive reads and writes, inside one transaction. Implemented once per backend over
+/// the shared SQL.
+pub trait Tx: Send {
+    /// A value from the key-value `meta` table.
+    fn meta_get(&mut self, key: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Stores `value` under `key` unless the key exists; returns the value now stored.
+    fn meta_insert_default(
+        &mut self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = StoreResult<String>> + Send;
+
+    /// Claims an idempotency key: inserts an in-flight record and returns `None`, or returns
+    /// the record that already holds the key.
+    fn idem_claim(
+        &mut self,
+        key: &IdemKey,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<Option<IdemRecord>>> + Send;
+    /// Stores the answer of a claimed key.
+    fn idem_complete(
+        &mut self,
+        key: &IdemKey,
+        reply: &StoredReply,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Inserts a customer; `false` when the partner already has a customer with its domain.
+    fn insert_customer(
+        &mut self,
+        row: &CustomerRow,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// A customer by id.
+    fn customer(
+        &mut self,
+        id: Uuid,
+    ) -> impl Future<Output = StoreResult<Option<CustomerRow>>> + Send;
+    /// A partner's customers after `after_seq`, in creation order, at most `limit`.
+    fn customers_page(
+        &mut self,
+        partner: Uuid,
+        after_seq: i64,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<CustomerRow>>> + Send;
+
+    /// A customer's current qualifications.
+    fn qualifications(
+        &mut self,
+        customer: Uuid,
+    ) -> impl Future<Output = StoreResult<Vec<QualificationRow>>> + Send;
+    /// Inserts or replaces the current state of a qualification.
+    fn put_qualification(
+        &mut self,
+        row: &QualificationRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Appends a history step.
+    fn insert_qualification_event(
+        &mut self,
+        event: &QualificationEvent,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A customer's qualification history, oldest first.
+    fn qualification_events(
+        &mut self,
+        customer: Uuid,
+    ) -> impl Future<Output = StoreResult<Vec<QualificationEvent>>> + Send;
+
+    /// One of a partner's validation codes.
+    fn validation_code(
+        &mut self,
+        partner: Uuid,
+        validation_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ValidationCodeRow>>> + Send;
+    /// Whether any partner holds a code with this id.
+    fn validation_id_taken(
+        &mut self,
+        validation_id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// A partner's validation codes, oldest first.
+    fn validation_codes(
+        &mut self,
+        partner: Uuid,
+    ) -> impl Future<Output = StoreResult<Vec<ValidationCodeRow>>> + Send;
+    /// Inserts a code; `false` when the id is taken.
+    fn insert_validation_code(
+        &mut self,
+        row: &ValidationCodeRow,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Uses one create of a code if it has any left, setting its new eTag and change time;
+    /// `false` when none was left.
+    fn consume_validation_code(
+        &mut self,
+        partner: Uuid,
+        validation_id: &str,
+        etag: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// A unit of work run in one transaction.
+pub trait Op: Send + 'static {
+    /// What the op returns.
+    type Output: Send + 'static;
+    /// Runs the op. An `Err` rolls back everything the op wrote.
+    fn run<T: Tx>(self, tx: &mut T) -> impl Future<Output = StoreResult<Self::Output>> + Send;
+}
+
+/// The store of a pcq node.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Wraps an opened SQLite store.
+    pub fn sqlite(store: SqliteStore) -> Self {
+        Store {
+            backend: Arc::new(Backend::Sqlite(store)),
+        }
+    }
+
+    /// Runs `op` in a write transaction; returns once its commit is durable.
+    pub async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.write(op).await,
+        }
+    }
+
+    /// Runs `op` in a read transaction (a consistent snapshot).
+    pub async fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.read(op).await,
+        }
+    }
+
+    /// Finishes pending writes and closes the database.
+    pub async fn close(&self) {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.close().await,
+        }
+    }
+
+    /// A short name of the backend, for logs and health output.
+    pub fn backend_name(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite(s) if s.is_in_memory() => "sqlite-memory",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Test harness: a real pcq node on 127.0.0.1:0 over a fresh data directory, driven over HTTP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use pcq_server::auth::TokenSpec;
+use pcq_server::config::Config;
+use pcq_server::{AppState, Application};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
+
+/// A running node.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A partner with ready tokens.
+#[derive(Clone)]
+pub struct Partner {
+    pub tenant: Uuid,
+    pub user: String,
+    pub app: String,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.to_path_buf();
+    config.data_dir_explicit = true;
+    config
+}
+
+impl TestApp {
+    /// A node on a fresh SQLite data directory.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A node on a fresh data directory, with configuration changes.
+    pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path());
+        change(&mut config);
+        let mut app = Self::start(config).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Starts a node with exactly this configuration.
+    pub async fn start(config: Config) -> TestApp {
+        let data_dir = config.data_dir.clone();
+        let app = Application::build(config).await.expect("pcq builds");
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            state,
+            data_dir,
+            _dir: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the node gracefully (in-flight requests finish, the store closes).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("serve task").expect("serve result");
+        }
+    }
+
+    /// Stops this node and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let dir = self._dir.take();
+        let mut config = self.state.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut next = Self::start(config).await;
+        next._dir = dir;
+        next
+    }
+
+    pub fn token(&self, spec: TokenSpec) -> String {
+        self.state
+            .dev_issuer
+            .as_ref()
+            .expect("dev issuer on")
+            .mint(&spec)
+            .unwrap()
+    }
+
+    pub fn spec(tenant: Uuid) -> TokenSpec {
+        TokenSpec {
+            tenant,
+            user: Some("agent@partner.onmicrosoft.com".into()),
+            roles: vec![],
+            wids: vec![],
+            audience: AUDIENCE.into(),
+            ttl_seconds: 3600,
+        }
+    }
+
+    pub fn user_token(&self, tenant: Uuid) -> String {
+        self.token(Self::spec(tenant))
+    }
+
+    pub fn app_token(&self, tenant: Uuid) -> String {
+        self.token(TokenSpec {
+            user: None,
+            ..Self::spec(tenant)
+        })
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token(TokenSpec {
+            roles: vec!["Pcq.Admin".into()],
+            ..Self::spec(Uuid::new_v4())
+        })
+    }
+
+    /// A new partner tenant with tokens.
+    pub fn partner(&self) -> Partner {
+        let tenant = Uuid::new_v4();
+        Partner {
+            tenant,
+            user: self.user_token(tenant),
+            app: self.app_token(tenant),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request without credentials.
+    pub fn anon(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A request with a bearer token.
+    pub fn req(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.anon(method, path).bearer_auth(token)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> RequestBuilder {
+        self.req(Method::GET, path, token)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> RequestBuilder {
+        self.req(Method::POST, path, token).json(body)
+    }
+
+    /// Creates a customer for `partner` and returns its id.
+    pub async fn create_customer(&self, partner: &Partner, domain: &str) -> Uuid {
+        let resp = self
+            .post(
+                "/v1/customers",
+                &partner.user,
+                &json!({"companyProfile": {"domain": domain, "companyName": "Test Co"}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "creating {domain}");
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Issues a validation code to `partner` and returns its id.
+    pub async fn issue_code(&self, partner: &Partner, max_creates: i64) -> String {
+        let resp = self
+            .post(
+                &format!("/_pcq/admin/partners/{}/validation-codes", partner.tenant),
+                &self.admin_token(),
+                &json!({"organizationName": "Contoso Government", "maxCreates": max_creates}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        body["validationId"].as_str().unwrap().to_owned()
+    }
+
+    /// The customer's qualifications as the API returns them.
+    pub async fn qualifications(&self, partner: &Partner, customer: Uuid) -> Value {
+        let resp = self
+            .get(
+                &format!("/v1/customers/{customer}/qualifications"),
+                &partner.user,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// The partner's validation codes as the API returns them.
+    pub async fn codes(&self, partner: &Partner) -> Value {
+        let resp = self
+            .get("/v1/customers/all/validations", &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// Loads seed JSON; `"dev"` stands for this node's development partner.
+    pub async fn seed(&self, json: &str) {
+        let seed = pcq_server::service::seed::Seed::from_json(json).expect("valid seed");
+        self.state
+            .store
+            .write(pcq_server::service::seed::ApplySeed {
+                seed,
+                dev_partner: self.state.dev_partner,
+                now: self.state.clock.now(),
+            })
+            .await
+            .expect("seed loads");
+    }
+
+    /// The development partner with tokens.
+    pub fn dev_partner(&self) -> Partner {
+        let tenant = self.state.dev_partner;
+        Partner {
+            tenant,
+            user: self.user_token(tenant),
+            app: self.app_token(tenant),
+        }
+    }
+
+    /// POSTs a qualification request with App+User credentials.
+    pub async fn post_qualification(
+        &self,
+        partner: &Partner,
+        customer: Uuid,
+        body: &Value,
+    ) -> Response {
+        self.post(
+            &format!("/v1/customers/{customer}/qualifications"),
+            &partner.user,
+            body,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Reads a response as (status, JSON body).
+pub async fn status_json(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+    (status, body)
+}
+
+/// Asserts a response is a Partner Center error envelope with this status and code.
+pub async fn assert_fault(resp: Response, status: u16, code: u64) -> Value {
+    let (got, body) = status_json(resp).await;
+    assert_eq!(got.as_u16(), status, "status; body: {body}");
+    assert_eq!(body["code"], code, "code; body: {body}");
+    for key in [
+        "description",
+        "message",
+        "errorName",
+        "isRetryable",
+        "parameters",
+        "data",
+        "source",
+    ] {
+        assert!(
+            body.get(key).is_some(),
+            "envelope key {key} missing: {body}"
+        );
+    }
+    assert!(!body["description"].as_str().unwrap().is_empty());
+    body
+}
+
+/// Replaces a `vettingCreateDate` with a marker after checking its form.
+pub fn redact_dates(mut value: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(date)) = map.get("vettingCreateDate") {
+                    assert!(
+                        date.ends_with('Z')
+                            && pcq_core::time::Timestamp::parse_rfc3339(date).is_some(),
+                        "vettingCreateDate {date} is RFC 3339 UTC with Z"
+                    );
+                    map.insert("vettingCreateDate".into(), Value::String("<date>".into()));
+                }
+                map.values_mut().for_each(walk);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}

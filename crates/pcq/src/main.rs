@@ -1,0 +1,212 @@
+//! `pcq`: the service and its tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pcq_server::auth::TokenSpec;
+use pcq_server::config::Config;
+use pcq_server::service::seed::Seed;
+use pcq_server::{Application, load_dev_issuer};
+
+/// pcq: a self-hostable Partner Center customer-qualification service.
+#[derive(Parser)]
+#[command(name = "pcq", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Print a signed development token (and nothing else).
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory for the database and the development signing key [default: ./pcq-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep the database in memory; nothing is written to disk.
+    #[arg(long)]
+    in_memory: bool,
+    /// Configuration file (TOML); see config/default.toml for every key.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Customers, qualifications and validation codes to load at start (JSON; see docs/seed.md).
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Data directory holding the development signing key (created on first use) [default: from
+    /// the configuration, ./pcq-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file, for the data directory and audience.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Partner tenant id (`tid`).
+    #[arg(long, value_name = "GUID")]
+    tenant: String,
+    /// User principal name of an App+User token [default: dev.user@partner.onmicrosoft.com].
+    #[arg(long, value_name = "UPN", conflicts_with = "app_only")]
+    user: Option<String>,
+    /// Mint an App-only token (no user).
+    #[arg(long)]
+    app_only: bool,
+    /// Application role to include (`roles`), e.g. Pcq.Admin or Pcq.Reviewer; repeatable.
+    #[arg(long = "role", value_name = "NAME")]
+    roles: Vec<String>,
+    /// Directory role template id to include (`wids`); repeatable.
+    #[arg(long = "wid", value_name = "GUID")]
+    wids: Vec<String>,
+    /// Audience (`aud`) [default: the configured audience].
+    #[arg(long, value_name = "URL")]
+    audience: Option<String>,
+    /// Lifetime in seconds; negative mints an already-expired token.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        allow_negative_numbers = true
+    )]
+    ttl: i64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcq: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+        config.data_dir_explicit = true;
+    }
+    if args.in_memory {
+        config.in_memory = true;
+    }
+    let seed = args.seed.as_deref().map(Seed::from_file).transpose()?;
+    pcq_server::telemetry::init(&config.log);
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let app = Application::build(config).await?;
+        if let Some(seed) = seed {
+            let summary = app.seed(seed).await.context("loading the seed")?;
+            tracing::info!(
+                customers_created = summary.customers_created,
+                customers_skipped = summary.customers_skipped,
+                codes_created = summary.codes_created,
+                codes_skipped = summary.codes_skipped,
+                "seed loaded"
+            );
+        }
+        print_banner(&app);
+        app.run_until_stopped(shutdown_signal()).await
+    })
+}
+
+fn print_banner(app: &Application) {
+    let addr = app.local_addr();
+    println!("pcq listening on http://{addr}");
+    let state = app.state();
+    println!("development partner tenant: {}", state.dev_partner);
+    let Some(issuer) = &state.dev_issuer else {
+        println!("the development issuer is off: configure an identity provider to call the API");
+        return;
+    };
+    let spec = TokenSpec {
+        tenant: state.dev_partner,
+        user: Some(DEFAULT_USER.to_owned()),
+        roles: vec![],
+        wids: vec![],
+        audience: state.config.auth.audience.clone(),
+        ttl_seconds: 24 * 3600,
+    };
+    match issuer.mint(&spec) {
+        Ok(token) => {
+            let host = match addr.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv6() => format!("[::1]:{}", addr.port()),
+                ip if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+                _ => addr.to_string(),
+            };
+            println!("try: curl -s http://{host}/v1/customers -H 'Authorization: Bearer {token}'");
+        }
+        Err(e) => eprintln!("pcq: could not mint the example token: {e:#}"),
+    }
+}
+
+const DEFAULT_USER: &str = "dev.user@partner.onmicrosoft.com";
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    config.in_memory = false;
+    config.auth.dev_issuer = true;
+    let tenant = pcq_core::ids::parse_guid(&args.tenant)
+        .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;
+    let issuer = load_dev_issuer(&config)?.context("the development issuer is off")?;
+    let spec = TokenSpec {
+        tenant,
+        user: if args.app_only {
+            None
+        } else {
+            Some(args.user.unwrap_or_else(|| DEFAULT_USER.to_owned()))
+        },
+        roles: args.roles,
+        wids: args.wids,
+        audience: args.audience.unwrap_or(config.auth.audience),
+        ttl_seconds: args.ttl,
+    };
+    println!("{}", issuer.mint(&spec)?);
+    Ok(())
+}
