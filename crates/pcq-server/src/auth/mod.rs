@@ -145,6 +145,9 @@ impl Authenticator {
             .map(str::trim)
             .filter(|h| !h.is_empty())
             .ok_or_else(ApiFault::token_missing)?;
+        if header.eq_ignore_ascii_case("bearer") {
+            return Err(ApiFault::token_missing());
+        }
         let token = match header.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => {

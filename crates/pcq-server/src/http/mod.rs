@@ -26,7 +26,13 @@ use crate::AppState;
 
 /// The OpenAPI document of every route pcq serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    api_routes_and_document().1
+}
+
+fn api_routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut api) = api_routes().split_for_parts();
+    utoipa::Modify::modify(&openapi::CommonParts, &mut api);
+    (routes, api)
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -57,7 +63,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 /// The first two wrap the finished router (as the fallback service of an empty one), so they see
 /// responses exactly as axum completes them, `Allow` header of a 405 included.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_routes().split_for_parts();
+    let (routes, api) = api_routes_and_document();
     let document: Arc<[u8]> = openapi::document_json(&api).into_bytes().into();
     let limits = &state.config.limits;
     let inner = routes

@@ -99,12 +99,12 @@ pub struct HealthBody {
                        State Owned Entity) and sandbox controls.",
         license(name = "MIT OR Apache-2.0")
     ),
-    components(schemas(Envelope)),
-    modifiers(&CommonParts)
+    components(schemas(Envelope))
 )]
 pub struct ApiDoc;
 
-/// Adds the bearer scheme, the Partner Center headers and the error responses everywhere.
+/// Adds the bearer scheme, the Partner Center headers and the error responses to every
+/// operation; applied once all routes are collected.
 pub struct CommonParts;
 
 fn header(name: &str, description: &str) -> Parameter {

@@ -1,0 +1,394 @@
+//! The `pcq` binary as a black box: a spawned process on port 0 over a fresh data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const PCQ: &str = env!("CARGO_BIN_EXE_pcq");
+
+/// A running `pcq serve` and what its banner said.
+struct Served {
+    child: Child,
+    url: String,
+    partner: String,
+    example_token: Option<String>,
+    _lines: mpsc::Receiver<String>,
+}
+
+fn serve(cwd: &Path, args: &[&str]) -> Served {
+    let mut child = Command::new(PCQ)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pcq starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("pcq printed no {what} line"))
+    };
+    let first = next("listening");
+    let url = first
+        .strip_prefix("pcq listening on ")
+        .unwrap_or_else(|| panic!("first line is {first:?}"))
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    let partner = next("partner")
+        .strip_prefix("development partner tenant: ")
+        .expect("second line names the partner")
+        .to_owned();
+    let third = next("example");
+    let example_token = third
+        .split("Authorization: Bearer ")
+        .nth(1)
+        .map(|t| t.trim_end_matches('\'').to_owned());
+    Served {
+        child,
+        url,
+        partner,
+        example_token,
+        _lines: rx,
+    }
+}
+
+impl Served {
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(data_dir: &Path, tenant: &str, extra: &[&str]) -> String {
+    let out = Command::new(PCQ)
+        .args(["token", "--data-dir"])
+        .arg(data_dir)
+        .args(["--tenant", tenant])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "pcq token prints the token and nothing else"
+    );
+    text.trim().to_owned()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client().request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn serve_on_a_fresh_directory_then_restart() {
+    let cwd = tempfile::tempdir().unwrap();
+    let served = serve(cwd.path(), &[]);
+    let data = cwd.path().join("pcq-data");
+    assert!(
+        data.join("pcq.db").exists(),
+        "the default data directory is ./pcq-data"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("dev-issuer.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The banner's token works as printed.
+    let example = served
+        .example_token
+        .clone()
+        .expect("the banner has a curl example with a token");
+    let (status, list) = call(
+        reqwest::Method::GET,
+        &format!("{}/v1/customers", served.url),
+        &example,
+        None,
+    )
+    .await;
+    assert_eq!((status, list["totalCount"].as_u64()), (200, Some(0)));
+
+    // Tokens from `pcq token` work against the running server.
+    let user = token(&data, &served.partner, &[]);
+    let (status, customer) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/customers", served.url),
+        &user,
+        Some(json!({"companyProfile": {"domain": "cli.example.edu"}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{customer}");
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let (status, q) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/customers/{id}/qualifications", served.url),
+        &user,
+        Some(json!({"qualification": "Education"})),
+    )
+    .await;
+    assert_eq!(
+        (status, q["vettingStatus"].as_str()),
+        (201, Some("InReview"))
+    );
+
+    let app_only = token(&data, &served.partner, &["--app-only"]);
+    let (status, fault) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/customers/{id}/qualifications", served.url),
+        &app_only,
+        Some(json!({"qualification": "StateOwnedEntity"})),
+    )
+    .await;
+    assert_eq!((status, fault["code"].as_u64()), (403, Some(900150)));
+
+    let expired = token(&data, &served.partner, &["--ttl", "-60"]);
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &format!("{}/v1/customers", served.url),
+        &expired,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let admin = token(
+        &data,
+        &served.partner,
+        &["--role", "Pcq.Admin", "--app-only"],
+    );
+    let (status, code) = call(
+        reqwest::Method::POST,
+        &format!(
+            "{}/_pcq/admin/partners/{}/validation-codes",
+            served.url, served.partner
+        ),
+        &admin,
+        Some(json!({"organizationName": "CLI Gov", "maxCreates": 2})),
+    )
+    .await;
+    assert_eq!(status, 201, "{code}");
+
+    let partner = served.partner.clone();
+    let status = served.stop();
+    assert!(
+        status.success(),
+        "SIGTERM shuts pcq down cleanly: {status:?}"
+    );
+
+    // Everything is still there after a restart, under the same development partner.
+    let again = serve(cwd.path(), &[]);
+    assert_eq!(again.partner, partner);
+    let (status, got) = call(
+        reqwest::Method::GET,
+        &format!("{}/v1/customers/{id}/qualifications", again.url),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(got[0]["qualification"], "Education");
+    let (_, codes) = call(
+        reqwest::Method::GET,
+        &format!("{}/v1/customers/all/validations", again.url),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(codes[0]["organizationName"], "CLI Gov");
+    assert!(again.stop().success());
+}
+
+#[tokio::test]
+async fn in_memory_writes_nothing_to_disk() {
+    let cwd = tempfile::tempdir().unwrap();
+    let served = serve(cwd.path(), &["--in-memory"]);
+    let example = served.example_token.clone().unwrap();
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/customers", served.url),
+        &example,
+        Some(json!({"companyProfile": {"domain": "memory.example.com"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, list) = call(
+        reqwest::Method::GET,
+        &format!("{}/v1/customers", served.url),
+        &example,
+        None,
+    )
+    .await;
+    assert_eq!(list["totalCount"], 1);
+    assert!(served.stop().success());
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "nothing on disk"
+    );
+}
+
+#[tokio::test]
+async fn seed_file_loads_at_every_start_without_duplicates() {
+    let cwd = tempfile::tempdir().unwrap();
+    let seed = cwd.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        r#"{"partners": [{"tenantId": "dev",
+            "customers": [{"id": "0c39a7b4-2b49-4b0e-9b6c-7b5e0d3f8a11",
+                           "companyProfile": {"domain": "seeded.example.edu", "companyName": "Seeded School"},
+                           "qualifications": [{"qualification": "Education", "educationSegment": "K12", "vettingStatus": "Approved"}]}],
+            "validationCodes": [{"validationId": "555000", "organizationName": "Seed Gov", "maxCreates": 3}]}]}"#,
+    )
+    .unwrap();
+    let seed_arg = seed.to_str().unwrap();
+    for _ in 0..2 {
+        let served = serve(cwd.path(), &["--seed", seed_arg]);
+        let user = token(&cwd.path().join("pcq-data"), &served.partner, &[]);
+        let (_, list) = call(
+            reqwest::Method::GET,
+            &format!("{}/v1/customers", served.url),
+            &user,
+            None,
+        )
+        .await;
+        assert_eq!(list["totalCount"], 1);
+        assert_eq!(
+            list["items"][0]["companyProfile"]["companyName"],
+            "Seeded School"
+        );
+        let (_, quals) = call(
+            reqwest::Method::GET,
+            &format!(
+                "{}/v1/customers/0c39a7b4-2b49-4b0e-9b6c-7b5e0d3f8a11/qualifications",
+                served.url
+            ),
+            &user,
+            None,
+        )
+        .await;
+        assert_eq!(quals[0]["vettingStatus"], "Approved");
+        let (_, codes) = call(
+            reqwest::Method::GET,
+            &format!("{}/v1/customers/all/validations", served.url),
+            &user,
+            None,
+        )
+        .await;
+        assert_eq!(codes.as_array().unwrap().len(), 1);
+        assert_eq!(codes[0]["validationId"], "555000");
+        assert!(served.stop().success());
+    }
+}
+
+fn fails(cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new(PCQ)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_start_up_inputs_fail_clearly() {
+    let cwd = tempfile::tempdir().unwrap();
+    let err = fails(cwd.path(), &["serve", "--config", "missing.toml"]);
+    assert!(err.contains("missing.toml"), "{err}");
+
+    std::fs::write(cwd.path().join("bad.toml"), "contract = \"1999\"\n").unwrap();
+    let err = fails(cwd.path(), &["serve", "--config", "bad.toml"]);
+    assert!(err.contains("invalid configuration"), "{err}");
+
+    std::fs::write(cwd.path().join("typo.toml"), "[auth]\naudiense = \"x\"\n").unwrap();
+    let err = fails(cwd.path(), &["serve", "--config", "typo.toml"]);
+    assert!(err.contains("audiense"), "{err}");
+
+    std::fs::write(
+        cwd.path().join("seed.json"),
+        "{\"partners\": [{\"tenantId\": \"x\"}]}",
+    )
+    .unwrap();
+    let err = fails(cwd.path(), &["serve", "--in-memory", "--seed", "seed.json"]);
+    assert!(
+        err.contains("seed.json") && err.contains("tenantId"),
+        "{err}"
+    );
+
+    let err = fails(
+        cwd.path(),
+        &["token", "--data-dir", "d", "--tenant", "not-a-guid"],
+    );
+    assert!(err.contains("not a GUID"), "{err}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = listener.local_addr().unwrap().to_string();
+    let err = fails(cwd.path(), &["serve", "--in-memory", "--listen", &taken]);
+    assert!(err.contains(&taken), "{err}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(PCQ).arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("serve") && text.contains("token"), "{text}");
+}
