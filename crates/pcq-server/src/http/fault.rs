@@ -150,10 +150,10 @@ pub async fn ensure_envelope(
         ),
     };
     let mut rendered = fault_response(&fault);
-    for name in [header::RETRY_AFTER] {
-        if let Some(v) = response.headers().get(&name) {
-            rendered.headers_mut().insert(name, v.clone());
-        }
+    if let Some(retry_after) = response.headers().get(header::RETRY_AFTER) {
+        rendered
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.clone());
     }
     rendered
 }

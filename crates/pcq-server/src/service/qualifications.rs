@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{owned_customer, render, reply_fault, reply_json};
 use crate::store::{
-    CustomerRow, Op, QualificationEvent, QualificationRow, StoreResult, StoredReply, Tx,
+    CustomerRow, Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
 };
 
 /// Which endpoint a qualification request came through.
@@ -87,9 +87,9 @@ impl Op for CreateQualification {
         };
 
         if decision.consumes_code {
-            let Some(code) = &code else {
-                return Ok(reply_fault(&ApiFault::validation_code_not_found(""))); // decide checked it
-            };
+            let code = code.as_ref().ok_or_else(|| {
+                StoreError::Corrupt("a GCC decision without a validation code".to_owned())
+            })?;
             // eTags are derived from the change time, which must move on with every change.
             let at = self.now.max(code.updated_at.plus_micros(1));
             let used = tx

@@ -272,28 +272,28 @@ mod tests {
     use super::*;
     use crate::store::{Store, Tx};
 
-    struct PutMeta(&'static str, &'static str);
+    struct PutMeta(String, &'static str);
     impl Op for PutMeta {
         type Output = String;
         async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<String> {
-            tx.meta_insert_default(self.0, self.1).await
+            tx.meta_insert_default(&self.0, self.1).await
         }
     }
 
-    struct FailAfterPut(&'static str);
+    struct FailAfterPut(String);
     impl Op for FailAfterPut {
         type Output = ();
         async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
-            tx.meta_insert_default(self.0, "written").await?;
+            tx.meta_insert_default(&self.0, "written").await?;
             Err(StoreError::Corrupt("forced failure".into()))
         }
     }
 
-    struct GetMeta(&'static str);
+    struct GetMeta(String);
     impl Op for GetMeta {
         type Output = Option<String>;
         async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
-            tx.meta_get(self.0).await
+            tx.meta_get(&self.0).await
         }
     }
 
@@ -313,28 +313,28 @@ mod tests {
     async fn a_failed_op_in_a_batch_rolls_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(&dir).await;
-        let mut handles = Vec::new();
-        for i in 0..50 {
-            let store = store.clone();
-            handles.push(tokio::spawn(async move {
-                if i % 2 == 0 {
-                    let key: &'static str = Box::leak(format!("ok{i}").into_boxed_str());
-                    store.write(PutMeta(key, "v")).await.map(|_| ())
-                } else {
-                    let key: &'static str = Box::leak(format!("bad{i}").into_boxed_str());
-                    store.write(FailAfterPut(key)).await
-                }
-            }));
-        }
-        let results: Vec<_> = futures_util::future::join_all(handles).await;
-        for (i, r) in results.into_iter().enumerate() {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        store.write(PutMeta(format!("k{i}"), "v")).await.map(|_| ())
+                    } else {
+                        store.write(FailAfterPut(format!("k{i}"))).await
+                    }
+                })
+            })
+            .collect();
+        for (i, r) in futures_util::future::join_all(handles)
+            .await
+            .into_iter()
+            .enumerate()
+        {
             assert_eq!(r.unwrap().is_ok(), i % 2 == 0);
         }
         for i in 0..50 {
-            let key: &'static str =
-                Box::leak(format!("{}{i}", if i % 2 == 0 { "ok" } else { "bad" }).into_boxed_str());
-            let got = store.read(GetMeta(key)).await.unwrap();
-            assert_eq!(got.is_some(), i % 2 == 0, "{key}");
+            let got = store.read(GetMeta(format!("k{i}"))).await.unwrap();
+            assert_eq!(got.is_some(), i % 2 == 0, "k{i}");
         }
         store.close().await;
     }
@@ -343,15 +343,15 @@ mod tests {
     async fn writes_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(&dir).await;
-        store.write(PutMeta("k", "v1")).await.unwrap();
+        store.write(PutMeta("k".into(), "v1")).await.unwrap();
         store.close().await;
         assert!(matches!(
-            store.write(PutMeta("k2", "v")).await,
+            store.write(PutMeta("k2".into(), "v")).await,
             Err(StoreError::Unavailable)
         ));
         let again = file_store(&dir).await;
         assert_eq!(
-            again.read(GetMeta("k")).await.unwrap().as_deref(),
+            again.read(GetMeta("k".into())).await.unwrap().as_deref(),
             Some("v1")
         );
         again.close().await;
@@ -368,10 +368,10 @@ mod tests {
             .await
             .unwrap(),
         );
-        assert_eq!(store.write(PutMeta("a", "1")).await.unwrap(), "1");
-        assert_eq!(store.write(PutMeta("a", "2")).await.unwrap(), "1");
+        assert_eq!(store.write(PutMeta("a".into(), "1")).await.unwrap(), "1");
+        assert_eq!(store.write(PutMeta("a".into(), "2")).await.unwrap(), "1");
         assert_eq!(
-            store.read(GetMeta("a")).await.unwrap().as_deref(),
+            store.read(GetMeta("a".into())).await.unwrap().as_deref(),
             Some("1")
         );
         store.close().await;
