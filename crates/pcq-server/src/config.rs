@@ -4,16 +4,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Provider};
 use pcq_core::Contract;
 use serde::{Deserialize, Serialize};
 
 /// The documented defaults (also the reference for every key).
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
-/// Environment variables with the `PCQ_` prefix that are not configuration keys.
-const NOT_CONFIG_ENV: &[&str] = &["test_database_url", "bin"];
+/// `PCQ_*` environment variables of pcq's own tooling, which are not configuration keys.
+const TOOLING_ENV: &[&str] = &["test_database_url", "bin", "venv_dir", "ci_cache"];
 
 /// The whole configuration of a pcq node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +40,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// `PCQ_*` environment variables that name no configuration key (ignored; reported at start).
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
 }
 
 /// `[auth]`
@@ -113,12 +116,27 @@ impl Config {
             }
             explicit = explicit.merge(Toml::file(path));
         }
-        explicit = explicit.merge(Env::prefixed("PCQ_").split("__").ignore(NOT_CONFIG_ENV));
+        let known = known_keys();
+        let env_known = known.clone();
+        explicit = explicit.merge(
+            Env::prefixed("PCQ_")
+                .split("__")
+                .filter(move |k| env_known.contains(&k.as_str().to_ascii_lowercase())),
+        );
         figment = figment.merge(explicit.clone());
         let mut config: Config = figment
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         config.data_dir_explicit = explicit.contains("data_dir");
+        config.ignored_env = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| {
+                k.strip_prefix("PCQ_").is_some_and(|rest| {
+                    let key = rest.to_ascii_lowercase().replace("__", ".");
+                    !known.contains(&key) && !TOOLING_ENV.contains(&key.as_str())
+                })
+            })
+            .collect();
         config.validate()?;
         Ok(config)
     }
@@ -161,6 +179,30 @@ impl Config {
     }
 }
 
+/// Every configuration key path (`listen`, `auth.audience`, …), as the defaults file lists them.
+fn known_keys() -> Vec<String> {
+    fn walk(prefix: &str, dict: &figment::value::Dict, out: &mut Vec<String>) {
+        for (key, value) in dict {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                figment::value::Value::Dict(_, inner) => walk(&path, inner, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(data) = Figment::from(Toml::string(DEFAULTS)).data() {
+        for dict in data.values() {
+            walk("", dict, &mut keys);
+        }
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +217,20 @@ mod tests {
             config.auth.audience,
             "https://api.partnercenter.microsoft.com"
         );
+    }
+
+    #[test]
+    fn every_default_key_is_known() {
+        let keys = known_keys();
+        for key in [
+            "listen",
+            "data_dir",
+            "contract",
+            "auth.audience",
+            "limits.max_body_bytes",
+            "log.format",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
     }
 }

@@ -112,6 +112,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let seed = args.seed.as_deref().map(Seed::from_file).transpose()?;
     pcq_server::telemetry::init(&config.log);
+    for name in &config.ignored_env {
+        tracing::warn!(variable = %name, "ignoring an environment variable that names no configuration key");
+    }
 
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {

@@ -386,6 +386,57 @@ fn bad_start_up_inputs_fail_clearly() {
     assert!(err.contains(&taken), "{err}");
 }
 
+#[tokio::test]
+async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(PCQ)
+        .args(["serve", "--in-memory"])
+        .current_dir(cwd.path())
+        .env("PCQ_LISTEN", "127.0.0.1:0")
+        .env("PCQ_AUTH__AUDIENCE", "api://pcq-env")
+        .env("PCQ_SOMETHING_ELSE", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("pcq listening on ")
+        .expect("started")
+        .to_owned();
+    let mut rest = String::new();
+    stdout.read_line(&mut rest).unwrap();
+    rest.clear();
+    stdout.read_line(&mut rest).unwrap();
+    let example = rest
+        .split("Bearer ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(['\'', '\n'])
+        .to_owned();
+    // The banner token carries the audience from the environment, and the server accepts it.
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &format!("{url}/v1/customers"),
+        &example,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("PCQ_SOMETHING_ELSE"), "{log}");
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = Command::new(PCQ).arg("--help").output().unwrap();
