@@ -296,6 +296,16 @@ impl ApiFault {
         )
     }
 
+    /// The `Authorization` header is not a bearer token.
+    pub fn invalid_authorization_header(reason: &str) -> Self {
+        Self::new(
+            401,
+            codes::ACCESS_DENIED,
+            "InvalidAuthorizationHeader",
+            format!("Access denied: {reason}"),
+        )
+    }
+
     /// The token could not be accepted (signature, expiry, format, issuer, claims).
     pub fn access_denied(reason: impl Into<String>) -> Self {
         Self::new(
@@ -457,7 +467,31 @@ impl ApiFault {
         .with_param("requestId", truncate(request_id, 120))
     }
 
-    // ---- 408 / 413 / 415 / 500 -----------------------------------------------------------
+    /// A validation id chosen for a new code is taken.
+    pub fn validation_code_exists(validation_id: &str) -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "ValidationCodeExists",
+            format!(
+                "The validation id '{validation_id}' is already issued; omit validationId to get a new one."
+            ),
+        )
+        .with_param("validationId", validation_id)
+    }
+
+    /// A continuation token pcq did not issue.
+    pub fn invalid_continuation_token() -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "InvalidContinuationToken",
+            "The MS-ContinuationToken is not one pcq issued; list again from the first page \
+             without it.",
+        )
+    }
+
+    // ---- 408 / 413 / 415 / 500 / 503 -----------------------------------------------------
 
     /// The request body exceeds the configured limit.
     pub fn payload_too_large(limit_bytes: usize) -> Self {
@@ -482,13 +516,17 @@ impl ApiFault {
         )
     }
 
-    /// The request took too long.
-    pub fn request_timeout() -> Self {
+    /// The request took too long. A write may still complete after the answer.
+    pub fn request_timeout(limit_seconds: u64) -> Self {
         Self::new(
             408,
             codes::REQUEST_TIMEOUT,
             "RequestTimeout",
-            "The request took too long to complete; retry with the same MS-RequestId.",
+            format!(
+                "The request took longer than {limit_seconds} seconds. A write may still have been \
+                 carried out: retry with the same MS-RequestId to get its outcome (a write sent \
+                 without an MS-RequestId may be carried out twice)."
+            ),
         )
         .retryable()
     }
@@ -499,8 +537,20 @@ impl ApiFault {
             500,
             codes::UNEXPECTED,
             "UnexpectedServiceError",
-            "Unexpected service error; retry with the same MS-RequestId. If it persists, the pcq \
-             log has the details under this request's MS-CorrelationId.",
+            "Unexpected service error; retry the request (with the same MS-RequestId, if you sent \
+             one). If it persists, the pcq log has the details under this request's \
+             MS-CorrelationId.",
+        )
+        .retryable()
+    }
+
+    /// The node cannot serve requests right now (its store does not answer).
+    pub fn service_unavailable() -> Self {
+        Self::new(
+            503,
+            codes::UNEXPECTED,
+            "ServiceUnavailable",
+            "The service cannot reach its store; retry later.",
         )
         .retryable()
     }

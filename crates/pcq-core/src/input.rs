@@ -11,16 +11,72 @@ use serde_json::{Map, Value};
 use crate::enums::{EducationSegment, Qualification};
 use crate::fault::{ApiFault, truncate};
 
-/// The generation of the POST qualifications contract pcq enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The generation of the POST qualifications contract pcq enforces. Written `"2021"` or
+/// `"2023"` (the year, as a string or a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Contract {
     /// The 2021 contract of the seed documents: `{"Qualification": "Education"}` alone is valid.
     #[default]
-    #[serde(rename = "2021")]
     V2021,
     /// The contract Partner Center enforces since May 2023: Education needs `educationSegment`.
-    #[serde(rename = "2023")]
     V2023,
+}
+
+impl Contract {
+    /// The year that names the contract.
+    pub fn year(self) -> u16 {
+        match self {
+            Contract::V2021 => 2021,
+            Contract::V2023 => 2023,
+        }
+    }
+
+    fn from_year(year: u64) -> Option<Self> {
+        match year {
+            2021 => Some(Contract::V2021),
+            2023 => Some(Contract::V2023),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Contract {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.year().to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Contract {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Contract;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the contract year, 2021 or 2023")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Contract, E> {
+                Contract::from_year(v)
+                    .ok_or_else(|| E::custom(format!("unknown contract {v}; use 2021 or 2023")))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Contract, E> {
+                self.visit_u64(u64::try_from(v).unwrap_or(0))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Contract, E> {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(Contract::from_year)
+                    .ok_or_else(|| {
+                        E::custom(format!("unknown contract {v:?}; use \"2021\" or \"2023\""))
+                    })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// A JSON object whose keys are looked up case-insensitively; `null` values count as absent.
@@ -624,6 +680,24 @@ mod tests {
             let fault = NewCustomer::parse(&body).unwrap_err();
             assert_eq!((fault.status, fault.code), (400, 800002), "{body}");
         }
+    }
+
+    #[test]
+    fn contract_years_as_strings_or_numbers() {
+        for (raw, want) in [
+            (json!("2021"), Contract::V2021),
+            (json!(2023), Contract::V2023),
+            (json!("2023"), Contract::V2023),
+        ] {
+            assert_eq!(serde_json::from_value::<Contract>(raw).unwrap(), want);
+        }
+        for bad in [json!("1999"), json!(2022), json!(-1), json!(true)] {
+            assert!(serde_json::from_value::<Contract>(bad).is_err());
+        }
+        assert_eq!(
+            serde_json::to_value(Contract::V2023).unwrap(),
+            json!("2023")
+        );
     }
 
     #[test]

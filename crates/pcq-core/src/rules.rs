@@ -31,24 +31,12 @@ pub struct CodeState {
 /// What to store for an accepted qualification request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// The qualification to store.
-    pub qualification: Qualification,
     /// Its initial vetting status (`None` for StateOwnedEntity).
     pub status: Option<VettingStatus>,
     /// Whether the request uses up one create of its validation code.
     pub consumes_code: bool,
     /// Whether this starts a new vetting round of a Denied qualification.
     pub new_round: bool,
-}
-
-/// How GCC requests are vetted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GccVetting {
-    /// Approved at once when the code checks out (Partner Center's behaviour).
-    #[default]
-    Immediate,
-    /// Starts InReview like Education.
-    Review,
 }
 
 /// Decides a request to add a qualification, given what the customer holds and, for GCC, the
@@ -59,7 +47,6 @@ pub fn decide(
     held: &[Held],
     request: &QualificationRequest,
     code: Option<&CodeState>,
-    gcc_vetting: GccVetting,
 ) -> Result<Decision, ApiFault> {
     let wanted = request.qualification;
     debug_assert!(wanted.is_settable());
@@ -101,20 +88,23 @@ pub fn decide(
             if code.remaining_creates <= 0 {
                 return Err(ApiFault::validation_code_exhausted(name, code.max_creates));
             }
-            Some(match gcc_vetting {
-                GccVetting::Immediate => VettingStatus::Approved,
-                GccVetting::Review => VettingStatus::InReview,
-            })
+            Some(VettingStatus::Approved)
         }
         _ => None,
     };
 
     Ok(Decision {
-        qualification: wanted,
         status,
         consumes_code: wanted == Qualification::GovernmentCommunityCloud,
         new_round,
     })
+}
+
+/// Whether a legacy `PUT …/qualification` of `wanted` changes nothing: the customer already
+/// holds it and it was not denied (PUT sets a value, so setting it again succeeds as is).
+pub fn legacy_put_is_noop(held: &[Held], wanted: Qualification) -> bool {
+    held.iter()
+        .any(|h| h.qualification == wanted && !h.is_denied())
 }
 
 /// The single value the legacy `GET …/qualification` reports: the Education or GCC
@@ -169,27 +159,18 @@ mod tests {
 
     #[test]
     fn initial_states() {
-        let d = decide(
-            &[],
-            &req(json!({"qualification": "Education"})),
-            None,
-            GccVetting::Immediate,
-        )
-        .unwrap();
+        let d = decide(&[], &req(json!({"qualification": "Education"})), None).unwrap();
         assert_eq!(
             (d.status, d.consumes_code, d.new_round),
             (Some(S::InReview), false, false)
         );
         let gcc = req(json!({"qualification": "GovernmentCommunityCloud", "validationCode": "1"}));
-        let d = decide(&[], &gcc, Some(&CODE), GccVetting::Immediate).unwrap();
+        let d = decide(&[], &gcc, Some(&CODE)).unwrap();
         assert_eq!((d.status, d.consumes_code), (Some(S::Approved), true));
-        let d = decide(&[], &gcc, Some(&CODE), GccVetting::Review).unwrap();
-        assert_eq!(d.status, Some(S::InReview));
         let d = decide(
             &[],
             &req(json!({"qualification": "StateOwnedEntity"})),
             None,
-            GccVetting::Immediate,
         )
         .unwrap();
         assert_eq!(d.status, None);
@@ -204,83 +185,35 @@ mod tests {
             &[held(Q::GovernmentCommunityCloud, Some(S::Approved))],
             &edu,
             None,
-            GccVetting::Immediate,
         )
         .unwrap_err();
         assert_eq!(
             (f.status, f.error_name.as_ref()),
             (409, "QualificationConflict")
         );
-        let f = decide(
-            &[held(Q::Education, Some(S::InReview))],
-            &gcc,
-            Some(&CODE),
-            GccVetting::Immediate,
-        )
-        .unwrap_err();
+        let f = decide(&[held(Q::Education, Some(S::InReview))], &gcc, Some(&CODE)).unwrap_err();
         assert_eq!(f.status, 409);
-        assert!(
-            decide(
-                &[held(Q::Education, Some(S::Approved))],
-                &soe,
-                None,
-                GccVetting::Immediate
-            )
-            .is_ok()
-        );
-        assert!(
-            decide(
-                &[held(Q::StateOwnedEntity, None)],
-                &gcc,
-                Some(&CODE),
-                GccVetting::Immediate
-            )
-            .is_ok()
-        );
+        assert!(decide(&[held(Q::Education, Some(S::Approved))], &soe, None).is_ok());
+        assert!(decide(&[held(Q::StateOwnedEntity, None)], &gcc, Some(&CODE)).is_ok());
         // A denied Q::Education does not block GCC.
-        assert!(
-            decide(
-                &[held(Q::Education, Some(S::Denied))],
-                &gcc,
-                Some(&CODE),
-                GccVetting::Immediate
-            )
-            .is_ok()
-        );
+        assert!(decide(&[held(Q::Education, Some(S::Denied))], &gcc, Some(&CODE)).is_ok());
     }
 
     #[test]
     fn duplicates_conflict_unless_denied() {
         let edu = req(json!({"qualification": "Education"}));
         for s in [S::InReview, S::Approved] {
-            let f = decide(
-                &[held(Q::Education, Some(s))],
-                &edu,
-                None,
-                GccVetting::Immediate,
-            )
-            .unwrap_err();
+            let f = decide(&[held(Q::Education, Some(s))], &edu, None).unwrap_err();
             assert_eq!(f.error_name, "QualificationAlreadyExists");
         }
-        let d = decide(
-            &[held(Q::Education, Some(S::Denied))],
-            &edu,
-            None,
-            GccVetting::Immediate,
-        )
-        .unwrap();
+        let d = decide(&[held(Q::Education, Some(S::Denied))], &edu, None).unwrap();
         assert!(d.new_round);
         assert_eq!(d.status, Some(S::InReview));
         let soe = req(json!({"qualification": "StateOwnedEntity"}));
         assert_eq!(
-            decide(
-                &[held(Q::StateOwnedEntity, None)],
-                &soe,
-                None,
-                GccVetting::Immediate
-            )
-            .unwrap_err()
-            .status,
+            decide(&[held(Q::StateOwnedEntity, None)], &soe, None)
+                .unwrap_err()
+                .status,
             409
         );
     }
@@ -288,7 +221,7 @@ mod tests {
     #[test]
     fn validation_code_checks() {
         let gcc = req(json!({"qualification": "GovernmentCommunityCloud", "validationCode": "77"}));
-        let f = decide(&[], &gcc, None, GccVetting::Immediate).unwrap_err();
+        let f = decide(&[], &gcc, None).unwrap_err();
         assert_eq!(
             (f.status, f.error_name.as_ref()),
             (400, "ValidationCodeNotFound")
@@ -297,7 +230,7 @@ mod tests {
             max_creates: 2,
             remaining_creates: 0,
         };
-        let f = decide(&[], &gcc, Some(&empty), GccVetting::Immediate).unwrap_err();
+        let f = decide(&[], &gcc, Some(&empty)).unwrap_err();
         assert_eq!(
             (f.status, f.error_name.as_ref()),
             (400, "ValidationCodeExhausted")
@@ -307,10 +240,25 @@ mod tests {
             &[held(Q::GovernmentCommunityCloud, Some(S::Approved))],
             &gcc,
             None,
-            GccVetting::Immediate,
         )
         .unwrap_err();
         assert_eq!(f.status, 409);
+    }
+
+    #[test]
+    fn legacy_put_of_a_held_value_is_a_no_op() {
+        assert!(legacy_put_is_noop(
+            &[held(Q::Education, Some(S::InReview))],
+            Q::Education
+        ));
+        assert!(!legacy_put_is_noop(
+            &[held(Q::Education, Some(S::Denied))],
+            Q::Education
+        ));
+        assert!(!legacy_put_is_noop(
+            &[held(Q::StateOwnedEntity, None)],
+            Q::Education
+        ));
     }
 
     #[test]

@@ -25,10 +25,12 @@ use crate::auth::{Authenticator, DevIssuer, Issuer};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::context::RequestContext;
+use crate::http::fault::ApiError;
 use crate::service::seed::{ApplySeed, Seed, SeedSummary};
-use crate::service::{DevPartner, Idempotent, fingerprint};
+use crate::service::{DevPartner, FindIdempotencyRecord, Idempotent, fingerprint};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{IdemKey, Store};
+use crate::store::{IdemKey, Op, Store, StoredReply};
+use pcq_core::ApiFault;
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "pcq.db";
@@ -62,9 +64,15 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Wraps a write op so that a retry with the same `MS-RequestId` replays its answer.
+    /// Runs a client's write so that a retry with the same `MS-RequestId` (from the same partner,
+    /// on the same route, with the same query and body) gets the first answer and changes
+    /// nothing, and a different request under that id gets 409.
+    ///
+    /// `build` turns the request into its operation and may reject it; a rejected request that
+    /// is the retry of an earlier one still gets that one's answer (the configuration may have
+    /// changed since, say from contract 2021 to 2023).
     #[allow(clippy::too_many_arguments)]
-    pub fn idempotent<O>(
+    pub async fn write_idempotent<O: Op<Output = StoredReply>>(
         &self,
         ctx: &RequestContext,
         partner: Uuid,
@@ -72,18 +80,37 @@ impl AppState {
         route: String,
         query: Option<&str>,
         body: &[u8],
-        op: O,
-    ) -> Idempotent<O> {
-        Idempotent {
-            key: ctx.request_id_sent.then(|| IdemKey {
-                partner,
-                request_id: ctx.request_id.clone(),
-                method,
-                route,
-            }),
-            fingerprint: fingerprint(query.unwrap_or(""), body),
-            now: self.clock.now(),
-            op,
+        build: impl FnOnce() -> Result<O, ApiFault>,
+    ) -> Result<StoredReply, ApiError> {
+        let key = ctx.request_id_sent.then(|| IdemKey {
+            partner,
+            request_id: ctx.request_id.clone(),
+            method,
+            route,
+        });
+        let fingerprint = fingerprint(query.unwrap_or(""), body);
+        match build() {
+            Ok(op) => Ok(self
+                .store
+                .write(Idempotent {
+                    key,
+                    fingerprint,
+                    now: self.clock.now(),
+                    op,
+                })
+                .await?),
+            Err(fault) => {
+                if let Some(key) = key {
+                    if let Some(record) = self.store.read(FindIdempotencyRecord(key)).await? {
+                        return Ok(Idempotent::<O>::replay(
+                            record,
+                            &fingerprint,
+                            &ctx.request_id,
+                        ));
+                    }
+                }
+                Err(fault.into())
+            }
         }
     }
 }

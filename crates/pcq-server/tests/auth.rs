@@ -82,6 +82,15 @@ async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
             challenge.starts_with("Bearer realm=\"pcq\""),
             "{what}: {challenge}"
         );
+        let expected_error = match what {
+            "no header" | "empty bearer" => None,
+            "wrong scheme" => Some("error=\"invalid_request\""),
+            _ => Some("error=\"invalid_token\""),
+        };
+        match expected_error {
+            None => assert!(!challenge.contains("error="), "{what}: {challenge}"),
+            Some(e) => assert!(challenge.contains(e), "{what}: {challenge}"),
+        }
         if what == "expired" {
             assert!(
                 fault["description"].as_str().unwrap().contains("expired"),

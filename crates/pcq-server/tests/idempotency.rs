@@ -294,3 +294,44 @@ async fn retries_after_a_restart_return_the_first_answer() {
         (StatusCode::OK, Some("restart.example.gov"))
     );
 }
+
+/// The answer is replayed even when the retry would now be rejected before reaching the store
+/// (here because the node restarted with the 2023 contract).
+#[tokio::test]
+async fn retries_get_the_first_answer_even_after_a_configuration_change() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let customer = app
+        .create_customer(&partner, "config-change.example.edu")
+        .await;
+    let path = format!("/v1/customers/{customer}/qualifications");
+    let body = json!({"qualification": "Education"});
+    let first = send(&app, &partner.user, &path, "before-2023", &body).await;
+    assert_eq!(first.0, StatusCode::CREATED);
+
+    let mut app = app;
+    app.stop().await;
+    let mut config = app.state.config.clone();
+    config.contract = pcq_core::Contract::V2023;
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let app2 = TestApp::start(config).await;
+    assert_eq!(
+        send(&app2, &partner.user, &path, "before-2023", &body).await,
+        first
+    );
+    // A new request is judged by the new contract, and a reused id with another body is a 409.
+    let (status, fault) = send(&app2, &partner.user, &path, "after-2023", &body).await;
+    assert_eq!(
+        (status, fault["errorName"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("EducationSegmentRequired"))
+    );
+    let (status, _) = send(
+        &app2,
+        &partner.user,
+        &path,
+        "before-2023",
+        &json!({"qualification": "Nonprofit"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

@@ -546,6 +546,8 @@ async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
         "123",
         "0c39a7b42b494b0e9b6c7b5e0d3f8a11",
         "%7B%7D",
+        "%FF",
+        "%C3%28",
     ] {
         for path in [
             format!("/v1/customers/{bad}"),

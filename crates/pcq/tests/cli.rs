@@ -395,6 +395,7 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
         .env("PCQ_LISTEN", "127.0.0.1:0")
         .env("PCQ_AUTH__AUDIENCE", "api://pcq-env")
         .env("PCQ_SOMETHING_ELSE", "1")
+        .env("PCQ_CONTRACT", "2023")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -419,14 +420,27 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
         .trim_end_matches(['\'', '\n'])
         .to_owned();
     // The banner token carries the audience from the environment, and the server accepts it.
-    let (status, _) = call(
-        reqwest::Method::GET,
+    let (status, customer) = call(
+        reqwest::Method::POST,
         &format!("{url}/v1/customers"),
         &example,
-        None,
+        Some(json!({"companyProfile": {"domain": "env.example.edu"}})),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 201);
+    // PCQ_CONTRACT=2023 (a bare number, as shells write it) is in force.
+    let id = customer["id"].as_str().unwrap();
+    let (status, fault) = call(
+        reqwest::Method::POST,
+        &format!("{url}/v1/customers/{id}/qualifications"),
+        &example,
+        Some(json!({"qualification": "Education"})),
+    )
+    .await;
+    assert_eq!(
+        (status, fault["errorName"].as_str()),
+        (400, Some("EducationSegmentRequired"))
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

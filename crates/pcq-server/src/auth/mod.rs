@@ -151,7 +151,7 @@ impl Authenticator {
         let token = match header.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => {
-                return Err(ApiFault::access_denied(
+                return Err(ApiFault::invalid_authorization_header(
                     "the Authorization header must have the form 'Bearer <token>'",
                 ));
             }

@@ -37,15 +37,25 @@ pub async fn issue_validation_code(
             raw_partner.chars().take(80).collect::<String>()
         ))
     })?;
-    let code = NewValidationCode::parse(&body.value)?;
-    let op = IssueValidationCode {
-        partner,
-        code,
-        now: state.clock.now(),
-    };
     let route = format!("/_pcq/admin/partners/{partner}/validation-codes");
-    let op = state.idempotent(&ctx, caller.tenant_id, "POST", route, None, &body.raw, op);
-    Ok(reply_response(state.store.write(op).await?))
+    let reply = state
+        .write_idempotent(
+            &ctx,
+            caller.tenant_id,
+            "POST",
+            route,
+            None,
+            &body.raw,
+            || {
+                Ok(IssueValidationCode {
+                    partner,
+                    code: NewValidationCode::parse(&body.value)?,
+                    now: state.clock.now(),
+                })
+            },
+        )
+        .await?;
+    Ok(reply_response(reply))
 }
 
 /// Liveness: the process serves HTTP.
@@ -90,9 +100,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            let mut fault = ApiFault::unexpected();
-            fault.status = 503;
-            super::fault::fault_response(&fault)
+            super::fault::fault_response(&ApiFault::service_unavailable())
         }
     }
 }

@@ -38,22 +38,24 @@ pub async fn create_customer(
     query: axum::extract::RawQuery,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let customer = NewCustomer::parse(&body.value)?;
-    let op = CreateCustomer {
-        partner: caller.tenant_id,
-        customer,
-        now: state.clock.now(),
-    };
-    let op = state.idempotent(
-        &ctx,
-        caller.tenant_id,
-        "POST",
-        "/v1/customers".to_owned(),
-        query.0.as_deref(),
-        &body.raw,
-        op,
-    );
-    Ok(reply_response(state.store.write(op).await?))
+    let reply = state
+        .write_idempotent(
+            &ctx,
+            caller.tenant_id,
+            "POST",
+            "/v1/customers".to_owned(),
+            query.0.as_deref(),
+            &body.raw,
+            || {
+                Ok(CreateCustomer {
+                    partner: caller.tenant_id,
+                    customer: NewCustomer::parse(&body.value)?,
+                    now: state.clock.now(),
+                })
+            },
+        )
+        .await?;
+    Ok(reply_response(reply))
 }
 
 fn encode_continuation(seq: i64) -> String {
@@ -67,12 +69,7 @@ fn decode_continuation(token: &str) -> Result<i64, ApiFault> {
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.strip_prefix("pcq1:").and_then(|n| n.parse::<i64>().ok()))
         .filter(|n| *n >= 0)
-        .ok_or_else(|| {
-            ApiFault::invalid_input(
-                "The MS-ContinuationToken is not one pcq issued; list again from the first page \
-                 without it.",
-            )
-        })
+        .ok_or_else(ApiFault::invalid_continuation_token)
 }
 
 /// Lists the calling partner's customers, a page at a time.
@@ -118,7 +115,7 @@ pub async fn list_customers(
         None => 0,
         Some(Ok(token)) if token.trim().is_empty() => 0,
         Some(Ok(token)) => decode_continuation(token)?,
-        Some(Err(_)) => return Err(decode_continuation("").unwrap_err().into()),
+        Some(Err(_)) => return Err(ApiFault::invalid_continuation_token().into()),
     };
 
     let (rows, more) = state

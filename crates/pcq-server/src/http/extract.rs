@@ -103,13 +103,21 @@ fn max_depth(raw: &[u8]) -> usize {
     max
 }
 
-/// Query parameters, looked up case-insensitively.
-pub struct QueryParams(Vec<(String, String)>);
+/// Query parameters, looked up case-insensitively, and the query string as received.
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+    raw: String,
+}
 
 impl QueryParams {
+    /// The query string as received (without `?`).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
     /// The first value of `name` in any letter case.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.pairs
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -123,7 +131,10 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
         let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiFault::invalid_input(format!("The query string is invalid: {e}.")))?;
-        Ok(QueryParams(pairs))
+        Ok(QueryParams {
+            pairs,
+            raw: parts.uri.query().unwrap_or("").to_owned(),
+        })
     }
 }
 
@@ -136,7 +147,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiFault::invalid_input(format!("The path is invalid: {e}.")))?;
+            .map_err(|_| ApiFault::invalid_customer_id(parts.uri.path()))?;
         Ok(CustomerId(pcq_core::ids::parse_customer_id(&raw)?))
     }
 }
@@ -161,7 +172,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiFault> 
     let header = match parts.headers.get(AUTHORIZATION) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
-            ApiFault::access_denied("the Authorization header is not visible ASCII")
+            ApiFault::invalid_authorization_header("the Authorization header is not visible ASCII")
         })?),
     };
     state.auth.authenticate(header)

@@ -55,17 +55,23 @@ pub fn fault_response(fault: &ApiFault) -> Response {
     let mut response = json_response(status, serde_json::to_vec(fault).unwrap_or_default());
     let headers = response.headers_mut();
     if status == StatusCode::UNAUTHORIZED {
-        let challenge = if fault.code == pcq_core::fault::codes::TOKEN_MISSING {
-            "Bearer realm=\"pcq\"".to_owned()
-        } else {
-            format!(
-                "Bearer realm=\"pcq\", error=\"invalid_token\", error_description=\"{}\"",
-                fault.description.replace(['"', '\\'], "'")
-            )
+        // RFC 6750: no error code when no credentials were sent, invalid_request for a malformed
+        // Authorization header, invalid_token for a token that was rejected.
+        let error = match (fault.code, fault.error_name.as_ref()) {
+            (pcq_core::fault::codes::TOKEN_MISSING, _) => None,
+            (_, "InvalidAuthorizationHeader") => Some("invalid_request"),
+            _ => Some("invalid_token"),
         };
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            headers.insert(header::WWW_AUTHENTICATE, value);
-        }
+        let challenge = error
+            .map(|error| {
+                format!(
+                    "Bearer realm=\"pcq\", error=\"{error}\", error_description=\"{}\"",
+                    fault.description.replace(['"', '\\'], "'")
+                )
+            })
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+            .unwrap_or(HeaderValue::from_static("Bearer realm=\"pcq\""));
+        headers.insert(header::WWW_AUTHENTICATE, challenge);
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         if let Some(value) = fault
@@ -130,7 +136,9 @@ pub async fn ensure_envelope(
                 .to_owned();
             ApiFault::method_not_allowed(method.as_str(), &path, &allow)
         }
-        StatusCode::REQUEST_TIMEOUT => ApiFault::request_timeout(),
+        StatusCode::REQUEST_TIMEOUT => {
+            ApiFault::request_timeout(state.config.limits.request_timeout_seconds)
+        }
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiFault::payload_too_large(state.config.limits.max_body_bytes)
         }

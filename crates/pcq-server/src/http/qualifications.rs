@@ -49,32 +49,36 @@ async fn create(
     body: &JsonBody,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
-    let request =
-        QualificationRequest::parse(&body.value, query.get("code"), state.config.contract)?;
     let (method, route) = match endpoint {
         Endpoint::Post => ("POST", format!("/v1/customers/{customer}/qualifications")),
         Endpoint::LegacyPut => ("PUT", format!("/v1/customers/{customer}/qualification")),
     };
-    let op = CreateQualification {
-        partner: caller.tenant_id,
-        customer,
-        request,
-        endpoint,
-        actor: caller.actor(),
-        request_id: ctx.request_id.clone(),
-        now: state.clock.now(),
-    };
-    let fingerprint_query = query.get("code").unwrap_or("");
-    let op = state.idempotent(
-        ctx,
-        caller.tenant_id,
-        method,
-        route,
-        Some(fingerprint_query),
-        &body.raw,
-        op,
-    );
-    Ok(reply_response(state.store.write(op).await?))
+    let reply = state
+        .write_idempotent(
+            ctx,
+            caller.tenant_id,
+            method,
+            route,
+            Some(query.raw()),
+            &body.raw,
+            || {
+                Ok(CreateQualification {
+                    partner: caller.tenant_id,
+                    customer,
+                    request: QualificationRequest::parse(
+                        &body.value,
+                        query.get("code"),
+                        state.config.contract,
+                    )?,
+                    endpoint,
+                    actor: caller.actor(),
+                    request_id: ctx.request_id.clone(),
+                    now: state.clock.now(),
+                })
+            },
+        )
+        .await?;
+    Ok(reply_response(reply))
 }
 
 /// Requests a qualification for a customer (App+User credentials only).

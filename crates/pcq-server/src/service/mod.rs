@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{CustomerRow, IdemKey, Op, StoreResult, StoredReply, Tx};
+use crate::store::{CustomerRow, IdemKey, IdemRecord, Op, StoreResult, StoredReply, Tx};
 
 /// A JSON answer.
 pub fn reply_json<T: Serialize>(status: u16, value: &T) -> StoredReply {
@@ -68,6 +68,18 @@ pub struct Idempotent<O> {
     pub op: O,
 }
 
+impl<O> Idempotent<O> {
+    /// The answer to a request whose key is held by `record`: the stored answer for a retry, a
+    /// 409 for a different request under the same key.
+    pub fn replay(record: IdemRecord, fingerprint: &str, request_id: &str) -> StoredReply {
+        if record.fingerprint == fingerprint {
+            record.reply
+        } else {
+            reply_fault(&ApiFault::request_id_reused(request_id))
+        }
+    }
+}
+
 impl<O: Op<Output = StoredReply>> Op for Idempotent<O> {
     type Output = StoredReply;
 
@@ -75,29 +87,23 @@ impl<O: Op<Output = StoredReply>> Op for Idempotent<O> {
         let Some(key) = self.key else {
             return self.op.run(tx).await;
         };
-        match tx.idem_claim(&key, &self.fingerprint, self.now).await? {
-            None => {}
-            Some(record) if record.fingerprint != self.fingerprint => {
-                return Ok(reply_fault(&ApiFault::request_id_reused(&key.request_id)));
-            }
-            Some(record) => {
-                return Ok(record.reply.unwrap_or_else(|| {
-                    reply_fault(
-                        &ApiFault::new(
-                            409,
-                            pcq_core::fault::codes::CONFLICT,
-                            "RequestInProgress",
-                            "A request with this MS-RequestId is still being processed; retry it \
-                             in a moment with the same MS-RequestId.",
-                        )
-                        .retryable(),
-                    )
-                }));
-            }
+        if let Some(record) = tx.idem_claim(&key, &self.fingerprint, self.now).await? {
+            return Ok(Self::replay(record, &self.fingerprint, &key.request_id));
         }
         let reply = self.op.run(tx).await?;
         tx.idem_complete(&key, &reply).await?;
         Ok(reply)
+    }
+}
+
+/// Looks an idempotency key up (for requests that fail before they reach a write).
+pub struct FindIdempotencyRecord(pub IdemKey);
+
+impl Op for FindIdempotencyRecord {
+    type Output = Option<IdemRecord>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<IdemRecord>> {
+        tx.idem_get(&self.0).await
     }
 }
 

@@ -1,8 +1,8 @@
 //! Requesting and reading customer qualifications.
 
-use pcq_core::rules::{self, CodeState, GccVetting, Held};
+use pcq_core::rules::{self, CodeState, Held};
 use pcq_core::time::Timestamp;
-use pcq_core::{ApiFault, QualificationRequest, VettingStatus};
+use pcq_core::{ApiFault, QualificationRequest};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -53,18 +53,6 @@ impl Op for CreateQualification {
         let current = tx.qualifications(self.customer).await?;
         let wanted = self.request.qualification;
 
-        if self.endpoint == Endpoint::LegacyPut
-            && current.iter().any(|q| {
-                q.qualification == wanted && q.vetting_status != Some(VettingStatus::Denied)
-            })
-        {
-            return Ok(reply_json(200, &json!(wanted.as_str())));
-        }
-
-        let code = match &self.request.validation_code {
-            Some(id) => tx.validation_code(self.partner, id).await?,
-            None => None,
-        };
         let held: Vec<Held> = current
             .iter()
             .map(|q| Held {
@@ -72,16 +60,19 @@ impl Op for CreateQualification {
                 status: q.vetting_status,
             })
             .collect();
+        if self.endpoint == Endpoint::LegacyPut && rules::legacy_put_is_noop(&held, wanted) {
+            return Ok(reply_json(200, &json!(wanted.as_str())));
+        }
+
+        let code = match &self.request.validation_code {
+            Some(id) => tx.validation_code(self.partner, id).await?,
+            None => None,
+        };
         let code_state = code.as_ref().map(|c| CodeState {
             max_creates: c.max_creates,
             remaining_creates: c.remaining_creates,
         });
-        let decision = match rules::decide(
-            &held,
-            &self.request,
-            code_state.as_ref(),
-            GccVetting::Immediate,
-        ) {
+        let decision = match rules::decide(&held, &self.request, code_state.as_ref()) {
             Ok(d) => d,
             Err(fault) => return Ok(reply_fault(&fault)),
         };
@@ -103,7 +94,11 @@ impl Op for CreateQualification {
             }
         }
 
-        let previous = current.iter().find(|q| q.qualification == wanted);
+        // A new round reopens the denied qualification; otherwise the qualification is new.
+        let previous = current
+            .iter()
+            .find(|q| q.qualification == wanted)
+            .filter(|_| decision.new_round);
         let row = QualificationRow {
             customer_id: self.customer,
             qualification: wanted,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use pcq_core::enums::documented_vetting_reason;
-use pcq_core::rules::{self, CodeState, GccVetting, Held};
+use pcq_core::rules::{self, CodeState, Held};
 use pcq_core::time::Timestamp;
 use pcq_core::{
     Contract, EducationSegment, NewCustomer, Qualification, QualificationRequest, VettingStatus,
@@ -210,7 +210,7 @@ fn parse_customer(partner: SeedPartnerId, raw: Value) -> anyhow::Result<SeedCust
             max_creates: 1,
             remaining_creates: 1,
         };
-        let decision = rules::decide(&held, &request, Some(&any_code), GccVetting::Immediate)
+        let decision = rules::decide(&held, &request, Some(&any_code))
             .map_err(|f| anyhow::anyhow!("{at}: {}", f.description))?;
         let status = match &q.vetting_status {
             None => decision.status,

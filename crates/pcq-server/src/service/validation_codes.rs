@@ -24,53 +24,43 @@ fn random_validation_id(digits: u32) -> String {
     (low + Uuid::new_v4().as_u128() % span).to_string()
 }
 
-impl Op for IssueValidationCode {
-    type Output = StoredReply;
-
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
-        let validation_id = match self.code.validation_id {
-            Some(id) => {
-                if tx.validation_id_taken(&id).await? {
-                    return Ok(reply_fault(&ApiFault::new(
-                        409,
-                        pcq_core::fault::codes::CONFLICT,
-                        "ValidationCodeExists",
-                        format!(
-                            "The validation id '{id}' is already issued; omit validationId to get a new one."
-                        ),
-                    )));
-                }
-                id
-            }
-            None => {
-                let mut chosen = None;
-                for attempt in 0..30u32 {
-                    let candidate = random_validation_id(6 + attempt / 10 * 3);
-                    if !tx.validation_id_taken(&candidate).await? {
-                        chosen = Some(candidate);
-                        break;
-                    }
-                }
-                chosen
-                    .ok_or_else(|| StoreError::Corrupt("no free validation id found".to_owned()))?
-            }
-        };
-        let row = ValidationCodeRow {
+impl IssueValidationCode {
+    fn row(&self, validation_id: String) -> ValidationCodeRow {
+        ValidationCodeRow {
             validation_id,
             partner_tenant_id: self.partner,
-            organization_name: self.code.organization_name,
+            organization_name: self.code.organization_name.clone(),
             max_creates: self.code.max_creates,
             remaining_creates: self.code.max_creates,
             etag: render::etag(self.now),
             created_at: self.now,
             updated_at: self.now,
-        };
-        if !tx.insert_validation_code(&row).await? {
-            return Err(StoreError::Corrupt(
-                "validation id taken after check".to_owned(),
-            ));
         }
-        Ok(reply_json(201, &render::validation_code(&row)))
+    }
+}
+
+impl Op for IssueValidationCode {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        if let Some(id) = &self.code.validation_id {
+            let row = self.row(id.clone());
+            return Ok(if tx.insert_validation_code(&row).await? {
+                reply_json(201, &render::validation_code(&row))
+            } else {
+                reply_fault(&ApiFault::validation_code_exists(id))
+            });
+        }
+        // Random ids, longer after repeated collisions.
+        for attempt in 0..30u32 {
+            let row = self.row(random_validation_id(6 + attempt / 10 * 3));
+            if tx.insert_validation_code(&row).await? {
+                return Ok(reply_json(201, &render::validation_code(&row)));
+            }
+        }
+        Err(StoreError::Corrupt(
+            "no free validation id found".to_owned(),
+        ))
     }
 }
 

@@ -31,6 +31,9 @@ pub enum StoreError {
     /// The store is shutting down or its writer stopped.
     #[error("the store is not available")]
     Unavailable,
+    /// The operation panicked (a bug); its writes were rolled back.
+    #[error("the operation failed unexpectedly and was rolled back")]
+    Panicked,
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migration(Arc<sqlx::migrate::MigrateError>),
@@ -73,8 +76,9 @@ pub struct StoredReply {
 pub struct IdemRecord {
     /// Hash of the request that created the record.
     pub fingerprint: String,
-    /// Its answer; `None` while that request is still in flight on another node.
-    pub reply: Option<StoredReply>,
+    /// Its answer. (A record's claim and answer commit in one transaction, so a committed record
+    /// always has one.)
+    pub reply: StoredReply,
 }
 
 /// A customer as stored.
@@ -185,8 +189,14 @@ pub trait Tx: Send {
         value: &str,
     ) -> impl Future<Output = StoreResult<String>> + Send;
 
-    /// Claims an idempotency key: inserts an in-flight record and returns `None`, or returns
-    /// the record that already holds the key.
+    /// The record holding an idempotency key, if any.
+    fn idem_get(
+        &mut self,
+        key: &IdemKey,
+    ) -> impl Future<Output = StoreResult<Option<IdemRecord>>> + Send;
+    /// Claims an idempotency key for this transaction: inserts a record without an answer and
+    /// returns `None`, or returns the committed record that already holds the key (a concurrent
+    /// claimer waits on the key until the holder commits).
     fn idem_claim(
         &mut self,
         key: &IdemKey,
@@ -245,11 +255,6 @@ pub trait Tx: Send {
         partner: Uuid,
         validation_id: &str,
     ) -> impl Future<Output = StoreResult<Option<ValidationCodeRow>>> + Send;
-    /// Whether any partner holds a code with this id.
-    fn validation_id_taken(
-        &mut self,
-        validation_id: &str,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// A partner's validation codes, oldest first.
     fn validation_codes(
         &mut self,
@@ -272,10 +277,13 @@ pub trait Tx: Send {
 }
 
 /// A unit of work run in one transaction.
+///
+/// An `Err` rolls back everything the op wrote; an `Ok` commits it, whatever the value says. So
+/// an op that answers a client with a fault must decide that before it writes anything.
 pub trait Op: Send + 'static {
     /// What the op returns.
     type Output: Send + 'static;
-    /// Runs the op. An `Err` rolls back everything the op wrote.
+    /// Runs the op.
     fn run<T: Tx>(self, tx: &mut T) -> impl Future<Output = StoreResult<Self::Output>> + Send;
 }
 

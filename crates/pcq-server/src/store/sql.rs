@@ -173,6 +173,34 @@ macro_rules! impl_tx {
                     .await?)
             }
 
+            async fn idem_get(&mut self, key: &IdemKey) -> StoreResult<Option<IdemRecord>> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT fingerprint, status, body FROM idempotency \
+                     WHERE partner_tenant_id = $1 AND request_id = $2 AND method = $3 AND route = $4",
+                )
+                .bind(key.partner.to_string())
+                .bind(&key.request_id)
+                .bind(key.method)
+                .bind(&key.route)
+                .fetch_optional(&mut *self)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let status: Option<i64> = row.try_get("status")?;
+                let body: Option<Vec<u8>> = row.try_get("body")?;
+                let (Some(status), Some(body)) = (status, body) else {
+                    return Err(StoreError::Corrupt("an idempotency record without an answer".to_owned()));
+                };
+                Ok(Some(IdemRecord {
+                    fingerprint: row.try_get("fingerprint")?,
+                    reply: StoredReply {
+                        status: u16::try_from(status)
+                            .map_err(|_| StoreError::Corrupt(format!("invalid status {status}")))?,
+                        body,
+                    },
+                }))
+            }
+
             async fn idem_claim(
                 &mut self,
                 key: &IdemKey,
@@ -196,31 +224,10 @@ macro_rules! impl_tx {
                 if inserted == 1 {
                     return Ok(None);
                 }
-                let row = sqlx::query(
-                    "SELECT fingerprint, status, body FROM idempotency \
-                     WHERE partner_tenant_id = $1 AND request_id = $2 AND method = $3 AND route = $4",
-                )
-                .bind(key.partner.to_string())
-                .bind(&key.request_id)
-                .bind(key.method)
-                .bind(&key.route)
-                .fetch_one(&mut *self)
-                .await?;
-                use sqlx::Row as _;
-                let status: Option<i64> = row.try_get("status")?;
-                let body: Option<Vec<u8>> = row.try_get("body")?;
-                let reply = match (status, body) {
-                    (Some(status), Some(body)) => Some(StoredReply {
-                        status: u16::try_from(status)
-                            .map_err(|_| StoreError::Corrupt(format!("invalid status {status}")))?,
-                        body,
-                    }),
-                    _ => None,
-                };
-                Ok(Some(IdemRecord {
-                    fingerprint: row.try_get("fingerprint")?,
-                    reply,
-                }))
+                match self.idem_get(key).await? {
+                    Some(record) => Ok(Some(record)),
+                    None => Err(StoreError::Corrupt("an idempotency key held by no record".to_owned())),
+                }
             }
 
             async fn idem_complete(&mut self, key: &IdemKey, reply: &StoredReply) -> StoreResult<()> {
@@ -374,15 +381,6 @@ macro_rules! impl_tx {
                     .as_ref()
                     .map(rows::code)
                     .transpose()
-            }
-
-            async fn validation_id_taken(&mut self, validation_id: &str) -> StoreResult<bool> {
-                let found: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM validation_codes WHERE validation_id = $1")
-                        .bind(validation_id)
-                        .fetch_optional(&mut *self)
-                        .await?;
-                Ok(found.is_some())
             }
 
             async fn validation_codes(&mut self, partner: Uuid) -> StoreResult<Vec<ValidationCodeRow>> {

@@ -7,6 +7,7 @@
 //! commit that holds its writes returned. Reads run on a separate pool and never wait for the
 //! writer. An in-memory database has a single connection, so its reads go through the writer.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -20,7 +21,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Executor};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sql::impl_tx;
 use super::{Op, StoreError, StoreResult};
@@ -44,7 +45,7 @@ pub struct SqliteOptions {
 pub struct SqliteStore {
     jobs: mpsc::Sender<Message>,
     readers: Option<SqlitePool>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    writer_done: watch::Receiver<bool>,
 }
 
 enum Message {
@@ -73,7 +74,13 @@ impl<O: Op> Job for OpJob<O> {
     fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Finished> {
         let OpJob { op, reply } = *self;
         Box::pin(async move {
-            let result = op.run(conn).await;
+            let result = match AssertUnwindSafe(op.run(conn)).catch_unwind().await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::error!("a write operation panicked; its changes are rolled back");
+                    Err(StoreError::Panicked)
+                }
+            };
             Finished {
                 ok: result.is_ok(),
                 deliver: Box::new(move |commit_error| {
@@ -91,23 +98,26 @@ impl<O: Op> Job for OpJob<O> {
     }
 }
 
+fn connect_options(path: Option<&PathBuf>) -> StoreResult<SqliteConnectOptions> {
+    Ok(match path {
+        Some(path) => SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal),
+        None => SqliteConnectOptions::from_str("sqlite::memory:")?,
+    }
+    .synchronous(SqliteSynchronous::Full)
+    .foreign_keys(true)
+    .busy_timeout(Duration::from_secs(10)))
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database, and starts the writer.
     pub async fn open(options: SqliteOptions) -> StoreResult<Self> {
-        let base = match &options.path {
-            Some(path) => SqliteConnectOptions::new()
-                .filename(path)
-                .journal_mode(SqliteJournalMode::Wal),
-            None => SqliteConnectOptions::from_str("sqlite::memory:")?,
-        }
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-
-        let mut writer_conn =
-            SqliteConnection::connect_with(&base.clone().create_if_missing(true)).await?;
+        let base = connect_options(options.path.as_ref())?;
+        let writer_options = base.clone().create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&writer_options).await?;
         MIGRATOR
-            .run(&mut writer_conn)
+            .run(&mut conn)
             .await
             .map_err(|e| StoreError::Migration(Arc::new(e)))?;
 
@@ -123,11 +133,21 @@ impl SqliteStore {
         };
 
         let (jobs, rx) = mpsc::channel(4096);
-        let writer = tokio::spawn(writer_loop(writer_conn, rx, options.max_batch.max(1)));
+        let (done_tx, writer_done) = watch::channel(false);
+        let writer = Writer {
+            conn,
+            // An in-memory database lives in its one connection: it cannot be reopened.
+            reopen: readers.is_some().then_some(writer_options),
+            max_batch: options.max_batch.max(1),
+        };
+        tokio::spawn(async move {
+            writer.run(rx).await;
+            let _ = done_tx.send(true);
+        });
         Ok(SqliteStore {
             jobs,
             readers,
-            writer: Mutex::new(Some(writer)),
+            writer_done,
         })
     }
 
@@ -157,113 +177,163 @@ impl SqliteStore {
         out
     }
 
-    /// Lets the writer finish what is queued, then closes every connection.
+    /// Lets the writer finish what was queued before, then closes every connection. Returns
+    /// once the writer has stopped, however many callers close at once.
     pub async fn close(&self) {
         if let Some(pool) = &self.readers {
             pool.close().await;
         }
         let _ = self.jobs.send(Message::Shutdown).await;
-        if let Some(handle) = self.writer.lock().await.take() {
-            let _ = handle.await;
-        }
+        let mut done = self.writer_done.clone();
+        let _ = done.wait_for(|stopped| *stopped).await;
     }
 }
 
-async fn writer_loop(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Message>,
+/// The writer task's state: the one write connection.
+struct Writer {
+    conn: SqliteConnection,
+    /// How to open a fresh connection if this one is left unusable.
+    reopen: Option<SqliteConnectOptions>,
     max_batch: usize,
-) {
-    let mut shutdown = false;
-    while !shutdown {
-        let Some(first) = rx.recv().await else { break };
-        let mut batch = Vec::new();
-        match first {
-            Message::Job(job) => batch.push(job),
-            Message::Shutdown => break,
-        }
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(Message::Job(job)) => batch.push(job),
-                Ok(Message::Shutdown) => {
-                    shutdown = true;
+}
+
+impl Writer {
+    /// Commits batches until shutdown. Ops left over from a transaction that broke run first in
+    /// the next one.
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        let mut carried: VecDeque<Box<dyn Job>> = VecDeque::new();
+        let mut shutdown = false;
+        loop {
+            let mut batch: Vec<Box<dyn Job>> = carried.drain(..).collect();
+            if batch.is_empty() {
+                if shutdown {
                     break;
                 }
-                Err(_) => break,
+                match rx.recv().await {
+                    Some(Message::Job(job)) => batch.push(job),
+                    Some(Message::Shutdown) | None => break,
+                }
             }
+            while !shutdown && batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(Message::Job(job)) => batch.push(job),
+                    Ok(Message::Shutdown) => shutdown = true,
+                    Err(_) => break,
+                }
+            }
+            carried = self.commit_batch(batch).await;
         }
-        commit_batch(&mut conn, batch).await;
+        if let Err(e) = self.conn.close().await {
+            tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+        }
     }
-    if let Err(e) = conn.close().await {
-        tracing::warn!(error = %e, "closing the SQLite writer connection failed");
-    }
-}
 
-/// Runs a batch of ops in one transaction, each in a savepoint, and answers them after COMMIT.
-async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Box<dyn Job>>) {
-    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-        let err = StoreError::from(e);
-        tracing::error!(error = %err, "could not begin a write transaction");
-        for job in batch {
-            job.fail(err.clone());
-        }
-        return;
-    }
-    let single = batch.len() == 1;
-    let mut finished = Vec::with_capacity(batch.len());
-    let mut broken: Option<StoreError> = None;
-    for job in batch {
-        if broken.is_some() {
-            job.fail(broken.clone().unwrap_or(StoreError::Unavailable));
-            continue;
-        }
-        if !single {
-            if let Err(e) = conn.execute("SAVEPOINT job").await {
-                broken = Some(e.into());
-                job.fail(broken.clone().unwrap_or(StoreError::Unavailable));
-                continue;
+    /// Runs a batch in one transaction, each op in a savepoint, and answers the ops after the
+    /// COMMIT. If the transaction itself breaks, the ops that ran are answered with the error
+    /// and the ones that did not run yet are returned, to run in the next transaction.
+    async fn commit_batch(&mut self, batch: Vec<Box<dyn Job>>) -> VecDeque<Box<dyn Job>> {
+        if let Err(e) = self.conn.execute("BEGIN IMMEDIATE").await {
+            let err = StoreError::from(e);
+            tracing::error!(error = %err, "could not begin a write transaction");
+            for job in batch {
+                job.fail(err.clone());
             }
+            self.recover().await;
+            return VecDeque::new();
         }
-        let outcome = AssertUnwindSafe(job.run(&mut *conn)).catch_unwind().await;
-        let ok = match &outcome {
-            Ok(done) => done.ok,
-            Err(_) => {
-                tracing::error!("a write operation panicked; its changes are rolled back");
-                false
+        if let [_] = batch.as_slice() {
+            let job = batch.into_iter().next().expect("one job");
+            let done = job.run(&mut self.conn).await;
+            let error = if done.ok {
+                self.conn
+                    .execute("COMMIT")
+                    .await
+                    .err()
+                    .map(StoreError::from)
+            } else {
+                // A lone failed op: its result is already the error.
+                None
+            };
+            if !done.ok || error.is_some() {
+                if let Some(e) = &error {
+                    tracing::error!(error = %e, "a write transaction failed to commit");
+                }
+                self.recover().await;
             }
-        };
-        if !single {
-            let sql = if ok {
+            (done.deliver)(error);
+            return VecDeque::new();
+        }
+
+        let mut finished = Vec::with_capacity(batch.len());
+        let mut pending: VecDeque<Box<dyn Job>> = batch.into();
+        let mut broken: Option<StoreError> = None;
+        while let Some(job) = pending.pop_front() {
+            if let Err(e) = self.conn.execute("SAVEPOINT job").await {
+                let e = StoreError::from(e);
+                if finished.is_empty() {
+                    // Nothing ran in this transaction: fail this op rather than retry it forever.
+                    job.fail(e.clone());
+                } else {
+                    pending.push_front(job);
+                }
+                broken = Some(e);
+                break;
+            }
+            let done = job.run(&mut self.conn).await;
+            let end = if done.ok {
                 "RELEASE job"
             } else {
                 "ROLLBACK TO job; RELEASE job"
             };
-            if let Err(e) = conn.execute(sql).await {
-                broken = Some(e.into());
-            }
-        } else if !ok {
-            // A lone failed op: roll the whole transaction back instead of committing it.
-            let _ = conn.execute("ROLLBACK").await;
-            if let Ok(done) = outcome {
-                (done.deliver)(None);
-            }
-            return;
-        }
-        if let Ok(done) = outcome {
             finished.push(done);
+            if let Err(e) = self.conn.execute(end).await {
+                broken = Some(e.into());
+                break;
+            }
         }
+
+        let error = match broken {
+            Some(e) => Some(e),
+            None => self
+                .conn
+                .execute("COMMIT")
+                .await
+                .err()
+                .map(StoreError::from),
+        };
+        if let Some(e) = &error {
+            tracing::error!(
+                error = %e,
+                failed = finished.len(),
+                retried = pending.len(),
+                "a write transaction failed; its requests are answered with errors"
+            );
+            self.recover().await;
+        }
+        for done in finished {
+            (done.deliver)(error.clone());
+        }
+        pending
     }
 
-    let commit_error = match broken {
-        Some(e) => Some(e),
-        None => conn.execute("COMMIT").await.err().map(StoreError::from),
-    };
-    if let Some(e) = &commit_error {
-        tracing::error!(error = %e, "a write transaction failed; its requests are answered with errors");
-        let _ = conn.execute("ROLLBACK").await;
-    }
-    for done in finished {
-        (done.deliver)(commit_error.clone());
+    /// Leaves no transaction open after a failure: rolls back, and if even that fails, opens a
+    /// fresh connection.
+    async fn recover(&mut self) {
+        let Err(e) = self.conn.execute("ROLLBACK").await else {
+            return;
+        };
+        if e.to_string().contains("no transaction is active") {
+            return;
+        }
+        tracing::error!(error = %e, "rolling back failed; reopening the write connection");
+        let Some(options) = &self.reopen else { return };
+        match SqliteConnection::connect_with(options).await {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut self.conn, fresh);
+                let _ = old.close().await;
+            }
+            Err(e) => tracing::error!(error = %e, "could not reopen the write connection"),
+        }
     }
 }
 
@@ -355,6 +425,135 @@ mod tests {
             Some("v1")
         );
         again.close().await;
+    }
+
+    struct Panics;
+    impl Op for Panics {
+        type Output = ();
+        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+            tx.meta_insert_default("panicked", "written").await?;
+            panic!("a bug in an op");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_op_is_rolled_back_and_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        let (panicked, fine) = tokio::join!(
+            store.write(Panics),
+            store.write(PutMeta("fine".into(), "v"))
+        );
+        assert!(
+            matches!(panicked, Err(StoreError::Panicked)),
+            "{panicked:?}"
+        );
+        assert_eq!(fine.unwrap(), "v");
+        assert_eq!(store.read(GetMeta("panicked".into())).await.unwrap(), None);
+        // The writer goes on.
+        store.write(PutMeta("after".into(), "v")).await.unwrap();
+        store.close().await;
+    }
+
+    /// Stands for SQLite aborting the whole transaction (as it does on some I/O errors).
+    struct AbortsTransaction(oneshot::Sender<StoreResult<()>>);
+    impl Job for AbortsTransaction {
+        fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Finished> {
+            Box::pin(async move {
+                conn.execute("ROLLBACK").await.unwrap();
+                let reply = self.0;
+                Finished {
+                    ok: true,
+                    deliver: Box::new(move |e| {
+                        let _ = reply.send(e.map_or(Ok(()), Err));
+                    }),
+                }
+            })
+        }
+        fn fail(self: Box<Self>, err: StoreError) {
+            let _ = self.0.send(Err(err));
+        }
+    }
+
+    fn job<O: Op>(op: O) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<O::Output>>) {
+        let (reply, answer) = oneshot::channel();
+        (Box::new(OpJob { op, reply }), answer)
+    }
+
+    #[tokio::test]
+    async fn ops_after_a_broken_transaction_run_in_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = connect_options(Some(&dir.path().join("pcq.db")))
+            .unwrap()
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        MIGRATOR.run(&mut conn).await.unwrap();
+        let mut writer = Writer {
+            conn,
+            reopen: Some(options),
+            max_batch: 16,
+        };
+
+        let (before, before_answer) = job(PutMeta("before".into(), "v"));
+        let (abort_reply, abort_answer) = oneshot::channel();
+        let (after, after_answer) = job(PutMeta("after".into(), "v"));
+        let carried = writer
+            .commit_batch(vec![
+                before,
+                Box::new(AbortsTransaction(abort_reply)),
+                after,
+            ])
+            .await;
+        assert!(
+            before_answer.await.unwrap().is_err(),
+            "its writes were lost with the transaction"
+        );
+        assert!(abort_answer.await.unwrap().is_err());
+        assert_eq!(carried.len(), 1, "the op that had not run is kept");
+
+        let left = writer.commit_batch(carried.into_iter().collect()).await;
+        assert!(left.is_empty());
+        assert_eq!(after_answer.await.unwrap().unwrap(), "v");
+        let (read, read_answer) = job(GetMeta("before".into()));
+        writer.commit_batch(vec![read]).await;
+        assert_eq!(read_answer.await.unwrap().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn every_close_waits_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteOptions {
+            path: Some(dir.path().join("pcq.db")),
+            readers: 1,
+            max_batch: 4,
+        })
+        .await
+        .unwrap();
+        let writes: Vec<_> = (0..20)
+            .map(|i| store.write(PutMeta(format!("w{i}"), "v")))
+            .collect();
+        let (results, (), ()) = tokio::join!(
+            futures_util::future::join_all(writes),
+            store.close(),
+            store.close()
+        );
+        assert!(
+            *store.writer_done.borrow(),
+            "both closes returned after the writer stopped"
+        );
+        // Writes queued before the shutdown were committed; none is left hanging.
+        let committed = results.iter().filter(|r| r.is_ok()).count();
+        let reopened = file_store(&dir).await;
+        for (i, result) in results.iter().enumerate() {
+            let present = reopened
+                .read(GetMeta(format!("w{i}")))
+                .await
+                .unwrap()
+                .is_some();
+            assert_eq!(present, result.is_ok(), "w{i}");
+        }
+        assert!(committed > 0);
+        reopened.close().await;
     }
 
     #[tokio::test]
