@@ -161,14 +161,7 @@ async fn oversized_bodies_are_413() {
         .unwrap();
     let fault = assert_fault(resp, 413, 950413).await;
     assert!(fault["description"].as_str().unwrap().contains("4096"));
-    let (_, list) = status_json(
-        app.get("/v1/customers", &partner.user)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(list["totalCount"], 0);
+    assert_eq!(app.customer_count(&partner).await, 0);
 }
 
 #[tokio::test]
@@ -227,14 +220,7 @@ async fn correlation_and_request_ids_are_echoed_or_generated() {
         .await
         .unwrap();
     assert_fault(resp, 400, 800002).await;
-    let (_, list) = status_json(
-        app.get("/v1/customers", &partner.user)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(list["totalCount"], 0);
+    assert_eq!(app.customer_count(&partner).await, 0);
 }
 
 #[tokio::test]

@@ -219,14 +219,7 @@ async fn sixteen_concurrent_retries_have_one_effect_and_one_answer() {
             .iter()
             .all(|a| *a == creates[0] && a.0 == StatusCode::CREATED)
     );
-    let (_, list) = status_json(
-        app.get("/v1/customers", &partner.user)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(list["totalCount"], 2);
+    assert_eq!(app.customer_count(&partner).await, 2);
 }
 
 #[tokio::test]

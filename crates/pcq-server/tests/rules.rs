@@ -446,14 +446,7 @@ async fn customer_domains_are_unique_per_partner_and_validated() {
             .unwrap();
         assert_fault(resp, 400, 800002).await;
     }
-    let (_, list) = status_json(
-        app.get("/v1/customers", &partner.user)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(list["totalCount"], 1);
+    assert_eq!(app.customer_count(&partner).await, 1);
 }
 
 #[tokio::test]

@@ -217,6 +217,18 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// How many customers the partner's first page of `GET /v1/customers` lists.
+    pub async fn customer_count(&self, partner: &Partner) -> u64 {
+        let resp = self
+            .get("/v1/customers", &partner.user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let list: Value = resp.json().await.unwrap();
+        list["totalCount"].as_u64().unwrap()
+    }
+
     /// The partner's validation codes as the API returns them.
     pub async fn codes(&self, partner: &Partner) -> Value {
         let resp = self
