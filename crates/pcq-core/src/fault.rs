@@ -491,6 +491,111 @@ impl ApiFault {
         )
     }
 
+    /// The customer has no such qualification.
+    pub fn qualification_not_found(customer: &str, qualification: &str) -> Self {
+        Self::new(
+            404,
+            codes::NOT_FOUND,
+            "QualificationNotFound",
+            format!("The customer {customer} has no {qualification} qualification."),
+        )
+        .with_param("customerId", customer)
+        .with_param("qualification", qualification)
+    }
+
+    /// A decision for a qualification that is not waiting for one.
+    pub fn not_in_review(qualification: &str, status: &str) -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "NotInReview",
+            format!(
+                "The {qualification} qualification is {status}, not InReview: only a qualification \
+                 in review can be decided."
+            ),
+        )
+        .with_param("qualification", qualification)
+        .with_param("vettingStatus", status)
+    }
+
+    /// A denial without a documented reason, or a reason that is not documented.
+    pub fn undocumented_reason(given: Option<&str>) -> Self {
+        let allowed = crate::enums::VETTING_REASONS.join("; ");
+        let description = match given {
+            None => format!("A Denied decision needs a reason, one of: {allowed}."),
+            Some(r) => format!(
+                "The reason '{}' is not a documented vetting reason; use one of: {allowed}.",
+                truncate(r, 80)
+            ),
+        };
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "UndocumentedVettingReason",
+            description,
+        )
+        .with_param("field", "reason")
+    }
+
+    /// A webhook registration is required first.
+    pub fn webhook_registration_not_found() -> Self {
+        Self::new(
+            404,
+            codes::NOT_FOUND,
+            "WebhookRegistrationNotFound",
+            "This partner has no webhook registration; create one with POST /webhooks/v1/registration.",
+        )
+    }
+
+    /// No audit record with that id.
+    pub fn audit_record_not_found(id: &str) -> Self {
+        Self::new(
+            404,
+            codes::NOT_FOUND,
+            "AuditRecordNotFound",
+            format!(
+                "No audit record of this partner has the id '{}'.",
+                truncate(id, 200)
+            ),
+        )
+    }
+
+    /// No validation event with that correlation id.
+    pub fn validation_event_not_found(correlation_id: &str) -> Self {
+        Self::new(
+            404,
+            codes::NOT_FOUND,
+            "ValidationEventNotFound",
+            format!(
+                "No validation event of this partner has the correlation id '{}'; send one with \
+                 POST /webhooks/v1/registration/validationEvents.",
+                truncate(correlation_id, 200)
+            ),
+        )
+    }
+
+    /// A validation event for a registration that does not receive `test-created`.
+    pub fn not_registered_for_test_events() -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "NotRegisteredForTestEvents",
+            "Register for the test-created event (PUT /webhooks/v1/registration) before sending a \
+             validation event.",
+        )
+    }
+
+    /// A second registration where one exists.
+    pub fn webhook_registration_exists() -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "WebhookRegistrationExists",
+            "This partner already has a webhook registration; change it with PUT \
+             /webhooks/v1/registration or remove it with DELETE.",
+        )
+    }
+
     // ---- 408 / 413 / 415 / 500 / 503 -----------------------------------------------------
 
     /// The request body exceeds the configured limit.
@@ -544,13 +649,13 @@ impl ApiFault {
         .retryable()
     }
 
-    /// The node cannot serve requests right now (its store does not answer).
-    pub fn service_unavailable() -> Self {
+    /// The node cannot serve this right now; `why` says what is missing.
+    pub fn service_unavailable(why: &str) -> Self {
         Self::new(
             503,
             codes::UNEXPECTED,
             "ServiceUnavailable",
-            "The service cannot reach its store; retry later.",
+            format!("The service is not available: {why}; retry later."),
         )
         .retryable()
     }

@@ -430,6 +430,161 @@ pub struct NewValidationCode {
     pub validation_id: Option<String>,
 }
 
+/// A reviewer's decision on a qualification in review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewDecision {
+    /// Approved or Denied.
+    pub decision: crate::enums::VettingStatus,
+    /// The documented reason of a denial (in its documented spelling).
+    pub reason: Option<String>,
+}
+
+impl ReviewDecision {
+    /// Parses `{"decision": "Approved" | "Denied", "reason": "..."}`; a denial needs a documented
+    /// reason, an approval takes none.
+    pub fn parse(body: &Value) -> Result<Self, ApiFault> {
+        use crate::enums::{VettingStatus, documented_vetting_reason};
+        let Value::Object(map) = body else {
+            return Err(ApiFault::invalid_input(
+                "The request body must be an object such as {\"decision\": \"Denied\", \
+                 \"reason\": \"Not an Academic Domain\"}.",
+            ));
+        };
+        let object = LooseObject::new(map);
+        let raw = object.get_str("decision")?.ok_or_else(|| {
+            ApiFault::invalid_input("The property 'decision' is required: Approved or Denied.")
+                .with_param("field", "decision")
+        })?;
+        let decision = match VettingStatus::parse_str(raw) {
+            Some(d @ (VettingStatus::Approved | VettingStatus::Denied)) => d,
+            _ => return Err(ApiFault::invalid_enum("decision", raw, "Approved, Denied")),
+        };
+        let reason = object.get_str("reason")?;
+        let reason = match (decision, reason) {
+            (VettingStatus::Denied, Some(r)) => Some(
+                documented_vetting_reason(r)
+                    .ok_or_else(|| ApiFault::undocumented_reason(Some(r)))?
+                    .to_owned(),
+            ),
+            (VettingStatus::Denied, None) => return Err(ApiFault::undocumented_reason(None)),
+            (_, Some(_)) => {
+                return Err(ApiFault::invalid_input(
+                    "A reason is only given with a Denied decision.",
+                )
+                .with_param("field", "reason"));
+            }
+            (_, None) => None,
+        };
+        Ok(ReviewDecision { decision, reason })
+    }
+}
+
+/// A webhook registration request: `{"WebhookUrl": "...", "WebhookEvents": ["..."]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistrationInput {
+    /// Where events go (http or https).
+    pub url: String,
+    /// The events, in their canonical spelling, without duplicates.
+    pub events: Vec<String>,
+}
+
+/// Longest accepted webhook URL.
+pub const MAX_WEBHOOK_URL_CHARS: usize = 2048;
+
+impl WebhookRegistrationInput {
+    /// Parses a registration body; `supported` lists the event names that can be registered.
+    pub fn parse(body: &Value, supported: &[&str]) -> Result<Self, ApiFault> {
+        let Value::Object(map) = body else {
+            return Err(ApiFault::invalid_input(
+                "The request body must be an object such as {\"WebhookUrl\": \"https://…\", \
+                 \"WebhookEvents\": [\"test-created\"]}.",
+            ));
+        };
+        let object = LooseObject::new(map);
+        let url = object
+            .get_str("webhookUrl")?
+            .ok_or_else(|| {
+                ApiFault::invalid_input("The property 'WebhookUrl' is required.")
+                    .with_param("field", "WebhookUrl")
+            })?
+            .trim()
+            .to_owned();
+        check_webhook_url(&url)?;
+        let raw_events = match object.get("webhookEvents")? {
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                return Err(ApiFault::invalid_input(format!(
+                    "The property 'WebhookEvents' must be an array of event names, not {}.",
+                    json_type(other)
+                )));
+            }
+            None => {
+                return Err(ApiFault::invalid_input(format!(
+                    "The property 'WebhookEvents' is required; supported events: {}.",
+                    supported.join(", ")
+                ))
+                .with_param("field", "WebhookEvents"));
+            }
+        };
+        let mut events: Vec<String> = Vec::new();
+        for item in raw_events {
+            let name = item.as_str().unwrap_or_default();
+            let known = supported
+                .iter()
+                .find(|s| s.eq_ignore_ascii_case(name.trim()))
+                .ok_or_else(|| {
+                    ApiFault::invalid_enum(
+                        "WebhookEvents",
+                        &truncate(&item.to_string(), 80),
+                        &supported.join(", "),
+                    )
+                })?;
+            if !events.iter().any(|e| e == known) {
+                events.push((*known).to_owned());
+            }
+        }
+        if events.is_empty() {
+            return Err(ApiFault::invalid_input(format!(
+                "'WebhookEvents' is empty; register at least one of: {}.",
+                supported.join(", ")
+            )));
+        }
+        Ok(WebhookRegistrationInput { url, events })
+    }
+}
+
+fn check_webhook_url(url: &str) -> Result<(), ApiFault> {
+    let invalid = |why: &str| {
+        ApiFault::invalid_input(format!(
+            "The WebhookUrl '{}' is not usable: {why}.",
+            truncate(url, 120)
+        ))
+        .with_param("field", "WebhookUrl")
+    };
+    if url.chars().count() > MAX_WEBHOOK_URL_CHARS {
+        return Err(invalid("it is longer than 2048 characters"));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("it must be an absolute http:// or https:// URL"))?;
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it contains spaces or control characters"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| h.trim_start_matches('['))
+    } else {
+        host.split(':').next()
+    }
+    .unwrap_or_default();
+    if host.is_empty() {
+        return Err(invalid("it has no host"));
+    }
+    Ok(())
+}
+
 /// Most creates one validation code may allow.
 pub const MAX_CREATES_LIMIT: i64 = 1_000_000;
 
@@ -701,6 +856,78 @@ mod tests {
     }
 
     #[test]
+    fn review_decisions() {
+        use crate::enums::VettingStatus;
+        let d = ReviewDecision::parse(&json!({"decision": "approved"})).unwrap();
+        assert_eq!((d.decision, d.reason), (VettingStatus::Approved, None));
+        let d = ReviewDecision::parse(
+            &json!({"Decision": "Denied", "Reason": "not an academic domain"}),
+        )
+        .unwrap();
+        assert_eq!(d.reason.as_deref(), Some("Not an Academic Domain"));
+        for (body, name) in [
+            (json!({"decision": "Denied"}), "UndocumentedVettingReason"),
+            (
+                json!({"decision": "Denied", "reason": "we felt like it"}),
+                "UndocumentedVettingReason",
+            ),
+            (
+                json!({"decision": "Approved", "reason": "Not an Academic Domain"}),
+                "InvalidRequestInput",
+            ),
+            (json!({"decision": "InReview"}), "InvalidEnumValue"),
+            (json!({}), "InvalidRequestInput"),
+            (json!("Approved"), "InvalidRequestInput"),
+        ] {
+            let fault = ReviewDecision::parse(&body).unwrap_err();
+            assert_eq!(
+                (fault.status, fault.error_name.as_ref()),
+                (400, name),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_registrations() {
+        let events = ["test-created", "customer-qualification-updated"];
+        let r = WebhookRegistrationInput::parse(
+            &json!({"WebhookUrl": " https://hooks.example.com/pc ", "WebhookEvents": ["Test-Created", "test-created"]}),
+            &events,
+        )
+        .unwrap();
+        assert_eq!(r.url, "https://hooks.example.com/pc");
+        assert_eq!(r.events, ["test-created"]);
+        assert!(
+            WebhookRegistrationInput::parse(
+                &json!({"webhookUrl": "http://127.0.0.1:9/x", "webhookEvents": events}),
+                &events
+            )
+            .is_ok()
+        );
+        assert!(
+            WebhookRegistrationInput::parse(
+                &json!({"webhookUrl": "http://[::1]:9/x", "webhookEvents": events}),
+                &events
+            )
+            .is_ok()
+        );
+        for bad in [
+            json!({"WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "ftp://x/y", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https:///nohost", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://a b/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://x/", "WebhookEvents": []}),
+            json!({"WebhookUrl": "https://x/", "WebhookEvents": ["subscription-updated"]}),
+            json!({"WebhookUrl": "https://x/", "WebhookEvents": "test-created"}),
+            json!({"WebhookUrl": "https://x/", "WebhookEvents": [5]}),
+        ] {
+            let fault = WebhookRegistrationInput::parse(&bad, &events).unwrap_err();
+            assert_eq!(fault.status, 400, "{bad}");
+        }
+    }
+
+    #[test]
     fn validation_code_issue_bodies() {
         let code =
             NewValidationCode::parse(&json!({"organizationName": "Contoso", "maxCreates": 3}))
@@ -771,6 +998,12 @@ mod tests {
                 prop_assert_eq!(fault.status, 400);
             }
             if let Err(fault) = NewValidationCode::parse(&body) {
+                prop_assert_eq!(fault.status, 400);
+            }
+            if let Err(fault) = ReviewDecision::parse(&body) {
+                prop_assert_eq!(fault.status, 400);
+            }
+            if let Err(fault) = WebhookRegistrationInput::parse(&body, &["test-created"]) {
                 prop_assert_eq!(fault.status, 400);
             }
         }

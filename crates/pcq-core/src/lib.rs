@@ -10,6 +10,7 @@ pub mod ids;
 pub mod input;
 pub mod rules;
 pub mod time;
+pub mod vetting;
 pub mod wire;
 
 pub use enums::{EducationSegment, Qualification, VettingStatus};

@@ -40,13 +40,15 @@ pub struct Decision {
 }
 
 /// Decides a request to add a qualification, given what the customer holds and, for GCC, the
-/// state of the named validation code (`None` when the partner has no such code).
+/// state of the named validation code (`None` when the partner has no such code). GCC starts
+/// `InReview` when `review_gcc` (the vetting policy routes it to review), else `Approved`.
 ///
 /// Order of checks: the customer's own state first (409), then the validation code (400).
 pub fn decide(
     held: &[Held],
     request: &QualificationRequest,
     code: Option<&CodeState>,
+    review_gcc: bool,
 ) -> Result<Decision, ApiFault> {
     let wanted = request.qualification;
     debug_assert!(wanted.is_settable());
@@ -88,7 +90,11 @@ pub fn decide(
             if code.remaining_creates <= 0 {
                 return Err(ApiFault::validation_code_exhausted(name, code.max_creates));
             }
-            Some(VettingStatus::Approved)
+            Some(if review_gcc {
+                VettingStatus::InReview
+            } else {
+                VettingStatus::Approved
+            })
         }
         _ => None,
     };
@@ -159,18 +165,27 @@ mod tests {
 
     #[test]
     fn initial_states() {
-        let d = decide(&[], &req(json!({"qualification": "Education"})), None).unwrap();
+        let d = decide(
+            &[],
+            &req(json!({"qualification": "Education"})),
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             (d.status, d.consumes_code, d.new_round),
             (Some(S::InReview), false, false)
         );
         let gcc = req(json!({"qualification": "GovernmentCommunityCloud", "validationCode": "1"}));
-        let d = decide(&[], &gcc, Some(&CODE)).unwrap();
+        let d = decide(&[], &gcc, Some(&CODE), false).unwrap();
         assert_eq!((d.status, d.consumes_code), (Some(S::Approved), true));
+        let d = decide(&[], &gcc, Some(&CODE), true).unwrap();
+        assert_eq!((d.status, d.consumes_code), (Some(S::InReview), true));
         let d = decide(
             &[],
             &req(json!({"qualification": "StateOwnedEntity"})),
             None,
+            false,
         )
         .unwrap();
         assert_eq!(d.status, None);
@@ -185,33 +200,48 @@ mod tests {
             &[held(Q::GovernmentCommunityCloud, Some(S::Approved))],
             &edu,
             None,
+            false,
         )
         .unwrap_err();
         assert_eq!(
             (f.status, f.error_name.as_ref()),
             (409, "QualificationConflict")
         );
-        let f = decide(&[held(Q::Education, Some(S::InReview))], &gcc, Some(&CODE)).unwrap_err();
+        let f = decide(
+            &[held(Q::Education, Some(S::InReview))],
+            &gcc,
+            Some(&CODE),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(f.status, 409);
-        assert!(decide(&[held(Q::Education, Some(S::Approved))], &soe, None).is_ok());
-        assert!(decide(&[held(Q::StateOwnedEntity, None)], &gcc, Some(&CODE)).is_ok());
+        assert!(decide(&[held(Q::Education, Some(S::Approved))], &soe, None, false).is_ok());
+        assert!(decide(&[held(Q::StateOwnedEntity, None)], &gcc, Some(&CODE), false).is_ok());
         // A denied Q::Education does not block GCC.
-        assert!(decide(&[held(Q::Education, Some(S::Denied))], &gcc, Some(&CODE)).is_ok());
+        assert!(
+            decide(
+                &[held(Q::Education, Some(S::Denied))],
+                &gcc,
+                Some(&CODE),
+                false
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn duplicates_conflict_unless_denied() {
         let edu = req(json!({"qualification": "Education"}));
         for s in [S::InReview, S::Approved] {
-            let f = decide(&[held(Q::Education, Some(s))], &edu, None).unwrap_err();
+            let f = decide(&[held(Q::Education, Some(s))], &edu, None, false).unwrap_err();
             assert_eq!(f.error_name, "QualificationAlreadyExists");
         }
-        let d = decide(&[held(Q::Education, Some(S::Denied))], &edu, None).unwrap();
+        let d = decide(&[held(Q::Education, Some(S::Denied))], &edu, None, false).unwrap();
         assert!(d.new_round);
         assert_eq!(d.status, Some(S::InReview));
         let soe = req(json!({"qualification": "StateOwnedEntity"}));
         assert_eq!(
-            decide(&[held(Q::StateOwnedEntity, None)], &soe, None)
+            decide(&[held(Q::StateOwnedEntity, None)], &soe, None, false)
                 .unwrap_err()
                 .status,
             409
@@ -221,7 +251,7 @@ mod tests {
     #[test]
     fn validation_code_checks() {
         let gcc = req(json!({"qualification": "GovernmentCommunityCloud", "validationCode": "77"}));
-        let f = decide(&[], &gcc, None).unwrap_err();
+        let f = decide(&[], &gcc, None, false).unwrap_err();
         assert_eq!(
             (f.status, f.error_name.as_ref()),
             (400, "ValidationCodeNotFound")
@@ -230,7 +260,7 @@ mod tests {
             max_creates: 2,
             remaining_creates: 0,
         };
-        let f = decide(&[], &gcc, Some(&empty)).unwrap_err();
+        let f = decide(&[], &gcc, Some(&empty), false).unwrap_err();
         assert_eq!(
             (f.status, f.error_name.as_ref()),
             (400, "ValidationCodeExhausted")
@@ -240,6 +270,7 @@ mod tests {
             &[held(Q::GovernmentCommunityCloud, Some(S::Approved))],
             &gcc,
             None,
+            false,
         )
         .unwrap_err();
         assert_eq!(f.status, 409);

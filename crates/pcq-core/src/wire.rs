@@ -175,3 +175,101 @@ pub struct ValidationCode {
     #[serde(rename = "eTag")]
     pub etag: String,
 }
+
+/// A key-value pair (`customizedData` of audit records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyValue {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// A record of an operation (`AuditRecord`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// Record id.
+    pub id: String,
+    /// The partner.
+    pub partner_id: Uuid,
+    /// The customer acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<Uuid>,
+    /// The customer's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    /// The acting user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+    /// The acting application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// The type of resource acted on (`customer`).
+    pub resource_type: String,
+    /// The resource before, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_old_value: Option<String>,
+    /// The resource after, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_new_value: Option<String>,
+    /// `add_customer`, `update_customer_qualification`, …
+    pub operation_type: String,
+    /// When (RFC 3339, UTC).
+    pub operation_date: String,
+    /// `succeeded`, `failed` or `progress`.
+    pub operation_status: String,
+    /// Further details.
+    pub customized_data: Vec<KeyValue>,
+    /// Metadata (`objectType: AuditRecord`).
+    pub attributes: Attributes,
+}
+
+/// A webhook registration, with Partner Center's PascalCase keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct WebhookRegistration {
+    /// The registration's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_id: Option<Uuid>,
+    /// Where events are posted.
+    pub webhook_url: String,
+    /// The events received.
+    pub webhook_events: Vec<String>,
+}
+
+/// One delivery attempt of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryResult {
+    /// The receiver's answer as an HTTP status name (`OK`, `InternalServerError`); empty when
+    /// it did not answer.
+    pub response_code: String,
+    /// The receiver's answer body (shortened), or why there was no answer.
+    pub response_message: String,
+    /// Whether the attempt failed before an answer.
+    pub system_error: bool,
+    /// When (UTC, .NET round-trip form without offset).
+    pub date_time_utc: String,
+}
+
+/// The state of a validation (test) event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationEventStatus {
+    /// The correlation id the event was requested with.
+    pub correlation_id: String,
+    /// The partner.
+    pub partner_id: Uuid,
+    /// `completed`, `pending` or `failed`.
+    pub status: String,
+    /// Where the event was posted.
+    pub callback_url: String,
+    /// Every attempt so far.
+    pub results: Vec<DeliveryResult>,
+}

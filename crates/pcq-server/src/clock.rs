@@ -32,6 +32,11 @@ impl Clock {
         self.offset_micros.load(Ordering::Relaxed)
     }
 
+    /// Sets how far pcq's time is ahead of the system's.
+    pub fn set_offset_micros(&self, micros: i64) {
+        self.offset_micros.store(micros, Ordering::Relaxed);
+    }
+
     /// Moves pcq's time forward (or back, for a negative value) by `micros`.
     pub fn advance_micros(&self, micros: i64) {
         self.offset_micros.fetch_add(micros, Ordering::Relaxed);

@@ -7,13 +7,21 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Toml};
 use figment::{Figment, Provider};
 use pcq_core::Contract;
+use pcq_core::vetting::VettingPolicy;
 use serde::{Deserialize, Serialize};
 
 /// The documented defaults (also the reference for every key).
 pub const DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// `PCQ_*` environment variables of pcq's own tooling, which are not configuration keys.
-const TOOLING_ENV: &[&str] = &["test_database_url", "bin", "venv_dir", "ci_cache"];
+const TOOLING_ENV: &[&str] = &[
+    "test_database_url",
+    "bin",
+    "venv_dir",
+    "ci_cache",
+    "url",
+    "token",
+];
 
 /// The whole configuration of a pcq node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,8 +36,16 @@ pub struct Config {
     pub data_dir_explicit: bool,
     /// Keep the database in memory.
     pub in_memory: bool,
+    /// The base URL this node is reached at (empty: derived from the listen address).
+    pub public_url: String,
     /// The qualification contract generation.
     pub contract: Contract,
+    /// The vetting policy configured (run-time changes are stored separately).
+    pub vetting: VettingPolicy,
+    /// The background worker.
+    pub worker: WorkerConfig,
+    /// Webhook delivery.
+    pub webhooks: WebhooksConfig,
     /// Authentication.
     pub auth: AuthConfig,
     /// Request limits.
@@ -53,6 +69,32 @@ pub struct AuthConfig {
     pub audience: String,
     /// Whether the development issuer is trusted.
     pub dev_issuer: bool,
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Whether this node runs the worker.
+    pub enabled: bool,
+    /// Idle poll interval in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Most items per step.
+    pub batch_size: u32,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Receiver timeout in seconds.
+    pub timeout_seconds: u64,
+    /// Attempts per event.
+    pub max_attempts: u32,
+    /// First backoff in seconds.
+    pub backoff_seconds: u64,
+    /// Longest backoff in seconds.
+    pub max_backoff_seconds: u64,
 }
 
 /// `[limits]`
@@ -143,14 +185,44 @@ impl Config {
 
     /// The defaults alone (for tests and tools).
     pub fn defaults() -> Config {
-        Figment::new()
+        let mut config: Config = Figment::new()
             .merge(Toml::string(DEFAULTS))
             .extract()
-            .expect("the compiled-in defaults are valid")
+            .expect("the compiled-in defaults are valid");
+        config
+            .validate()
+            .expect("the compiled-in defaults are valid");
+        config
     }
 
-    /// Checks values that serde cannot.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Checks values that serde cannot (and normalises the vetting policy).
+    pub fn validate(&mut self) -> anyhow::Result<()> {
+        self.vetting
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid [vetting]: {e}"))?;
+        if !self.public_url.is_empty() {
+            anyhow::ensure!(
+                self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
+                "public_url must start with http:// or https://"
+            );
+            self.public_url = self.public_url.trim_end_matches('/').to_owned();
+        }
+        anyhow::ensure!(
+            self.worker.poll_interval_ms >= 10,
+            "worker.poll_interval_ms must be at least 10"
+        );
+        anyhow::ensure!(
+            self.worker.batch_size >= 1,
+            "worker.batch_size must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=100).contains(&self.webhooks.max_attempts),
+            "webhooks.max_attempts must be between 1 and 100"
+        );
+        anyhow::ensure!(
+            self.webhooks.timeout_seconds >= 1,
+            "webhooks.timeout_seconds must be at least 1"
+        );
         anyhow::ensure!(
             !self.auth.audience.is_empty(),
             "auth.audience must not be empty"
@@ -209,8 +281,9 @@ mod tests {
 
     #[test]
     fn defaults_parse_and_validate() {
-        let config = Config::defaults();
+        let mut config = Config::defaults();
         config.validate().unwrap();
+        assert_eq!(config.vetting, VettingPolicy::default());
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.contract, Contract::V2021);
         assert_eq!(

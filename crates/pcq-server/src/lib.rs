@@ -11,14 +11,20 @@ pub mod http;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod webhook_signing;
+pub mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use std::sync::RwLock;
+
 use anyhow::Context;
+use pcq_core::vetting::VettingPolicy;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, OnceCell};
 use uuid::Uuid;
 
 use crate::auth::{Authenticator, DevIssuer, Issuer};
@@ -27,9 +33,10 @@ use crate::config::Config;
 use crate::http::context::RequestContext;
 use crate::http::fault::ApiError;
 use crate::service::seed::{ApplySeed, Seed, SeedSummary};
-use crate::service::{DevPartner, FindIdempotencyRecord, Idempotent, fingerprint};
+use crate::service::{DevPartner, Effects, FindIdempotencyRecord, Idempotent, fingerprint};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{IdemKey, Op, Store, StoredReply};
+use crate::webhook_signing::WebhookSigner;
 use pcq_core::ApiFault;
 
 /// File name of the SQLite database inside the data directory.
@@ -49,6 +56,66 @@ pub struct AppInner {
     pub dev_issuer: Option<Arc<DevIssuer>>,
     /// The development partner tenant of this store.
     pub dev_partner: Uuid,
+    /// The vetting policy in force.
+    pub policy: PolicyCell,
+    /// The base URL links point to.
+    pub public_url: Arc<str>,
+    /// Wakes the worker when new work is due.
+    pub wake: Notify,
+    /// This node's name in leases.
+    pub node_id: String,
+    /// The client webhook deliveries use.
+    pub http: reqwest::Client,
+    signer: OnceCell<Arc<WebhookSigner>>,
+}
+
+/// The vetting policy in force: the configured one, or one set at run time.
+pub struct PolicyCell {
+    configured: Arc<VettingPolicy>,
+    current: RwLock<(Arc<VettingPolicy>, bool)>,
+}
+
+impl PolicyCell {
+    fn new(configured: VettingPolicy) -> Self {
+        let configured = Arc::new(configured);
+        PolicyCell {
+            current: RwLock::new((configured.clone(), false)),
+            configured,
+        }
+    }
+
+    /// The policy in force.
+    pub fn get(&self) -> Arc<VettingPolicy> {
+        self.current
+            .read()
+            .map(|c| c.0.clone())
+            .unwrap_or_else(|p| p.into_inner().0.clone())
+    }
+
+    /// Whether the policy in force was set at run time.
+    pub fn is_overridden(&self) -> bool {
+        self.current.read().map(|c| c.1).unwrap_or(false)
+    }
+
+    /// The configured policy (the base of run-time changes).
+    pub fn configured(&self) -> &Arc<VettingPolicy> {
+        &self.configured
+    }
+
+    /// Puts a run-time policy in force (`None`: the configured one); returns the policy now in
+    /// force.
+    pub fn set(&self, stored: Option<VettingPolicy>) -> Arc<VettingPolicy> {
+        let next = match stored {
+            Some(p) => (Arc::new(p), true),
+            None => (self.configured.clone(), false),
+        };
+        let policy = next.0.clone();
+        match self.current.write() {
+            Ok(mut c) => *c = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        policy
+    }
 }
 
 /// Shared application state (cheap to clone).
@@ -64,6 +131,32 @@ impl Deref for AppState {
 }
 
 impl AppState {
+    /// What side effects of changes need.
+    pub fn effects(&self) -> Effects {
+        Effects {
+            public_url: self.public_url.clone(),
+        }
+    }
+
+    /// The webhook signer, loaded (or created) on first use.
+    pub async fn webhook_signer(&self) -> anyhow::Result<Arc<WebhookSigner>> {
+        let config = &self.config;
+        self.signer
+            .get_or_try_init(|| async {
+                let dir = (!config.in_memory || config.data_dir_explicit)
+                    .then(|| config.data_dir.clone());
+                let signer = tokio::task::spawn_blocking(move || match dir {
+                    Some(dir) => WebhookSigner::load_or_create(&dir),
+                    None => WebhookSigner::ephemeral(),
+                })
+                .await
+                .context("creating the webhook signing key")??;
+                Ok(Arc::new(signer))
+            })
+            .await
+            .cloned()
+    }
+
     /// Runs a client's write so that a retry with the same `MS-RequestId` (from the same partner,
     /// on the same route, with the same query and body) gets the first answer and changes
     /// nothing, and a different request under that id gets 409.
@@ -121,6 +214,12 @@ pub struct Application {
     state: AppState,
 }
 
+/// Selects rustls with ring for every HTTPS client of the process (webhook deliveries, the CLI).
+/// Safe to call more than once.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Opens the store the configuration names, creating the data directory when needed.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let path = if config.in_memory {
@@ -157,8 +256,10 @@ pub fn load_dev_issuer(config: &Config) -> anyhow::Result<Option<Arc<DevIssuer>>
 }
 
 impl Application {
-    /// Opens the store, loads the issuers and binds the listener.
+    /// Opens the store, loads the issuers and the stored sandbox state (clock offset, vetting
+    /// policy) and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        install_tls_provider();
         let store = open_store(&config).await?;
         let dev_issuer = load_dev_issuer(&config)?;
         let issuers: Vec<Box<dyn Issuer>> = dev_issuer
@@ -167,16 +268,48 @@ impl Application {
             .collect();
         let auth = Authenticator::new(config.auth.audience.clone(), issuers);
         let dev_partner = store.write(DevPartner).await?;
+        let clock = Clock::system();
+        clock.set_offset_micros(store.read(service::clock::StoredOffset).await?);
+        let policy = PolicyCell::new(config.vetting.clone());
+        if let Some(stored) = store.read(service::vetting::StoredPolicy).await? {
+            policy.set(Some(stored));
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let public_url: Arc<str> = if config.public_url.is_empty() {
+            let addr = listener.local_addr()?;
+            let host = match addr.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+                ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                std::net::IpAddr::V4(ip) => ip.to_string(),
+            };
+            format!("http://{host}:{}", addr.port()).into()
+        } else {
+            config.public_url.clone().into()
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(
+                config.webhooks.timeout_seconds,
+            ))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("pcq-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the webhook HTTP client")?;
         let state = AppState(Arc::new(AppInner {
             config,
             store,
-            clock: Clock::system(),
+            clock,
             auth,
             dev_issuer,
             dev_partner,
+            policy,
+            public_url,
+            wake: Notify::new(),
+            node_id: format!("pcq-{}", Uuid::new_v4().simple()),
+            http,
+            signer: OnceCell::new(),
         }));
         Ok(Application { listener, state })
     }
@@ -202,20 +335,33 @@ impl Application {
                 seed,
                 dev_partner: self.state.dev_partner,
                 now: self.state.clock.now(),
+                policy: self.state.policy.get(),
             })
             .await?;
         Ok(summary)
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the store.
+    /// Serves (and runs the worker, unless it is switched off) until `shutdown` resolves, then
+    /// finishes in-flight requests, stops the worker and closes the store.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
+        let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+        let worker = self
+            .state
+            .config
+            .worker
+            .enabled
+            .then(|| tokio::spawn(worker::Worker::new(self.state.clone()).run(worker_stopped)));
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
+        let _ = stop_worker.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         self.state.store.close().await;
         served.context("serving HTTP")
     }

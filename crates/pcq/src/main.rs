@@ -11,6 +11,8 @@ use pcq_server::config::Config;
 use pcq_server::service::seed::Seed;
 use pcq_server::{Application, load_dev_issuer};
 
+mod review;
+
 /// pcq: a self-hostable Partner Center customer-qualification service.
 #[derive(Parser)]
 #[command(name = "pcq", version, about, long_about = None)]
@@ -25,6 +27,13 @@ enum Command {
     Serve(ServeArgs),
     /// Print a signed development token (and nothing else).
     Token(TokenArgs),
+    /// Review qualifications waiting for a decision (role Pcq.Reviewer).
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+        #[command(flatten)]
+        connection: review::Connection,
+    },
 }
 
 #[derive(Args)]
@@ -44,6 +53,9 @@ struct ServeArgs {
     /// Customers, qualifications and validation codes to load at start (JSON; see docs/seed.md).
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
+    /// Do not run the background worker (vetting decisions, webhook deliveries) in this node.
+    #[arg(long)]
+    no_worker: bool,
 }
 
 #[derive(Args)]
@@ -88,6 +100,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::Review {
+            command,
+            connection,
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(review::run(command, connection))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +127,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.in_memory {
         config.in_memory = true;
+    }
+    if args.no_worker {
+        config.worker.enabled = false;
     }
     let seed = args.seed.as_deref().map(Seed::from_file).transpose()?;
     pcq_server::telemetry::init(&config.log);
@@ -134,13 +155,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Prints the start-up lines. Write errors are ignored: a closed standard output must not stop
+/// the service.
 fn print_banner(app: &Application) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     let addr = app.local_addr();
-    println!("pcq listening on http://{addr}");
+    let _ = writeln!(out, "pcq listening on http://{addr}");
     let state = app.state();
-    println!("development partner tenant: {}", state.dev_partner);
+    let _ = writeln!(out, "development partner tenant: {}", state.dev_partner);
     let Some(issuer) = &state.dev_issuer else {
-        println!("the development issuer is off: configure an identity provider to call the API");
+        let _ = writeln!(
+            out,
+            "the development issuer is off: configure an identity provider to call the API"
+        );
+        let _ = out.flush();
         return;
     };
     let spec = TokenSpec {
@@ -153,15 +182,15 @@ fn print_banner(app: &Application) {
     };
     match issuer.mint(&spec) {
         Ok(token) => {
-            let host = match addr.ip() {
-                ip if ip.is_unspecified() && ip.is_ipv6() => format!("[::1]:{}", addr.port()),
-                ip if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
-                _ => addr.to_string(),
-            };
-            println!("try: curl -s http://{host}/v1/customers -H 'Authorization: Bearer {token}'");
+            let _ = writeln!(
+                out,
+                "try: curl -s {}/v1/customers -H 'Authorization: Bearer {token}'",
+                state.public_url
+            );
         }
         Err(e) => eprintln!("pcq: could not mint the example token: {e:#}"),
     }
+    let _ = out.flush();
 }
 
 const DEFAULT_USER: &str = "dev.user@partner.onmicrosoft.com";

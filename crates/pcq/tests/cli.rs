@@ -108,6 +108,7 @@ fn token(data_dir: &Path, tenant: &str, extra: &[&str]) -> String {
 }
 
 fn client() -> reqwest::Client {
+    pcq_server::install_tls_provider();
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 

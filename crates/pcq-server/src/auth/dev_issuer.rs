@@ -189,13 +189,18 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", dir.display()))
 }
 
-/// Writes a new key next to `path` and links it into place, so that concurrent creators agree
-/// on one key and nobody ever reads a half-written file.
 fn create_key_file(path: &Path) -> anyhow::Result<()> {
     let key = SigningKey::from_bytes(&random_bytes()?);
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?;
+    write_private_file_once(path, pem.as_bytes())
+}
+
+/// Creates `path` with `contents` and mode 0600 unless it exists. The file is written next to
+/// `path` and linked into place, so that concurrent creators agree on one file and nobody ever
+/// reads a half-written one.
+pub fn write_private_file_once(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp: PathBuf = path.with_extension(format!("tmp-{}", Uuid::new_v4().simple()));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -207,7 +212,7 @@ fn create_key_file(path: &Path) -> anyhow::Result<()> {
     let mut file = options
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(pem.as_bytes())?;
+    file.write_all(contents)?;
     file.sync_all()?;
     drop(file);
     let linked = fs::hard_link(&tmp, path);

@@ -50,14 +50,6 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Who to record as the actor of a change: the user, else the application.
-    pub fn actor(&self) -> String {
-        self.upn
-            .clone()
-            .or_else(|| self.app_id.clone())
-            .unwrap_or_else(|| self.tenant_id.to_string())
-    }
-
     /// Whether the token carries the application role `role` (case-insensitive).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))

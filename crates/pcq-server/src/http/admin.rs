@@ -100,7 +100,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            super::fault::fault_response(&ApiFault::service_unavailable())
+            super::fault::fault_response(&ApiFault::service_unavailable(
+                "its store does not answer",
+            ))
         }
     }
 }
@@ -114,4 +116,226 @@ impl Op for Ping {
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
         tx.meta_get("dev_partner_tenant_id").await.map(|_| ())
     }
+}
+
+/// pcq's clock.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockView {
+    /// pcq's current time (RFC 3339).
+    pub now: String,
+    /// How far pcq's time is ahead of the system's, e.g. `3d`.
+    pub offset: String,
+    /// The same in seconds.
+    pub offset_seconds: i64,
+}
+
+fn clock_view(state: &AppState) -> ClockView {
+    let offset = state.clock.offset_micros();
+    ClockView {
+        now: state.clock.now().to_rfc3339(),
+        offset: pcq_core::vetting::Duration::from_micros(offset).to_string(),
+        offset_seconds: offset / 1_000_000,
+    }
+}
+
+fn ok<T: serde::Serialize>(value: &T) -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+/// pcq's clock (sandbox control).
+#[utoipa::path(
+    get,
+    path = "/_pcq/admin/clock",
+    tag = "sandbox",
+    responses((status = 200, description = "The clock", body = ClockView)),
+    security(("bearer" = []))
+)]
+pub async fn get_clock(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Response {
+    ok(&clock_view(&state))
+}
+
+/// `{"advance": "72h"}`: moves pcq's clock forward for the whole server.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AdvanceBody {
+    /// How far, e.g. `72h`, `30m`, `1d12h`.
+    pub advance: String,
+}
+
+/// Moves pcq's clock forward: time-based vetting decisions and webhook retries fall due without
+/// waiting (sandbox control).
+#[utoipa::path(
+    post,
+    path = "/_pcq/admin/clock",
+    tag = "sandbox",
+    request_body = AdvanceBody,
+    responses((status = 200, description = "The clock after the move", body = ClockView)),
+    security(("bearer" = []))
+)]
+pub async fn advance_clock(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let serde_json::Value::Object(map) = &body.value else {
+        return Err(ApiFault::invalid_input(
+            "The body must be an object such as {\"advance\": \"72h\"}.",
+        )
+        .into());
+    };
+    let raw = pcq_core::input::LooseObject::new(map)
+        .get_str("advance")?
+        .ok_or_else(|| {
+            ApiFault::invalid_input("The property 'advance' is required, e.g. \"72h\".")
+                .with_param("field", "advance")
+        })?;
+    let by = pcq_core::vetting::Duration::parse(raw).map_err(|e| {
+        ApiFault::invalid_input(format!("advance: {e}.")).with_param("field", "advance")
+    })?;
+    let offset = state
+        .store
+        .write(crate::service::clock::Advance(by.as_micros()))
+        .await?;
+    state.clock.set_offset_micros(offset);
+    state.wake.notify_one();
+    Ok(ok(&clock_view(&state)))
+}
+
+/// The vetting policy in force.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyView {
+    /// `manual`, `immediate`, `after`, `after_reads` or `domain_rules`.
+    pub policy: String,
+    /// The delay of `after`.
+    pub after: String,
+    /// The reads of `after_reads`.
+    pub after_reads: u32,
+    /// `approve`, `deny` or `domain_rules`.
+    pub outcome: String,
+    /// The reason of the `deny` outcome.
+    pub deny_reason: String,
+    /// Suffixes the domain rules treat as academic.
+    pub academic_suffixes: Vec<String>,
+    /// Whether GCC requests are vetted too.
+    pub gcc_review: bool,
+    /// `configured` (from the configuration) or `runtime` (set through this API).
+    pub source: String,
+}
+
+fn policy_view(state: &AppState) -> PolicyView {
+    let p = state.policy.get();
+    PolicyView {
+        policy: p.policy.as_str().to_owned(),
+        after: p.after.to_string(),
+        after_reads: p.after_reads,
+        outcome: p.outcome.as_str().to_owned(),
+        deny_reason: p.deny_reason.clone(),
+        academic_suffixes: p.academic_suffixes.clone(),
+        gcc_review: p.gcc_review,
+        source: if state.policy.is_overridden() {
+            "runtime"
+        } else {
+            "configured"
+        }
+        .to_owned(),
+    }
+}
+
+/// The vetting policy in force (sandbox control).
+#[utoipa::path(
+    get,
+    path = "/_pcq/admin/vetting-policy",
+    tag = "sandbox",
+    responses((status = 200, description = "The policy", body = PolicyView)),
+    security(("bearer" = []))
+)]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Response {
+    ok(&policy_view(&state))
+}
+
+/// Sets the vetting policy at run time: the given settings on top of the configured policy,
+/// e.g. `{"policy": "after", "after": "72h"}` or `{"policy": "domain_rules"}`. Pending
+/// decisions are rescheduled at once.
+#[utoipa::path(
+    put,
+    path = "/_pcq/admin/vetting-policy",
+    tag = "sandbox",
+    request_body(content = Object, description = "Policy settings (any key case)"),
+    responses((status = 200, description = "The policy now in force", body = PolicyView)),
+    security(("bearer" = []))
+)]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let policy = state
+        .policy
+        .configured()
+        .with_changes(&body.value)
+        .map_err(|e| ApiFault::invalid_input(format!("The vetting policy is not valid: {e}.")))?;
+    set_policy(&state, Some(policy)).await
+}
+
+/// Returns to the configured vetting policy.
+#[utoipa::path(
+    delete,
+    path = "/_pcq/admin/vetting-policy",
+    tag = "sandbox",
+    responses((status = 200, description = "The policy now in force", body = PolicyView)),
+    security(("bearer" = []))
+)]
+pub async fn delete_policy(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<Response, ApiError> {
+    set_policy(&state, None).await
+}
+
+async fn set_policy(
+    state: &AppState,
+    stored: Option<pcq_core::vetting::VettingPolicy>,
+) -> Result<Response, ApiError> {
+    let effective = std::sync::Arc::new(
+        stored
+            .clone()
+            .unwrap_or_else(|| (**state.policy.configured()).clone()),
+    );
+    state
+        .store
+        .write(crate::service::vetting::SetPolicy {
+            stored: stored.clone(),
+            effective,
+        })
+        .await?;
+    state.policy.set(stored);
+    state.wake.notify_one();
+    Ok(ok(&policy_view(state)))
+}
+
+/// Runs this node's worker until nothing is due: vetting decisions, then one attempt of every
+/// due webhook delivery (sandbox control; useful with `--no-worker` for deterministic tests).
+#[utoipa::path(
+    post,
+    path = "/_pcq/admin/worker/drain",
+    tag = "sandbox",
+    responses((status = 200, description = "What was done", body = crate::worker::Progress)),
+    security(("bearer" = []))
+)]
+pub async fn drain_worker(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<Response, ApiError> {
+    let progress = crate::worker::Worker::new(state.clone()).drain().await?;
+    Ok(ok(&progress))
 }

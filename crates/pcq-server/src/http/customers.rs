@@ -3,21 +3,17 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use pcq_core::wire::{Attributes, Collection, Customer, Link, LinkHeader, Links};
-use pcq_core::{ApiFault, NewCustomer};
+use pcq_core::NewCustomer;
+use pcq_core::wire::{Collection, Customer};
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams};
 use super::fault::{ApiError, json_response, reply_response};
 use super::openapi::CustomerCreateBody;
+use super::paging::{self, page_size};
 use crate::AppState;
 use crate::service::customers::{CreateCustomer, CustomerPage, FindCustomer};
-use crate::service::owned_customer;
 use crate::service::render::{self, CustomerView};
-
-/// Header carrying the continuation token of a customer list.
-pub const CONTINUATION_HEADER: &str = "MS-ContinuationToken";
+use crate::service::{Actor, owned_customer};
 
 /// Creates a customer of the calling partner.
 ///
@@ -51,25 +47,12 @@ pub async fn create_customer(
                     partner: caller.tenant_id,
                     customer: NewCustomer::parse(&body.value)?,
                     now: state.clock.now(),
+                    actor: Actor::caller(&caller),
                 })
             },
         )
         .await?;
     Ok(reply_response(reply))
-}
-
-fn encode_continuation(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("pcq1:{seq}"))
-}
-
-fn decode_continuation(token: &str) -> Result<i64, ApiFault> {
-    URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("pcq1:").and_then(|n| n.parse::<i64>().ok()))
-        .filter(|n| *n >= 0)
-        .ok_or_else(ApiFault::invalid_continuation_token)
 }
 
 /// Lists the calling partner's customers, a page at a time.
@@ -94,30 +77,8 @@ pub async fn list_customers(
     query: QueryParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let paging = &state.config.paging;
-    let size = match query.get("size") {
-        None => paging.default_size,
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=paging.max_size).contains(n))
-            .ok_or_else(|| {
-                ApiFault::invalid_input(format!(
-                    "The size '{}' is not valid; use an integer from 1 to {}.",
-                    raw.chars().take(40).collect::<String>(),
-                    paging.max_size
-                ))
-                .with_param("field", "size")
-            })?,
-    };
-    let after_seq = match headers.get(CONTINUATION_HEADER).map(|v| v.to_str()) {
-        None => 0,
-        Some(Ok(token)) if token.trim().is_empty() => 0,
-        Some(Ok(token)) => decode_continuation(token)?,
-        Some(Err(_)) => return Err(ApiFault::invalid_continuation_token().into()),
-    };
-
+    let size = page_size(&query, &state.config.paging)?;
+    let after_seq = paging::seq_position(&headers)?;
     let (rows, more) = state
         .store
         .read(CustomerPage {
@@ -126,30 +87,14 @@ pub async fn list_customers(
             size: i64::from(size),
         })
         .await?;
-    let continuation = more
-        .then(|| rows.last().map(|r| encode_continuation(r.seq)))
+    let next = more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
-    let self_uri = format!("/v1/customers?size={size}");
-    let collection = Collection {
-        total_count: rows.len() as u64,
-        items: rows
-            .iter()
-            .map(|r| render::customer(r, CustomerView::ListItem))
-            .collect(),
-        links: Links {
-            next: continuation.as_ref().map(|token| Link {
-                uri: format!("{self_uri}&seekOperation=Next"),
-                method: "GET".to_owned(),
-                headers: vec![LinkHeader {
-                    key: CONTINUATION_HEADER.to_owned(),
-                    value: token.clone(),
-                }],
-            }),
-            self_link: Link::get(self_uri),
-        },
-        continuation_token: continuation,
-        attributes: Attributes::of("Collection"),
-    };
+    let items = rows
+        .iter()
+        .map(|r| render::customer(r, CustomerView::ListItem))
+        .collect();
+    let collection = paging::collection(items, format!("/v1/customers?size={size}"), next);
     Ok(json_response(
         axum::http::StatusCode::OK,
         serde_json::to_vec(&collection).unwrap_or_default(),
@@ -176,17 +121,4 @@ pub async fn get_customer(
         axum::http::StatusCode::OK,
         serde_json::to_vec(&render::customer(&customer, CustomerView::Detail)).unwrap_or_default(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn continuation_tokens_round_trip_and_reject_junk() {
-        assert_eq!(decode_continuation(&encode_continuation(42)).unwrap(), 42);
-        for junk in ["", "abc", "cGNxMTotMQ", "!!!"] {
-            assert!(decode_continuation(junk).is_err(), "{junk}");
-        }
-    }
 }

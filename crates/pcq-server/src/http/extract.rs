@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::context::RequestContext;
 use super::fault::ApiError;
 use crate::AppState;
-use crate::auth::{CredentialKind, Principal, ROLE_ADMIN};
+use crate::auth::{CredentialKind, Principal, ROLE_ADMIN, ROLE_REVIEWER};
 
 /// A JSON request body, parsed tolerantly, with its raw bytes (for idempotency fingerprints).
 ///
@@ -225,6 +225,24 @@ impl FromRequestParts<AppState> for AdminCaller {
             return Err(ApiFault::role_required(ROLE_ADMIN).into());
         }
         Ok(AdminCaller(principal))
+    }
+}
+
+/// A caller holding the `Pcq.Reviewer` role (or `Pcq.Admin`, which includes it).
+pub struct ReviewerCaller(pub Principal);
+
+impl FromRequestParts<AppState> for ReviewerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(parts, state)?;
+        if !principal.has_role(ROLE_REVIEWER) && !principal.has_role(ROLE_ADMIN) {
+            return Err(ApiFault::role_required(ROLE_REVIEWER).into());
+        }
+        Ok(ReviewerCaller(principal))
     }
 }
 

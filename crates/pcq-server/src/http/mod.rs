@@ -1,12 +1,16 @@
 //! The HTTP API: routes, middleware and the OpenAPI document.
 
 pub mod admin;
+pub mod audit;
 pub mod context;
 pub mod customers;
 pub mod extract;
 pub mod fault;
 pub mod openapi;
+pub mod paging;
 pub mod qualifications;
+pub mod review;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +56,29 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(qualifications::get_validation_codes))
         .routes(routes!(admin::issue_validation_code))
+        .routes(routes!(admin::get_clock, admin::advance_clock))
+        .routes(routes!(
+            admin::get_policy,
+            admin::put_policy,
+            admin::delete_policy
+        ))
+        .routes(routes!(admin::drain_worker))
+        .routes(routes!(audit::list_audit_records))
+        .routes(routes!(audit::get_audit_record))
+        .routes(routes!(review::queue))
+        .routes(routes!(review::decide))
+        .routes(routes!(review::history))
+        .routes(routes!(
+            webhooks::create_registration,
+            webhooks::get_registration,
+            webhooks::update_registration,
+            webhooks::delete_registration
+        ))
+        .routes(routes!(webhooks::list_events))
+        .routes(routes!(webhooks::send_validation_event))
+        .routes(routes!(webhooks::validation_event_status))
+        .routes(routes!(webhooks::delivery_log))
+        .routes(routes!(webhooks::certificate))
         .routes(routes!(admin::health))
         .routes(routes!(admin::ready))
 }

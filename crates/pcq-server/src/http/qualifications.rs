@@ -12,10 +12,11 @@ use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, UserCaller}
 use super::fault::{ApiError, json_response, reply_response};
 use super::openapi::{LegacyQualificationBody, QualificationRequestBody};
 use crate::AppState;
-use crate::service::owned_customer;
 use crate::service::qualifications::{CreateQualification, CustomerQualifications, Endpoint};
 use crate::service::render;
 use crate::service::validation_codes::PartnerValidationCodes;
+use crate::service::vetting::ReadQualifications;
+use crate::service::{Actor, owned_customer};
 use crate::store::QualificationRow;
 
 fn ok_json<T: serde::Serialize>(value: &T) -> Response {
@@ -25,12 +26,26 @@ fn ok_json<T: serde::Serialize>(value: &T) -> Response {
     )
 }
 
-/// Reads a customer's current qualifications, checking the caller's relationship.
+/// Reads a customer's current qualifications, checking the caller's relationship. Under the
+/// `after_reads` vetting policy a read counts towards the decision, and may make it.
 async fn current_qualifications(
     state: &AppState,
     partner: Uuid,
     customer: Uuid,
 ) -> Result<Vec<QualificationRow>, ApiError> {
+    let policy = state.policy.get();
+    if policy.policy == pcq_core::vetting::Mode::AfterReads {
+        let read = ReadQualifications {
+            partner,
+            customer,
+            policy,
+            now: state.clock.now(),
+            effects: state.effects(),
+        };
+        let rows = state.store.write(read).await??;
+        state.wake.notify_one();
+        return Ok(rows);
+    }
     let found = state.store.read(CustomerQualifications(customer)).await?;
     let (row, qualifications) = match found {
         Some((row, q)) => (Some(row), q),
@@ -71,13 +86,16 @@ async fn create(
                         state.config.contract,
                     )?,
                     endpoint,
-                    actor: caller.actor(),
+                    actor: Actor::caller(caller),
                     request_id: ctx.request_id.clone(),
                     now: state.clock.now(),
+                    policy: state.policy.get(),
+                    effects: state.effects(),
                 })
             },
         )
         .await?;
+    state.wake.notify_one();
     Ok(reply_response(reply))
 }
 

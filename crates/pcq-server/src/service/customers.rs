@@ -4,8 +4,9 @@ use pcq_core::time::Timestamp;
 use pcq_core::{ApiFault, NewCustomer};
 use uuid::Uuid;
 
+use super::audit::{self, ADD_CUSTOMER};
 use super::render::{self, CustomerView};
-use super::{reply_fault, reply_json};
+use super::{Actor, reply_fault, reply_json};
 use crate::store::{CustomerRow, Op, StoreResult, StoredReply, Tx};
 
 /// Creates a customer for a partner.
@@ -16,6 +17,8 @@ pub struct CreateCustomer {
     pub customer: NewCustomer,
     /// Creation time.
     pub now: Timestamp,
+    /// Who creates it.
+    pub actor: Actor,
 }
 
 impl CreateCustomer {
@@ -44,10 +47,22 @@ impl Op for CreateCustomer {
         if !tx.insert_customer(&row).await? {
             return Ok(reply_fault(&ApiFault::domain_taken(&row.domain)));
         }
-        Ok(reply_json(
-            201,
-            &render::customer(&row, CustomerView::Detail),
-        ))
+        let customer = render::customer(&row, CustomerView::Detail);
+        audit::record(
+            tx,
+            audit::Entry {
+                customer: &row,
+                actor: &self.actor,
+                operation: ADD_CUSTOMER,
+                status: audit::status::SUCCEEDED,
+                old_value: None,
+                new_value: Some(serde_json::to_string(&customer).unwrap_or_default()),
+                data: vec![("CustomerDomain".to_owned(), row.domain.clone())],
+                at: self.now,
+            },
+        )
+        .await?;
+        Ok(reply_json(201, &customer))
     }
 }
 

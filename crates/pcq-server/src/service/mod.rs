@@ -1,11 +1,18 @@
 //! pcq's operations: each reads the state it needs, applies the rules of `pcq_core` and writes
 //! the outcome, inside one store transaction. Handlers only parse, call one op and answer.
 
+pub mod audit;
+pub mod clock;
 pub mod customers;
 pub mod qualifications;
 pub mod render;
+pub mod review;
 pub mod seed;
 pub mod validation_codes;
+pub mod vetting;
+pub mod webhooks;
+
+use std::sync::Arc;
 
 use pcq_core::ApiFault;
 use pcq_core::time::Timestamp;
@@ -14,6 +21,63 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::store::{CustomerRow, IdemKey, IdemRecord, Op, StoreResult, StoredReply, Tx};
+
+/// Who caused a change, as audit records and histories name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user principal name of a delegated caller.
+    pub user: Option<String>,
+    /// The application.
+    pub application: Option<String>,
+}
+
+/// The application id pcq's own vetting decisions are recorded under.
+pub const VETTING_APPLICATION: &str = "pcq-vetting";
+
+impl Actor {
+    /// The caller of a request.
+    pub fn caller(principal: &crate::auth::Principal) -> Self {
+        Actor {
+            user: principal.upn.clone(),
+            application: principal.app_id.clone(),
+        }
+    }
+
+    /// pcq's vetting policy.
+    pub fn vetting() -> Self {
+        Actor {
+            user: None,
+            application: Some(VETTING_APPLICATION.to_owned()),
+        }
+    }
+
+    /// One name: the user, else the application.
+    pub fn name(&self) -> String {
+        self.user
+            .clone()
+            .or_else(|| self.application.clone())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+/// What side effects of a change need to know: the public address links point to.
+#[derive(Debug, Clone)]
+pub struct Effects {
+    /// pcq's public base URL, e.g. `http://127.0.0.1:8080`.
+    pub public_url: Arc<str>,
+}
+
+impl Effects {
+    /// The URI of a customer's qualifications.
+    pub fn qualifications_uri(&self, customer: Uuid) -> String {
+        format!("{}/v1/customers/{customer}/qualifications", self.public_url)
+    }
+
+    /// The URI of an audit record.
+    pub fn audit_uri(&self, id: &str) -> String {
+        format!("{}/v1/auditrecords/{id}", self.public_url)
+    }
+}
 
 /// A JSON answer.
 pub fn reply_json<T: Serialize>(status: u16, value: &T) -> StoredReply {

@@ -1,12 +1,15 @@
 //! Requesting and reading customer qualifications.
 
+use std::sync::Arc;
+
 use pcq_core::rules::{self, CodeState, Held};
 use pcq_core::time::Timestamp;
-use pcq_core::{ApiFault, QualificationRequest};
+use pcq_core::vetting::VettingPolicy;
+use pcq_core::{ApiFault, QualificationRequest, VettingStatus};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{owned_customer, render, reply_fault, reply_json};
+use super::{Actor, Effects, owned_customer, render, reply_fault, reply_json, vetting};
 use crate::store::{
     CustomerRow, Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
 };
@@ -31,25 +34,30 @@ pub struct CreateQualification {
     pub request: QualificationRequest,
     /// The endpoint it came through.
     pub endpoint: Endpoint,
-    /// Who asked (for the history).
-    pub actor: String,
+    /// Who asked.
+    pub actor: Actor,
     /// The request's `MS-RequestId`.
     pub request_id: String,
     /// When.
     pub now: Timestamp,
+    /// The vetting policy in force.
+    pub policy: Arc<VettingPolicy>,
+    /// Where announcements point.
+    pub effects: Effects,
 }
 
 impl Op for CreateQualification {
     type Output = StoredReply;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
-        if let Err(fault) = owned_customer(
+        let customer = match owned_customer(
             tx.customer(self.customer).await?,
             self.partner,
             self.customer,
         ) {
-            return Ok(reply_fault(&fault));
-        }
+            Ok(c) => c,
+            Err(fault) => return Ok(reply_fault(&fault)),
+        };
         let current = tx.qualifications(self.customer).await?;
         let wanted = self.request.qualification;
 
@@ -72,7 +80,12 @@ impl Op for CreateQualification {
             max_creates: c.max_creates,
             remaining_creates: c.remaining_creates,
         });
-        let decision = match rules::decide(&held, &self.request, code_state.as_ref()) {
+        let decision = match rules::decide(
+            &held,
+            &self.request,
+            code_state.as_ref(),
+            self.policy.gcc_review,
+        ) {
             Ok(d) => d,
             Err(fault) => return Ok(reply_fault(&fault)),
         };
@@ -120,11 +133,15 @@ impl Op for CreateQualification {
             from_status: previous.and_then(|p| p.vetting_status),
             to_status: decision.status,
             reason: None,
-            actor: self.actor,
+            actor: self.actor.name(),
             request_id: Some(self.request_id),
             at: self.now,
         })
         .await?;
+        if row.vetting_status == Some(VettingStatus::InReview) {
+            vetting::start(tx, &customer, &row, &self.policy).await?;
+        }
+        vetting::announce(tx, &customer, previous, &row, &self.actor, &self.effects).await?;
 
         Ok(match self.endpoint {
             Endpoint::Post => reply_json(201, &render::qualification(&row)),

@@ -210,7 +210,7 @@ fn parse_customer(partner: SeedPartnerId, raw: Value) -> anyhow::Result<SeedCust
             max_creates: 1,
             remaining_creates: 1,
         };
-        let decision = rules::decide(&held, &request, Some(&any_code))
+        let decision = rules::decide(&held, &request, Some(&any_code), false)
             .map_err(|f| anyhow::anyhow!("{at}: {}", f.description))?;
         let status = match &q.vetting_status {
             None => decision.status,
@@ -269,6 +269,9 @@ pub struct ApplySeed {
     pub dev_partner: Uuid,
     /// Load time.
     pub now: Timestamp,
+    /// The vetting policy in force: seeded qualifications InReview wait for it like requested
+    /// ones.
+    pub policy: std::sync::Arc<pcq_core::vetting::VettingPolicy>,
 }
 
 impl Op for ApplySeed {
@@ -289,8 +292,13 @@ impl Op for ApplySeed {
                 partner,
                 customer: seeded.customer,
                 now: self.now,
+                actor: super::Actor {
+                    user: None,
+                    application: Some("pcq-seed".to_owned()),
+                },
             };
-            if !tx.insert_customer(&create.row(id)).await? {
+            let customer = create.row(id);
+            if !tx.insert_customer(&customer).await? {
                 summary.customers_skipped += 1;
                 continue;
             }
@@ -310,6 +318,9 @@ impl Op for ApplySeed {
                     updated_at: self.now,
                 };
                 tx.put_qualification(&row).await?;
+                if row.vetting_status == Some(VettingStatus::InReview) {
+                    super::vetting::start(tx, &customer, &row, &self.policy).await?;
+                }
                 tx.insert_qualification_event(&QualificationEvent {
                     customer_id: id,
                     qualification: q.qualification,

@@ -177,6 +177,205 @@ pub struct ValidationCodeRow {
     pub updated_at: Timestamp,
 }
 
+/// An audit record as stored (Partner Center's AuditRecord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecordRow {
+    /// Insertion order, used for paging.
+    pub seq: i64,
+    /// Record id.
+    pub id: String,
+    /// The partner the record belongs to.
+    pub partner_tenant_id: Uuid,
+    /// The customer acted on.
+    pub customer_id: Option<Uuid>,
+    /// Its company name at the time.
+    pub customer_name: Option<String>,
+    /// The acting user.
+    pub user_principal_name: Option<String>,
+    /// The acting application.
+    pub application_id: Option<String>,
+    /// `customer`, …
+    pub resource_type: String,
+    /// JSON of the resource before.
+    pub resource_old_value: Option<String>,
+    /// JSON of the resource after.
+    pub resource_new_value: Option<String>,
+    /// `add_customer`, `update_customer_qualification`, …
+    pub operation_type: String,
+    /// When.
+    pub operation_date: Timestamp,
+    /// `succeeded`, `failed` or `progress`.
+    pub operation_status: String,
+    /// Further key-value details.
+    pub customized_data: Vec<(String, String)>,
+}
+
+/// Which audit records to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// The calling partner (only its records are listed).
+    pub partner: Uuid,
+    /// Earliest operation date (inclusive).
+    pub from: Timestamp,
+    /// Latest operation date (exclusive).
+    pub until: Timestamp,
+    /// Only this customer.
+    pub customer_id: Option<Uuid>,
+    /// Only this operation type.
+    pub operation_type: Option<String>,
+    /// Only this resource type.
+    pub resource_type: Option<String>,
+    /// Only customers whose name contains this (case-insensitive).
+    pub customer_name_contains: Option<String>,
+    /// Position after which the page starts.
+    pub after_seq: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A pending vetting decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VettingJobRow {
+    /// Customer tenant id.
+    pub customer_id: Uuid,
+    /// The qualification InReview.
+    pub qualification: Qualification,
+    /// Its vetting round.
+    pub round: i64,
+    /// The customer's partner.
+    pub partner_tenant_id: Uuid,
+    /// When the round started.
+    pub created_at: Timestamp,
+    /// When it is due; `None` while it waits for a reviewer or for reads.
+    pub due_at: Option<Timestamp>,
+    /// Reads of the customer's qualifications since the round started.
+    pub reads: i64,
+}
+
+/// A qualification waiting for a decision, with its customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewItemRow {
+    /// The qualification.
+    pub qualification: QualificationRow,
+    /// The customer's partner.
+    pub partner_tenant_id: Uuid,
+    /// The customer's domain.
+    pub domain: String,
+    /// The customer's company name.
+    pub company_name: Option<String>,
+}
+
+/// Which pending qualifications to list for review, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewQuery {
+    /// Only this partner's customers.
+    pub partner: Option<Uuid>,
+    /// Only this qualification.
+    pub qualification: Option<Qualification>,
+    /// Only rounds started before this time.
+    pub started_before: Option<Timestamp>,
+    /// Position after which the page starts: (round start, customer, qualification).
+    pub after: Option<(Timestamp, Uuid, Qualification)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// A partner's webhook registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistrationRow {
+    /// The partner.
+    pub partner_tenant_id: Uuid,
+    /// The registration's id.
+    pub subscriber_id: Uuid,
+    /// Where events go.
+    pub webhook_url: String,
+    /// The events it receives.
+    pub webhook_events: Vec<String>,
+    /// Registration time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// State of a webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not delivered yet; more attempts follow.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Every attempt failed.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(raw: &str) -> StoreResult<Self> {
+        match raw {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            other => Err(StoreError::Corrupt(format!(
+                "invalid delivery status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// An event in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    /// Insertion order.
+    pub seq: i64,
+    /// Delivery id.
+    pub id: Uuid,
+    /// The partner it belongs to.
+    pub partner_tenant_id: Uuid,
+    /// `test-created`, `customer-qualification-updated`.
+    pub event_name: String,
+    /// The exact body to POST (the signature covers these bytes).
+    pub payload: Vec<u8>,
+    /// Where to POST it.
+    pub webhook_url: String,
+    /// The correlation id of a validation event.
+    pub correlation_id: Option<String>,
+    /// Delivery state.
+    pub status: DeliveryStatus,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at: Timestamp,
+    /// When the event was written.
+    pub created_at: Timestamp,
+    /// When it was delivered or given up.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// When.
+    pub at: Timestamp,
+    /// The receiver's HTTP status, when it answered.
+    pub response_code: Option<i64>,
+    /// What happened, in words.
+    pub response_message: String,
+    /// Whether the attempt failed before an answer (refused connection, timeout).
+    pub system_error: bool,
+}
+
 /// The primitive reads and writes, inside one transaction. Implemented once per backend over
 /// the shared SQL.
 pub trait Tx: Send {
@@ -188,6 +387,11 @@ pub trait Tx: Send {
         key: &str,
         value: &str,
     ) -> impl Future<Output = StoreResult<String>> + Send;
+
+    /// Stores `value` under `key`, replacing any value.
+    fn meta_put(&mut self, key: &str, value: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Removes `key`.
+    fn meta_delete(&mut self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The record holding an idempotency key, if any.
     fn idem_get(
@@ -265,6 +469,125 @@ pub trait Tx: Send {
         &mut self,
         row: &ValidationCodeRow,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Moves a qualification from `from` to `to` (with `reason`), only if it is in round
+    /// `round` with status `from`; `false` when it is not (someone decided it already).
+    #[allow(clippy::too_many_arguments)]
+    fn transition_qualification(
+        &mut self,
+        customer: Uuid,
+        qualification: Qualification,
+        round: i64,
+        from: VettingStatus,
+        to: VettingStatus,
+        reason: Option<&str>,
+        at: Timestamp,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Appends an audit record.
+    fn insert_audit_record(
+        &mut self,
+        row: &AuditRecordRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A page of a partner's audit records, oldest first.
+    fn audit_records(
+        &mut self,
+        query: &AuditQuery,
+    ) -> impl Future<Output = StoreResult<Vec<AuditRecordRow>>> + Send;
+    /// One of a partner's audit records.
+    fn audit_record(
+        &mut self,
+        partner: Uuid,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AuditRecordRow>>> + Send;
+
+    /// Inserts or replaces the pending decision of a qualification.
+    fn put_vetting_job(
+        &mut self,
+        row: &VettingJobRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Removes the pending decision of a qualification.
+    fn delete_vetting_job(
+        &mut self,
+        customer: Uuid,
+        qualification: Qualification,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Pending decisions due at `now`, earliest first.
+    fn due_vetting_jobs(
+        &mut self,
+        now: Timestamp,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<VettingJobRow>>> + Send;
+    /// A customer's pending decisions.
+    fn customer_vetting_jobs(
+        &mut self,
+        customer: Uuid,
+    ) -> impl Future<Output = StoreResult<Vec<VettingJobRow>>> + Send;
+    /// Recomputes every pending decision's due time for a policy mode.
+    fn reschedule_vetting_jobs(
+        &mut self,
+        mode: pcq_core::vetting::Mode,
+        after_micros: i64,
+        after_reads: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A page of the qualifications waiting for a decision.
+    fn review_queue(
+        &mut self,
+        query: &ReviewQuery,
+    ) -> impl Future<Output = StoreResult<Vec<ReviewItemRow>>> + Send;
+
+    /// A partner's webhook registration.
+    fn webhook_registration(
+        &mut self,
+        partner: Uuid,
+    ) -> impl Future<Output = StoreResult<Option<WebhookRegistrationRow>>> + Send;
+    /// Inserts or replaces a partner's webhook registration.
+    fn put_webhook_registration(
+        &mut self,
+        row: &WebhookRegistrationRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Removes a partner's webhook registration; `false` when there was none.
+    fn delete_webhook_registration(
+        &mut self,
+        partner: Uuid,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Adds an event to the outbox.
+    fn insert_delivery(
+        &mut self,
+        row: &DeliveryRow,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
+    fn claim_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        owner: &str,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<DeliveryRow>>> + Send;
+    /// Records an attempt and the delivery's new state, releasing its lease.
+    fn finish_delivery_attempt(
+        &mut self,
+        attempt: &AttemptRow,
+        status: DeliveryStatus,
+        next_attempt_at: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A partner's deliveries of one validation event.
+    fn deliveries_by_correlation(
+        &mut self,
+        partner: Uuid,
+        correlation_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<DeliveryRow>>> + Send;
+    /// A partner's most recent deliveries, newest first.
+    fn recent_deliveries(
+        &mut self,
+        partner: Uuid,
+        limit: i64,
+    ) -> impl Future<Output = StoreResult<Vec<DeliveryRow>>> + Send;
+    /// The attempts of a delivery, in order.
+    fn delivery_attempts(
+        &mut self,
+        delivery: Uuid,
+    ) -> impl Future<Output = StoreResult<Vec<AttemptRow>>> + Send;
+
     /// Uses one create of a code if it has any left, setting its new eTag and change time;
     /// `false` when none was left.
     fn consume_validation_code(

@@ -72,7 +72,60 @@ macro_rules! code_columns {
          etag, created_at, updated_at"
     };
 }
-pub(super) use {code_columns, customer_columns, event_columns, qualification_columns};
+macro_rules! audit_columns {
+    () => {
+        "seq, id, partner_tenant_id, customer_id, customer_name, user_principal_name, \
+         application_id, resource_type, resource_old_value, resource_new_value, operation_type, \
+         operation_date, operation_status, customized_data"
+    };
+}
+macro_rules! job_columns {
+    () => {
+        "customer_id, qualification, round, partner_tenant_id, created_at, due_at, reads"
+    };
+}
+macro_rules! registration_columns {
+    () => {
+        "partner_tenant_id, subscriber_id, webhook_url, webhook_events, created_at, updated_at"
+    };
+}
+macro_rules! delivery_columns {
+    () => {
+        "seq, id, partner_tenant_id, event_name, payload, webhook_url, correlation_id, status, \
+         attempts, next_attempt_at, created_at, finished_at"
+    };
+}
+macro_rules! attempt_columns {
+    () => {
+        "delivery_id, attempt, at, response_code, response_message, system_error"
+    };
+}
+pub(super) use {
+    attempt_columns, audit_columns, code_columns, customer_columns, delivery_columns,
+    event_columns, job_columns, qualification_columns, registration_columns,
+};
+
+pub(super) fn pairs(raw: &str) -> StoreResult<Vec<(String, String)>> {
+    serde_json::from_str(raw)
+        .map_err(|_| StoreError::Corrupt("invalid stored key-value list".to_owned()))
+}
+
+pub(super) fn strings(raw: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(raw)
+        .map_err(|_| StoreError::Corrupt("invalid stored string list".to_owned()))
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+pub(super) fn like_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
 
 /// Implements [`Tx`](super::Tx) for a sqlx connection type over the shared statements.
 macro_rules! impl_tx {
@@ -83,9 +136,12 @@ macro_rules! impl_tx {
         use uuid::Uuid;
         use $crate::store::sql;
         use $crate::store::{
-            CustomerRow, IdemKey, IdemRecord, QualificationEvent, QualificationRow, StoreError,
-            StoreResult, StoredReply, ValidationCodeRow,
+            AttemptRow, AuditQuery, AuditRecordRow, CustomerRow, DeliveryRow, DeliveryStatus,
+            IdemKey, IdemRecord, QualificationEvent, QualificationRow, ReviewItemRow, ReviewQuery,
+            StoreError, StoreResult, StoredReply, ValidationCodeRow, VettingJobRow,
+            WebhookRegistrationRow,
         };
+        use pcq_core::Qualification;
 
         mod rows {
             use super::*;
@@ -139,6 +195,86 @@ macro_rules! impl_tx {
                 })
             }
 
+            pub(super) fn audit(r: &$row) -> StoreResult<AuditRecordRow> {
+                let customer: Option<String> = r.try_get("customer_id")?;
+                Ok(AuditRecordRow {
+                    seq: r.try_get("seq")?,
+                    id: r.try_get("id")?,
+                    partner_tenant_id: sql::uuid(r.try_get("partner_tenant_id")?)?,
+                    customer_id: customer.as_deref().map(sql::uuid).transpose()?,
+                    customer_name: r.try_get("customer_name")?,
+                    user_principal_name: r.try_get("user_principal_name")?,
+                    application_id: r.try_get("application_id")?,
+                    resource_type: r.try_get("resource_type")?,
+                    resource_old_value: r.try_get("resource_old_value")?,
+                    resource_new_value: r.try_get("resource_new_value")?,
+                    operation_type: r.try_get("operation_type")?,
+                    operation_date: sql::ts(r.try_get("operation_date")?),
+                    operation_status: r.try_get("operation_status")?,
+                    customized_data: sql::pairs(r.try_get("customized_data")?)?,
+                })
+            }
+
+            pub(super) fn job(r: &$row) -> StoreResult<VettingJobRow> {
+                Ok(VettingJobRow {
+                    customer_id: sql::uuid(r.try_get("customer_id")?)?,
+                    qualification: sql::qualification(r.try_get("qualification")?)?,
+                    round: r.try_get("round")?,
+                    partner_tenant_id: sql::uuid(r.try_get("partner_tenant_id")?)?,
+                    created_at: sql::ts(r.try_get("created_at")?),
+                    due_at: r.try_get::<Option<i64>, _>("due_at")?.map(sql::ts),
+                    reads: r.try_get("reads")?,
+                })
+            }
+
+            pub(super) fn review_item(r: &$row) -> StoreResult<ReviewItemRow> {
+                Ok(ReviewItemRow {
+                    qualification: qualification(r)?,
+                    partner_tenant_id: sql::uuid(r.try_get("partner_tenant_id")?)?,
+                    domain: r.try_get("domain")?,
+                    company_name: r.try_get("company_name")?,
+                })
+            }
+
+            pub(super) fn registration(r: &$row) -> StoreResult<WebhookRegistrationRow> {
+                Ok(WebhookRegistrationRow {
+                    partner_tenant_id: sql::uuid(r.try_get("partner_tenant_id")?)?,
+                    subscriber_id: sql::uuid(r.try_get("subscriber_id")?)?,
+                    webhook_url: r.try_get("webhook_url")?,
+                    webhook_events: sql::strings(r.try_get("webhook_events")?)?,
+                    created_at: sql::ts(r.try_get("created_at")?),
+                    updated_at: sql::ts(r.try_get("updated_at")?),
+                })
+            }
+
+            pub(super) fn delivery(r: &$row) -> StoreResult<DeliveryRow> {
+                Ok(DeliveryRow {
+                    seq: r.try_get("seq")?,
+                    id: sql::uuid(r.try_get("id")?)?,
+                    partner_tenant_id: sql::uuid(r.try_get("partner_tenant_id")?)?,
+                    event_name: r.try_get("event_name")?,
+                    payload: r.try_get("payload")?,
+                    webhook_url: r.try_get("webhook_url")?,
+                    correlation_id: r.try_get("correlation_id")?,
+                    status: DeliveryStatus::parse(r.try_get("status")?)?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: sql::ts(r.try_get("next_attempt_at")?),
+                    created_at: sql::ts(r.try_get("created_at")?),
+                    finished_at: r.try_get::<Option<i64>, _>("finished_at")?.map(sql::ts),
+                })
+            }
+
+            pub(super) fn attempt(r: &$row) -> StoreResult<AttemptRow> {
+                Ok(AttemptRow {
+                    delivery_id: sql::uuid(r.try_get("delivery_id")?)?,
+                    attempt: r.try_get("attempt")?,
+                    at: sql::ts(r.try_get("at")?),
+                    response_code: r.try_get("response_code")?,
+                    response_message: r.try_get("response_message")?,
+                    system_error: r.try_get::<i64, _>("system_error")? != 0,
+                })
+            }
+
             pub(super) fn code(r: &$row) -> StoreResult<ValidationCodeRow> {
                 Ok(ValidationCodeRow {
                     validation_id: r.try_get("validation_id")?,
@@ -171,6 +307,26 @@ macro_rules! impl_tx {
                     .bind(key)
                     .fetch_one(&mut *self)
                     .await?)
+            }
+
+            async fn meta_put(&mut self, key: &str, value: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn meta_delete(&mut self, key: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM meta WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
             }
 
             async fn idem_get(&mut self, key: &IdemKey) -> StoreResult<Option<IdemRecord>> {
@@ -411,6 +567,383 @@ macro_rules! impl_tx {
                     .await?
                     .rows_affected();
                 Ok(affected == 1)
+            }
+
+            async fn transition_qualification(
+                &mut self,
+                customer: Uuid,
+                qualification: Qualification,
+                round: i64,
+                from: VettingStatus,
+                to: VettingStatus,
+                reason: Option<&str>,
+                at: Timestamp,
+            ) -> StoreResult<bool> {
+                let affected = sqlx::query(
+                    "UPDATE customer_qualifications SET vetting_status = $5, vetting_reason = $6, \
+                     updated_at = $7 \
+                     WHERE customer_id = $1 AND qualification = $2 AND round = $3 AND vetting_status = $4",
+                )
+                .bind(customer.to_string())
+                .bind(qualification.as_str())
+                .bind(round)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(reason)
+                .bind(at.as_micros())
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(affected == 1)
+            }
+
+            async fn insert_audit_record(&mut self, row: &AuditRecordRow) -> StoreResult<()> {
+                let sql = "INSERT INTO audit_records (id, partner_tenant_id, customer_id, customer_name, \
+                     user_principal_name, application_id, resource_type, resource_old_value, \
+                     resource_new_value, operation_type, operation_date, operation_status, customized_data) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                sqlx::query(sql)
+                    .bind(&row.id)
+                    .bind(row.partner_tenant_id.to_string())
+                    .bind(row.customer_id.map(|c| c.to_string()))
+                    .bind(&row.customer_name)
+                    .bind(&row.user_principal_name)
+                    .bind(&row.application_id)
+                    .bind(&row.resource_type)
+                    .bind(&row.resource_old_value)
+                    .bind(&row.resource_new_value)
+                    .bind(&row.operation_type)
+                    .bind(row.operation_date.as_micros())
+                    .bind(&row.operation_status)
+                    .bind(serde_json::to_string(&row.customized_data).unwrap_or_else(|_| "[]".to_owned()))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_records(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRecordRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::audit_columns!(), " FROM audit_records \
+                     WHERE partner_tenant_id = $1 AND operation_date >= $2 AND operation_date < $3 \
+                     AND seq > $4 \
+                     AND ($5 IS NULL OR customer_id = $5) \
+                     AND ($6 IS NULL OR operation_type = $6) \
+                     AND ($7 IS NULL OR resource_type = $7) \
+                     AND ($8 IS NULL OR lower(customer_name) LIKE $8 ESCAPE '\\') \
+                     ORDER BY seq LIMIT $9"
+                );
+                sqlx::query(sql)
+                    .bind(q.partner.to_string())
+                    .bind(q.from.as_micros())
+                    .bind(q.until.as_micros())
+                    .bind(q.after_seq)
+                    .bind(q.customer_id.map(|c| c.to_string()))
+                    .bind(&q.operation_type)
+                    .bind(&q.resource_type)
+                    .bind(q.customer_name_contains.as_deref().map(|n| format!("%{}%", sql::like_escape(n))))
+                    .bind(q.limit)
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::audit)
+                    .collect()
+            }
+
+            async fn audit_record(&mut self, partner: Uuid, id: &str) -> StoreResult<Option<AuditRecordRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::audit_columns!(), " FROM audit_records WHERE partner_tenant_id = $1 AND id = $2"
+                );
+                sqlx::query(sql)
+                    .bind(partner.to_string())
+                    .bind(id)
+                    .fetch_optional(&mut *self)
+                    .await?
+                    .as_ref()
+                    .map(rows::audit)
+                    .transpose()
+            }
+
+            async fn put_vetting_job(&mut self, row: &VettingJobRow) -> StoreResult<()> {
+                let sql = concat!(
+                    "INSERT INTO vetting_jobs (", sql::job_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (customer_id, qualification) DO UPDATE SET round = excluded.round, \
+                     partner_tenant_id = excluded.partner_tenant_id, created_at = excluded.created_at, \
+                     due_at = excluded.due_at, reads = excluded.reads"
+                );
+                sqlx::query(sql)
+                    .bind(row.customer_id.to_string())
+                    .bind(row.qualification.as_str())
+                    .bind(row.round)
+                    .bind(row.partner_tenant_id.to_string())
+                    .bind(row.created_at.as_micros())
+                    .bind(row.due_at.map(Timestamp::as_micros))
+                    .bind(row.reads)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_vetting_job(&mut self, customer: Uuid, qualification: Qualification) -> StoreResult<()> {
+                sqlx::query("DELETE FROM vetting_jobs WHERE customer_id = $1 AND qualification = $2")
+                    .bind(customer.to_string())
+                    .bind(qualification.as_str())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn due_vetting_jobs(&mut self, now: Timestamp, limit: i64) -> StoreResult<Vec<VettingJobRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::job_columns!(), " FROM vetting_jobs \
+                     WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at, customer_id LIMIT $2"
+                );
+                sqlx::query(sql)
+                    .bind(now.as_micros())
+                    .bind(limit)
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::job)
+                    .collect()
+            }
+
+            async fn customer_vetting_jobs(&mut self, customer: Uuid) -> StoreResult<Vec<VettingJobRow>> {
+                let sql = concat!("SELECT ", sql::job_columns!(), " FROM vetting_jobs WHERE customer_id = $1");
+                sqlx::query(sql)
+                    .bind(customer.to_string())
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::job)
+                    .collect()
+            }
+
+            async fn reschedule_vetting_jobs(
+                &mut self,
+                mode: pcq_core::vetting::Mode,
+                after_micros: i64,
+                after_reads: i64,
+            ) -> StoreResult<()> {
+                use pcq_core::vetting::Mode;
+                let query = match mode {
+                    Mode::Manual => sqlx::query("UPDATE vetting_jobs SET due_at = NULL"),
+                    Mode::Immediate | Mode::DomainRules => {
+                        sqlx::query("UPDATE vetting_jobs SET due_at = created_at")
+                    }
+                    Mode::After => sqlx::query("UPDATE vetting_jobs SET due_at = created_at + $1")
+                        .bind(after_micros),
+                    Mode::AfterReads => sqlx::query(
+                        "UPDATE vetting_jobs SET due_at = CASE WHEN reads >= $1 THEN created_at ELSE NULL END",
+                    )
+                    .bind(after_reads),
+                };
+                query.execute(&mut *self).await?;
+                Ok(())
+            }
+
+            async fn review_queue(&mut self, q: &ReviewQuery) -> StoreResult<Vec<ReviewItemRow>> {
+                let sql = "SELECT q.customer_id, q.qualification, q.vetting_status, q.vetting_reason, \
+                     q.vetting_create_date, q.education_segment, q.website, q.validation_id, q.round, \
+                     q.created_at, q.updated_at, c.partner_tenant_id, c.domain, c.company_name \
+                     FROM customer_qualifications q JOIN customers c ON c.id = q.customer_id \
+                     WHERE q.vetting_status = 'InReview' \
+                     AND ($1 IS NULL OR c.partner_tenant_id = $1) \
+                     AND ($2 IS NULL OR q.qualification = $2) \
+                     AND ($3 IS NULL OR q.vetting_create_date < $3) \
+                     AND ($4 IS NULL OR q.vetting_create_date > $4 \
+                          OR (q.vetting_create_date = $4 AND (q.customer_id > $5 \
+                              OR (q.customer_id = $5 AND q.qualification > $6)))) \
+                     ORDER BY q.vetting_create_date, q.customer_id, q.qualification LIMIT $7";
+                let after = q.after.as_ref();
+                sqlx::query(sql)
+                    .bind(q.partner.map(|p| p.to_string()))
+                    .bind(q.qualification.map(Qualification::as_str))
+                    .bind(q.started_before.map(Timestamp::as_micros))
+                    .bind(after.map(|a| a.0.as_micros()))
+                    .bind(after.map(|a| a.1.to_string()))
+                    .bind(after.map(|a| a.2.as_str()))
+                    .bind(q.limit)
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::review_item)
+                    .collect()
+            }
+
+            async fn webhook_registration(&mut self, partner: Uuid) -> StoreResult<Option<WebhookRegistrationRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::registration_columns!(), " FROM webhook_registrations WHERE partner_tenant_id = $1"
+                );
+                sqlx::query(sql)
+                    .bind(partner.to_string())
+                    .fetch_optional(&mut *self)
+                    .await?
+                    .as_ref()
+                    .map(rows::registration)
+                    .transpose()
+            }
+
+            async fn put_webhook_registration(&mut self, row: &WebhookRegistrationRow) -> StoreResult<()> {
+                let sql = concat!(
+                    "INSERT INTO webhook_registrations (", sql::registration_columns!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (partner_tenant_id) DO UPDATE SET subscriber_id = excluded.subscriber_id, \
+                     webhook_url = excluded.webhook_url, webhook_events = excluded.webhook_events, \
+                     updated_at = excluded.updated_at"
+                );
+                sqlx::query(sql)
+                    .bind(row.partner_tenant_id.to_string())
+                    .bind(row.subscriber_id.to_string())
+                    .bind(&row.webhook_url)
+                    .bind(serde_json::to_string(&row.webhook_events).unwrap_or_else(|_| "[]".to_owned()))
+                    .bind(row.created_at.as_micros())
+                    .bind(row.updated_at.as_micros())
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_webhook_registration(&mut self, partner: Uuid) -> StoreResult<bool> {
+                let affected = sqlx::query("DELETE FROM webhook_registrations WHERE partner_tenant_id = $1")
+                    .bind(partner.to_string())
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected();
+                Ok(affected == 1)
+            }
+
+            async fn insert_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()> {
+                let sql = "INSERT INTO webhook_deliveries (id, partner_tenant_id, event_name, payload, \
+                     webhook_url, correlation_id, status, attempts, next_attempt_at, created_at, finished_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                sqlx::query(sql)
+                    .bind(row.id.to_string())
+                    .bind(row.partner_tenant_id.to_string())
+                    .bind(&row.event_name)
+                    .bind(&row.payload)
+                    .bind(&row.webhook_url)
+                    .bind(&row.correlation_id)
+                    .bind(row.status.as_str())
+                    .bind(row.attempts)
+                    .bind(row.next_attempt_at.as_micros())
+                    .bind(row.created_at.as_micros())
+                    .bind(row.finished_at.map(Timestamp::as_micros))
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+
+            async fn claim_deliveries(
+                &mut self,
+                now: Timestamp,
+                lease_until: Timestamp,
+                owner: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<DeliveryRow>> {
+                // The lease condition is repeated outside the subquery so that a concurrent
+                // claimer that waited on a row re-checks it and leaves it alone.
+                let sql = concat!(
+                    "UPDATE webhook_deliveries SET lease_until = $2, lease_owner = $3 \
+                     WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND (lease_until IS NULL OR lease_until <= $1) \
+                     AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' \
+                         AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+                         ORDER BY next_attempt_at, seq LIMIT $4) \
+                     RETURNING ", sql::delivery_columns!()
+                );
+                let mut claimed: Vec<DeliveryRow> = sqlx::query(sql)
+                    .bind(now.as_micros())
+                    .bind(lease_until.as_micros())
+                    .bind(owner)
+                    .bind(limit)
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::delivery)
+                    .collect::<StoreResult<_>>()?;
+                claimed.sort_by_key(|d| d.seq);
+                Ok(claimed)
+            }
+
+            async fn finish_delivery_attempt(
+                &mut self,
+                attempt: &AttemptRow,
+                status: DeliveryStatus,
+                next_attempt_at: Timestamp,
+            ) -> StoreResult<()> {
+                let sql = concat!(
+                    "INSERT INTO webhook_attempts (", sql::attempt_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (delivery_id, attempt) DO NOTHING"
+                );
+                sqlx::query(sql)
+                    .bind(attempt.delivery_id.to_string())
+                    .bind(attempt.attempt)
+                    .bind(attempt.at.as_micros())
+                    .bind(attempt.response_code)
+                    .bind(&attempt.response_message)
+                    .bind(i64::from(attempt.system_error))
+                    .execute(&mut *self)
+                    .await?;
+                let finished = (status != DeliveryStatus::Pending).then_some(attempt.at.as_micros());
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
+                     finished_at = $5, lease_until = NULL, lease_owner = NULL WHERE id = $1",
+                )
+                .bind(attempt.delivery_id.to_string())
+                .bind(status.as_str())
+                .bind(attempt.attempt)
+                .bind(next_attempt_at.as_micros())
+                .bind(finished)
+                .execute(&mut *self)
+                .await?;
+                Ok(())
+            }
+
+            async fn deliveries_by_correlation(
+                &mut self,
+                partner: Uuid,
+                correlation_id: &str,
+            ) -> StoreResult<Vec<DeliveryRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::delivery_columns!(), " FROM webhook_deliveries \
+                     WHERE partner_tenant_id = $1 AND correlation_id = $2 ORDER BY seq"
+                );
+                sqlx::query(sql)
+                    .bind(partner.to_string())
+                    .bind(correlation_id)
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::delivery)
+                    .collect()
+            }
+
+            async fn recent_deliveries(&mut self, partner: Uuid, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::delivery_columns!(), " FROM webhook_deliveries \
+                     WHERE partner_tenant_id = $1 ORDER BY seq DESC LIMIT $2"
+                );
+                sqlx::query(sql)
+                    .bind(partner.to_string())
+                    .bind(limit)
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::delivery)
+                    .collect()
+            }
+
+            async fn delivery_attempts(&mut self, delivery: Uuid) -> StoreResult<Vec<AttemptRow>> {
+                let sql = concat!(
+                    "SELECT ", sql::attempt_columns!(), " FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt"
+                );
+                sqlx::query(sql)
+                    .bind(delivery.to_string())
+                    .fetch_all(&mut *self)
+                    .await?
+                    .iter()
+                    .map(rows::attempt)
+                    .collect()
             }
 
             async fn consume_validation_code(

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pcq_server::auth::TokenSpec;
 use pcq_server::config::Config;
@@ -34,12 +36,21 @@ pub struct Partner {
     pub app: String,
 }
 
+/// The test configuration: port 0, the given data directory, and no background worker (tests
+/// drain it through the admin API, so nothing happens behind their back).
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.to_path_buf();
     config.data_dir_explicit = true;
+    config.worker.enabled = false;
     config
+}
+
+/// One webhook signing key per test process (generating RSA keys takes a while).
+pub fn fixture_signing_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| pcq_server::webhook_signing::generate_key_pem().unwrap())
 }
 
 impl TestApp {
@@ -61,6 +72,11 @@ impl TestApp {
     /// Starts a node with exactly this configuration.
     pub async fn start(config: Config) -> TestApp {
         let data_dir = config.data_dir.clone();
+        let key = data_dir.join(pcq_server::webhook_signing::KEY_FILE);
+        if !config.in_memory && !key.exists() {
+            std::fs::create_dir_all(&data_dir).unwrap();
+            std::fs::write(&key, fixture_signing_key()).unwrap();
+        }
         let app = Application::build(config).await.expect("pcq builds");
         let addr = app.local_addr();
         let state = app.state().clone();
@@ -71,7 +87,10 @@ impl TestApp {
         TestApp {
             addr,
             base: format!("http://{addr}"),
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            client: {
+                pcq_server::install_tls_provider();
+                reqwest::Client::builder().no_proxy().build().unwrap()
+            },
             state,
             data_dir,
             _dir: None,
@@ -240,6 +259,101 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// Runs the worker until nothing is due (through the admin API); returns what it did.
+    pub async fn drain(&self) -> Value {
+        let resp = self
+            .req(
+                Method::POST,
+                "/_pcq/admin/worker/drain",
+                &self.admin_token(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// Moves pcq's clock forward (through the admin API).
+    pub async fn advance(&self, by: &str) {
+        let resp = self
+            .post(
+                "/_pcq/admin/clock",
+                &self.admin_token(),
+                &json!({"advance": by}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "advancing the clock by {by}");
+    }
+
+    /// Sets the vetting policy at run time (through the admin API).
+    pub async fn set_policy(&self, changes: Value) {
+        let resp = self
+            .req(
+                Method::PUT,
+                "/_pcq/admin/vetting-policy",
+                &self.admin_token(),
+            )
+            .json(&changes)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "setting the policy {changes}: {body}"
+        );
+    }
+
+    /// A token with the reviewer role.
+    pub fn reviewer_token(&self) -> String {
+        self.token(TokenSpec {
+            roles: vec!["Pcq.Reviewer".into()],
+            ..Self::spec(Uuid::new_v4())
+        })
+    }
+
+    /// Registers `partner` for webhook events at `url`.
+    pub async fn register_webhook(&self, partner: &Partner, url: &str, events: &[&str]) {
+        let resp = self
+            .post(
+                "/webhooks/v1/registration",
+                &partner.app,
+                &json!({"WebhookUrl": url, "WebhookEvents": events}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    /// The partner's webhook delivery log, newest first.
+    pub async fn deliveries(&self, partner: &Partner) -> Vec<Value> {
+        let resp = self
+            .get("/webhooks/v1/registration/deliveries", &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// The partner's audit records (all of them, first page of 1000).
+    pub async fn audit(&self, partner: &Partner, query: &str) -> Vec<Value> {
+        let resp = self
+            .get(&format!("/v1/auditrecords?size=1000&{query}"), &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let page: Value = resp.json().await.unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
     /// Loads seed JSON; `"dev"` stands for this node's development partner.
     pub async fn seed(&self, json: &str) {
         let seed = pcq_server::service::seed::Seed::from_json(json).expect("valid seed");
@@ -249,6 +363,7 @@ impl TestApp {
                 seed,
                 dev_partner: self.state.dev_partner,
                 now: self.state.clock.now(),
+                policy: self.state.policy.get(),
             })
             .await
             .expect("seed loads");
@@ -342,4 +457,134 @@ pub fn redact_dates(mut value: Value) -> Value {
     }
     walk(&mut value);
     value
+}
+
+/// A request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    status: AtomicU16,
+    count: tokio::sync::watch::Sender<usize>,
+}
+
+/// A webhook receiver on loopback that records what it gets and answers with a chosen status;
+/// it can be taken down (connections are then refused) and brought back on the same port.
+pub struct Receiver {
+    pub url: String,
+    addr: SocketAddr,
+    state: Arc<ReceiverState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ReceiverState {
+            received: Mutex::new(Vec::new()),
+            status: AtomicU16::new(200),
+            count: tokio::sync::watch::Sender::new(0),
+        });
+        let mut receiver = Receiver {
+            url: format!("http://{addr}/hooks/pcq"),
+            addr,
+            state,
+            stop: None,
+            task: None,
+        };
+        receiver.serve(listener);
+        receiver
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let state = self.state.clone();
+        let app = axum::Router::new().route(
+            "/hooks/pcq",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let state = state.clone();
+                    async move {
+                        let count = {
+                            let mut received = state.received.lock().unwrap();
+                            received.push(Received {
+                                headers,
+                                body: body.to_vec(),
+                            });
+                            received.len()
+                        };
+                        state.count.send_replace(count);
+                        let status = state.status.load(Ordering::SeqCst);
+                        (
+                            axum::http::StatusCode::from_u16(status).unwrap(),
+                            "receiver says hi",
+                        )
+                    }
+                },
+            ),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        }));
+    }
+
+    /// Answer every request with `status` from now on.
+    pub fn respond_with(&self, status: u16) {
+        self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Waits until `n` requests have arrived (at most `limit`, then fails): for work done in the
+    /// background, without sleeping.
+    pub async fn wait_for(&self, n: usize, limit: std::time::Duration) {
+        let mut count = self.state.count.subscribe();
+        tokio::time::timeout(limit, count.wait_for(|c| *c >= n))
+            .await
+            .unwrap_or_else(|_| panic!("no {n} deliveries within {limit:?}"))
+            .expect("receiver running");
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Takes the receiver down: connections are refused until [`Receiver::up`].
+    pub async fn down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Brings the receiver back on the same port.
+    pub async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
 }

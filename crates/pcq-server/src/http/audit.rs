@@ -1,0 +1,217 @@
+//! `/v1/auditrecords`: the calling partner's audit records.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use pcq_core::ApiFault;
+use pcq_core::input::LooseObject;
+use pcq_core::time::Timestamp;
+use pcq_core::wire::{Attributes, AuditRecord, Collection, KeyValue};
+use serde_json::Value;
+
+use super::extract::{Caller, QueryParams};
+use super::fault::{ApiError, json_response};
+use super::paging::{self, page_size};
+use crate::AppState;
+use crate::store::{AuditQuery, AuditRecordRow, Op, StoreResult, Tx};
+
+/// The default window of a query without `startDate`.
+const DEFAULT_WINDOW_MICROS: i64 = 30 * 86_400 * 1_000_000;
+
+fn render(row: &AuditRecordRow) -> AuditRecord {
+    AuditRecord {
+        id: row.id.clone(),
+        partner_id: row.partner_tenant_id,
+        customer_id: row.customer_id,
+        customer_name: row.customer_name.clone(),
+        user_principal_name: row.user_principal_name.clone(),
+        application_id: row.application_id.clone(),
+        resource_type: row.resource_type.clone(),
+        resource_old_value: row.resource_old_value.clone(),
+        resource_new_value: row.resource_new_value.clone(),
+        operation_type: row.operation_type.clone(),
+        operation_date: row.operation_date.to_rfc3339(),
+        operation_status: row.operation_status.clone(),
+        customized_data: row
+            .customized_data
+            .iter()
+            .map(|(key, value)| KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        attributes: Attributes::of("AuditRecord"),
+    }
+}
+
+fn date(query: &QueryParams, name: &str, end_of_day: bool) -> Result<Option<Timestamp>, ApiFault> {
+    query
+        .get(name)
+        .filter(|v| !v.trim().is_empty())
+        .map(|raw| {
+            Timestamp::parse_query_date(raw, end_of_day).ok_or_else(|| {
+                ApiFault::invalid_input(format!(
+                    "The {name} '{}' is not a date; use yyyy-mm-dd, for example 2020-09-02.",
+                    raw.chars().take(40).collect::<String>()
+                ))
+                .with_param("field", name)
+            })
+        })
+        .transpose()
+}
+
+/// Applies the documented `filter` parameter:
+/// `{"Field": "CustomerId" | "CompanyName" | "ResourceType" | "OperationType", "Value": "...",
+/// "Operator": "equals" | "substring"}`.
+fn apply_filter(raw: &str, q: &mut AuditQuery) -> Result<(), ApiFault> {
+    let invalid = |why: &str| {
+        ApiFault::invalid_input(format!(
+            "The filter is not valid: {why}. Use {{\"Field\":\"CustomerId\",\"Value\":\"<id>\",\"Operator\":\"equals\"}}."
+        ))
+        .with_param("field", "filter")
+    };
+    let value: Value = serde_json::from_str(raw).map_err(|_| invalid("it is not JSON"))?;
+    let Value::Object(map) = &value else {
+        return Err(invalid("it is not an object"));
+    };
+    let filter = LooseObject::new(map);
+    let field = filter
+        .get_str("field")?
+        .ok_or_else(|| invalid("Field is missing"))?;
+    let wanted = filter
+        .get_str("value")?
+        .ok_or_else(|| invalid("Value is missing"))?;
+    let operator = filter
+        .get_str("operator")?
+        .unwrap_or("equals")
+        .to_ascii_lowercase();
+    match (field.to_ascii_lowercase().as_str(), operator.as_str()) {
+        ("customerid", "equals") => {
+            q.customer_id = Some(pcq_core::ids::parse_customer_id(wanted)?);
+        }
+        ("companyname", "substring" | "equals") => {
+            q.customer_name_contains = Some(wanted.to_owned())
+        }
+        ("resourcetype", "equals") => q.resource_type = Some(wanted.to_ascii_lowercase()),
+        ("operationtype", "equals") => q.operation_type = Some(wanted.to_ascii_lowercase()),
+        _ => {
+            return Err(invalid(
+                "supported are CustomerId, ResourceType and OperationType with equals, and \
+                 CompanyName with substring",
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct ListAudit(AuditQuery);
+
+impl Op for ListAudit {
+    type Output = Vec<AuditRecordRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<AuditRecordRow>> {
+        tx.audit_records(&self.0).await
+    }
+}
+
+/// Lists the calling partner's audit records between two dates, a page at a time.
+///
+/// `startDate` defaults to 30 days ago and `endDate` (inclusive) to now. Narrow down with the
+/// documented `filter` or with `customerId` and `operationType`.
+#[utoipa::path(
+    get,
+    path = "/v1/auditrecords",
+    tag = "audit records",
+    params(
+        ("startDate" = Option<String>, Query, description = "First day (yyyy-mm-dd)"),
+        ("endDate" = Option<String>, Query, description = "Last day, inclusive (yyyy-mm-dd)"),
+        ("size" = Option<u32>, Query, description = "Page size"),
+        ("filter" = Option<String>, Query, description = "{\"Field\":\"CustomerId\",\"Value\":\"…\",\"Operator\":\"equals\"}"),
+        ("customerId" = Option<String>, Query, description = "Only this customer"),
+        ("operationType" = Option<String>, Query, description = "Only this operation type, e.g. update_customer_qualification"),
+        ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
+    ),
+    responses((status = 200, description = "A page of audit records", body = Collection<AuditRecord>)),
+    security(("bearer" = []))
+)]
+pub async fn list_audit_records(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    query: QueryParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let size = page_size(&query, &state.config.paging)?;
+    let now = state.clock.now();
+    let from = date(&query, "startDate", false)?.unwrap_or(now.plus_micros(-DEFAULT_WINDOW_MICROS));
+    let until = date(&query, "endDate", true)?.unwrap_or(Timestamp::from_micros(i64::MAX));
+    let mut audit = AuditQuery {
+        partner: caller.tenant_id,
+        from,
+        until,
+        customer_id: None,
+        operation_type: query
+            .get("operationType")
+            .map(|o| o.trim().to_ascii_lowercase()),
+        resource_type: None,
+        customer_name_contains: None,
+        after_seq: paging::seq_position(&headers)?,
+        limit: i64::from(size) + 1,
+    };
+    if let Some(id) = query.get("customerId") {
+        audit.customer_id = Some(pcq_core::ids::parse_customer_id(id)?);
+    }
+    if let Some(filter) = query.get("filter") {
+        apply_filter(filter, &mut audit)?;
+    }
+    let mut rows = state.store.read(ListAudit(audit)).await?;
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    let next = more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
+    let self_uri = if query.raw().is_empty() {
+        "/v1/auditrecords".to_owned()
+    } else {
+        format!("/v1/auditrecords?{}", query.raw())
+    };
+    let page = paging::collection(rows.iter().map(render).collect(), self_uri, next);
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+    ))
+}
+
+struct FindAudit(uuid::Uuid, String);
+
+impl Op for FindAudit {
+    type Output = Option<AuditRecordRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<AuditRecordRow>> {
+        tx.audit_record(self.0, &self.1).await
+    }
+}
+
+/// Gets one of the calling partner's audit records (the `AuditUri` of webhook events).
+#[utoipa::path(
+    get,
+    path = "/v1/auditrecords/{audit_record_id}",
+    tag = "audit records",
+    params(("audit_record_id" = String, Path, description = "The audit record's id")),
+    responses((status = 200, description = "The audit record", body = AuditRecord)),
+    security(("bearer" = []))
+)]
+pub async fn get_audit_record(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = state
+        .store
+        .read(FindAudit(caller.tenant_id, id.clone()))
+        .await?
+        .ok_or_else(|| ApiFault::audit_record_not_found(&id))?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&render(&row)).unwrap_or_default(),
+    ))
+}

@@ -1,0 +1,345 @@
+//! The reviewer workflow (`/_pcq/review`, role `Pcq.Reviewer`) and qualification histories.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use pcq_core::input::ReviewDecision;
+use pcq_core::time::Timestamp;
+use pcq_core::vetting::Duration;
+use pcq_core::wire::{Collection, CustomerQualification};
+use pcq_core::{ApiFault, EducationSegment, Qualification, VettingStatus};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::extract::{Caller, Ctx, JsonBody, QueryParams, ReviewerCaller};
+use super::fault::{ApiError, json_response, reply_response};
+use super::paging::{self, page_size};
+use crate::AppState;
+use crate::auth::{ROLE_ADMIN, ROLE_REVIEWER};
+use crate::service::review::{History, Queue};
+use crate::service::vetting::ReviewDecide;
+use crate::service::{Actor, owned_customer};
+use crate::store::{ReviewItemRow, ReviewQuery};
+
+/// A qualification waiting for a decision.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewItem {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The customer's partner.
+    pub partner_id: Uuid,
+    /// The customer's company name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    /// The customer's domain.
+    pub domain: String,
+    /// The qualification in review.
+    pub qualification: Qualification,
+    /// Its education segment, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub education_segment: Option<EducationSegment>,
+    /// Its website, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// The vetting round (2 and more after a denial).
+    pub round: i64,
+    /// When the round started (RFC 3339).
+    pub vetting_create_date: String,
+    /// How long it has been waiting, e.g. `3d4h`.
+    pub waiting: String,
+}
+
+fn review_item(row: &ReviewItemRow, now: Timestamp) -> ReviewItem {
+    let started = row
+        .qualification
+        .vetting_create_date
+        .unwrap_or(row.qualification.created_at);
+    ReviewItem {
+        customer_id: row.qualification.customer_id,
+        partner_id: row.partner_tenant_id,
+        company_name: row.company_name.clone(),
+        domain: row.domain.clone(),
+        qualification: row.qualification.qualification,
+        education_segment: row.qualification.education_segment,
+        website: row.qualification.website.clone(),
+        round: row.qualification.round,
+        vetting_create_date: started.to_rfc3339(),
+        waiting: Duration::from_micros(
+            (now.as_micros() - started.as_micros()).max(0) / 1_000_000 * 1_000_000,
+        )
+        .to_string(),
+    }
+}
+
+fn encode_position(row: &ReviewItemRow) -> String {
+    let q = &row.qualification;
+    let started = q.vetting_create_date.unwrap_or(q.created_at);
+    format!(
+        "{}|{}|{}",
+        started.as_micros(),
+        q.customer_id,
+        q.qualification.as_str()
+    )
+}
+
+fn decode_position(raw: &str) -> Option<(Timestamp, Uuid, Qualification)> {
+    let mut parts = raw.splitn(3, '|');
+    let at = parts.next()?.parse().ok().map(Timestamp::from_micros)?;
+    let customer = Uuid::parse_str(parts.next()?).ok()?;
+    let qualification = Qualification::parse_str(parts.next()?)?;
+    Some((at, customer, qualification))
+}
+
+/// Lists the qualifications waiting for a decision, oldest first.
+#[utoipa::path(
+    get,
+    path = "/_pcq/review/queue",
+    tag = "review",
+    params(
+        ("partnerId" = Option<String>, Query, description = "Only this partner's customers"),
+        ("qualification" = Option<String>, Query, description = "Only this qualification (Education, GovernmentCommunityCloud)"),
+        ("olderThan" = Option<String>, Query, description = "Only those waiting longer than this, e.g. 72h"),
+        ("size" = Option<u32>, Query, description = "Page size"),
+        ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
+    ),
+    responses((status = 200, description = "A page of the queue", body = Collection<ReviewItem>)),
+    security(("bearer" = []))
+)]
+pub async fn queue(
+    State(state): State<AppState>,
+    ReviewerCaller(_reviewer): ReviewerCaller,
+    query: QueryParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let size = page_size(&query, &state.config.paging)?;
+    let now = state.clock.now();
+    let partner = query
+        .get("partnerId")
+        .map(|p| {
+            pcq_core::ids::parse_guid(p).ok_or_else(|| {
+                ApiFault::invalid_input("The partnerId is not a GUID.")
+                    .with_param("field", "partnerId")
+            })
+        })
+        .transpose()?;
+    let qualification = query
+        .get("qualification")
+        .map(|q| {
+            Qualification::parse_str(q).ok_or_else(|| {
+                ApiFault::invalid_enum("qualification", q, "Education, GovernmentCommunityCloud")
+            })
+        })
+        .transpose()?;
+    let started_before = query
+        .get("olderThan")
+        .map(|d| {
+            Duration::parse(d)
+                .map(|d| now.plus_micros(-d.as_micros()))
+                .map_err(|e| {
+                    ApiFault::invalid_input(format!("olderThan: {e}."))
+                        .with_param("field", "olderThan")
+                })
+        })
+        .transpose()?;
+    let after = match paging::position(&headers)? {
+        None => None,
+        Some(p) => Some(decode_position(&p).ok_or_else(ApiFault::invalid_continuation_token)?),
+    };
+    let mut rows = state
+        .store
+        .read(Queue(ReviewQuery {
+            partner,
+            qualification,
+            started_before,
+            after,
+            limit: i64::from(size) + 1,
+        }))
+        .await?;
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    let next = more.then(|| rows.last().map(encode_position)).flatten();
+    let self_uri = if query.raw().is_empty() {
+        "/_pcq/review/queue".to_owned()
+    } else {
+        format!("/_pcq/review/queue?{}", query.raw())
+    };
+    let page = paging::collection(
+        rows.iter().map(|r| review_item(r, now)).collect(),
+        self_uri,
+        next,
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+    ))
+}
+
+/// A reviewer's decision: `{"decision": "Approved"}` or
+/// `{"decision": "Denied", "reason": "Not an Academic Domain"}` (a documented reason).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionBody {
+    /// Approved or Denied.
+    pub decision: VettingStatus,
+    /// The documented reason of a denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Approves or denies a qualification in review (409 when it is not in review).
+#[utoipa::path(
+    post,
+    path = "/_pcq/review/customers/{customer_tenant_id}/qualifications/{qualification}/decision",
+    tag = "review",
+    params(
+        ("customer_tenant_id" = String, Path, description = "The customer's tenant id"),
+        ("qualification" = String, Path, description = "Education or GovernmentCommunityCloud"),
+    ),
+    request_body = DecisionBody,
+    responses((status = 200, description = "The decided qualification", body = CustomerQualification)),
+    security(("bearer" = []))
+)]
+pub async fn decide(
+    State(state): State<AppState>,
+    ReviewerCaller(reviewer): ReviewerCaller,
+    Ctx(ctx): Ctx,
+    Path((raw_customer, raw_qualification)): Path<(String, String)>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let customer = pcq_core::ids::parse_customer_id(&raw_customer)?;
+    let qualification = Qualification::parse_str(&raw_qualification).ok_or_else(|| {
+        ApiFault::invalid_enum(
+            "qualification",
+            &raw_qualification,
+            "Education, GovernmentCommunityCloud",
+        )
+    })?;
+    let route =
+        format!("/_pcq/review/customers/{customer}/qualifications/{qualification}/decision");
+    let reply = state
+        .write_idempotent(
+            &ctx,
+            reviewer.tenant_id,
+            "POST",
+            route,
+            None,
+            &body.raw,
+            || {
+                let decision = ReviewDecision::parse(&body.value)?;
+                Ok(ReviewDecide {
+                    customer,
+                    qualification,
+                    decision: decision.decision,
+                    reason: decision.reason,
+                    actor: Actor::caller(&reviewer),
+                    request_id: ctx.request_id.clone(),
+                    now: state.clock.now(),
+                    effects: state.effects(),
+                })
+            },
+        )
+        .await?;
+    state.wake.notify_one();
+    Ok(reply_response(reply))
+}
+
+/// One step of a qualification's history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The qualification.
+    pub qualification: Qualification,
+    /// Its vetting round.
+    pub round: i64,
+    /// Status before the step (absent when a round starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_status: Option<VettingStatus>,
+    /// Status after the step (absent for StateOwnedEntity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_status: Option<VettingStatus>,
+    /// The reason given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who caused it: a user, an application, `pcq-vetting` or `pcq-seed`.
+    pub actor: String,
+    /// The request that caused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// Every round and transition of a customer's qualifications, oldest first. For the
+/// customer's partner, and for reviewers.
+#[utoipa::path(
+    get,
+    path = "/_pcq/customers/{customer_tenant_id}/qualifications/history",
+    tag = "review",
+    params(("customer_tenant_id" = String, Path, description = "The customer's tenant id")),
+    responses((status = 200, description = "The history", body = Vec<HistoryEntry>)),
+    security(("bearer" = []))
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(raw_customer): Path<String>,
+) -> Result<Response, ApiError> {
+    let customer = pcq_core::ids::parse_customer_id(&raw_customer)?;
+    let found = state.store.read(History(customer)).await?;
+    let reviewer = caller.has_role(ROLE_REVIEWER) || caller.has_role(ROLE_ADMIN);
+    let (row, events) = match found {
+        Some((row, events)) => (Some(row), events),
+        None => (None, Vec::new()),
+    };
+    match row {
+        Some(_) if reviewer => {}
+        other => {
+            owned_customer(other, caller.tenant_id, customer)?;
+        }
+    }
+    let entries: Vec<HistoryEntry> = events
+        .into_iter()
+        .map(|e| HistoryEntry {
+            qualification: e.qualification,
+            round: e.round,
+            from_status: e.from_status,
+            to_status: e.to_status,
+            reason: e.reason,
+            actor: e.actor,
+            request_id: e.request_id,
+            at: e.at.to_rfc3339(),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&entries).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_positions_round_trip() {
+        let customer = Uuid::new_v4();
+        let raw = format!("12345|{customer}|Education");
+        assert_eq!(
+            decode_position(&raw),
+            Some((
+                Timestamp::from_micros(12345),
+                customer,
+                Qualification::Education
+            ))
+        );
+        for junk in [
+            "",
+            "x|y|z",
+            "1|not-a-guid|Education",
+            &format!("1|{customer}|Bogus"),
+        ] {
+            assert!(decode_position(junk).is_none(), "{junk}");
+        }
+    }
+}

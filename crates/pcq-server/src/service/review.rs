@@ -1,0 +1,33 @@
+//! What reviewers read: the queue of qualifications waiting for a decision, and histories.
+
+use uuid::Uuid;
+
+use crate::store::{
+    CustomerRow, Op, QualificationEvent, ReviewItemRow, ReviewQuery, StoreResult, Tx,
+};
+
+/// A page of the review queue.
+pub struct Queue(pub ReviewQuery);
+
+impl Op for Queue {
+    type Output = Vec<ReviewItemRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<ReviewItemRow>> {
+        tx.review_queue(&self.0).await
+    }
+}
+
+/// A customer and every step of its qualifications.
+pub struct History(pub Uuid);
+
+impl Op for History {
+    type Output = Option<(CustomerRow, Vec<QualificationEvent>)>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
+        let Some(customer) = tx.customer(self.0).await? else {
+            return Ok(None);
+        };
+        let events = tx.qualification_events(self.0).await?;
+        Ok(Some((customer, events)))
+    }
+}

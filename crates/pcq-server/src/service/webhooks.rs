@@ -1,0 +1,399 @@
+//! Webhook registrations and the outbox of events to deliver.
+
+use pcq_core::ApiFault;
+use pcq_core::input::WebhookRegistrationInput;
+use pcq_core::time::Timestamp;
+use pcq_core::wire::WebhookRegistration;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{reply_fault, reply_json};
+use crate::store::{
+    AttemptRow, DeliveryRow, DeliveryStatus, Op, StoreResult, StoredReply, Tx,
+    WebhookRegistrationRow,
+};
+
+/// The test event a partner can request to check its registration.
+pub const TEST_CREATED: &str = "test-created";
+/// A customer's qualification was requested or changed vetting status (a pcq event in the
+/// Partner Center event shape).
+pub const CUSTOMER_QUALIFICATION_UPDATED: &str = "customer-qualification-updated";
+/// Every event pcq delivers.
+pub const EVENTS: [&str; 2] = [TEST_CREATED, CUSTOMER_QUALIFICATION_UPDATED];
+
+/// The body of an event, exactly as Partner Center posts it (PascalCase keys).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct EventBody<'a> {
+    event_name: &'a str,
+    resource_uri: &'a str,
+    resource_name: &'a str,
+    audit_uri: Option<&'a str>,
+    resource_change_utc_date: String,
+}
+
+/// A time in .NET's round-trip form, as event bodies carry it:
+/// `2017-11-16T16:19:06.3520276+00:00`.
+pub fn dotnet_round_trip(at: Timestamp) -> String {
+    let dt = at.to_datetime();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.nanosecond() / 100
+    )
+}
+
+/// An event to announce.
+pub struct Event<'a> {
+    /// The partner whose registration receives it.
+    pub partner: Uuid,
+    /// `test-created`, `customer-qualification-updated`.
+    pub name: &'a str,
+    /// The URI of the resource that changed.
+    pub resource_uri: &'a str,
+    /// The URI of the audit record of the change.
+    pub audit_uri: Option<&'a str>,
+    /// For validation events: the correlation id to look the delivery up by.
+    pub correlation_id: Option<&'a str>,
+    /// When the change happened.
+    pub at: Timestamp,
+}
+
+impl Event<'_> {
+    /// The resource part of the event name (`customer-qualification` of
+    /// `customer-qualification-updated`).
+    fn resource_name(&self) -> &str {
+        self.name
+            .rsplit_once('-')
+            .map_or(self.name, |(resource, _)| resource)
+    }
+}
+
+/// Puts `event` in the outbox if the partner's registration subscribes to it; `true` when it
+/// did. Runs in the transaction of the change, so an event exists exactly when its change does.
+pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
+    let Some(registration) = tx.webhook_registration(event.partner).await? else {
+        return Ok(false);
+    };
+    if !registration.webhook_events.iter().any(|e| e == event.name) {
+        return Ok(false);
+    }
+    let body = EventBody {
+        event_name: event.name,
+        resource_uri: event.resource_uri,
+        resource_name: event.resource_name(),
+        audit_uri: event.audit_uri,
+        resource_change_utc_date: dotnet_round_trip(event.at),
+    };
+    tx.insert_delivery(&DeliveryRow {
+        seq: 0,
+        id: Uuid::new_v4(),
+        partner_tenant_id: event.partner,
+        event_name: event.name.to_owned(),
+        payload: serde_json::to_vec(&body).unwrap_or_default(),
+        webhook_url: registration.webhook_url,
+        correlation_id: event.correlation_id.map(str::to_owned),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: event.at,
+        created_at: event.at,
+        finished_at: None,
+    })
+    .await?;
+    Ok(true)
+}
+
+/// Leases due deliveries to one node.
+pub struct ClaimDeliveries {
+    /// Now.
+    pub now: Timestamp,
+    /// Until when the lease holds (another node may take the delivery over afterwards).
+    pub lease_until: Timestamp,
+    /// The node.
+    pub owner: String,
+    /// Most deliveries.
+    pub limit: i64,
+}
+
+impl Op for ClaimDeliveries {
+    type Output = Vec<DeliveryRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryRow>> {
+        tx.claim_deliveries(self.now, self.lease_until, &self.owner, self.limit)
+            .await
+    }
+}
+
+/// Records the outcome of delivery attempts.
+pub struct FinishAttempts(pub Vec<(AttemptRow, DeliveryStatus, Timestamp)>);
+
+impl Op for FinishAttempts {
+    type Output = ();
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+        for (attempt, status, next) in &self.0 {
+            tx.finish_delivery_attempt(attempt, *status, *next).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates (or, with `replace`, changes) a partner's registration.
+pub struct Register {
+    /// The partner.
+    pub partner: Uuid,
+    /// The checked request.
+    pub input: WebhookRegistrationInput,
+    /// `false` for POST (there must be none yet), `true` for PUT (there must be one).
+    pub replace: bool,
+    /// Now.
+    pub now: Timestamp,
+}
+
+impl Op for Register {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        let existing = tx.webhook_registration(self.partner).await?;
+        let (subscriber_id, created_at) = match (&existing, self.replace) {
+            (Some(_), false) => return Ok(reply_fault(&ApiFault::webhook_registration_exists())),
+            (None, true) => return Ok(reply_fault(&ApiFault::webhook_registration_not_found())),
+            (Some(r), true) => (r.subscriber_id, r.created_at),
+            (None, false) => (Uuid::new_v4(), self.now),
+        };
+        let row = WebhookRegistrationRow {
+            partner_tenant_id: self.partner,
+            subscriber_id,
+            webhook_url: self.input.url,
+            webhook_events: self.input.events,
+            created_at,
+            updated_at: self.now,
+        };
+        tx.put_webhook_registration(&row).await?;
+        Ok(reply_json(200, &render_registration(&row)))
+    }
+}
+
+/// A registration in its wire shape.
+pub fn render_registration(row: &WebhookRegistrationRow) -> WebhookRegistration {
+    WebhookRegistration {
+        subscriber_id: Some(row.subscriber_id),
+        webhook_url: row.webhook_url.clone(),
+        webhook_events: row.webhook_events.clone(),
+    }
+}
+
+/// Sends a `test-created` event to the partner's registration.
+pub struct SendValidationEvent {
+    /// The partner.
+    pub partner: Uuid,
+    /// The request's correlation id (the event's handle).
+    pub correlation_id: String,
+    /// The URI the event names.
+    pub resource_uri: String,
+    /// Now.
+    pub now: Timestamp,
+}
+
+impl Op for SendValidationEvent {
+    type Output = StoredReply;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+        if tx.webhook_registration(self.partner).await?.is_none() {
+            return Ok(reply_fault(&ApiFault::webhook_registration_not_found()));
+        }
+        let queued = enqueue(
+            tx,
+            Event {
+                partner: self.partner,
+                name: TEST_CREATED,
+                resource_uri: &self.resource_uri,
+                audit_uri: None,
+                correlation_id: Some(&self.correlation_id),
+                at: self.now,
+            },
+        )
+        .await?;
+        if !queued {
+            return Ok(reply_fault(&ApiFault::not_registered_for_test_events()));
+        }
+        Ok(reply_json(
+            200,
+            &serde_json::json!({"correlationId": self.correlation_id}),
+        ))
+    }
+}
+
+/// A delivery and its attempts.
+pub type DeliveryWithAttempts = (DeliveryRow, Vec<AttemptRow>);
+
+/// The deliveries of one validation event.
+pub struct ValidationDeliveries {
+    /// The partner.
+    pub partner: Uuid,
+    /// The event's correlation id.
+    pub correlation_id: String,
+}
+
+impl Op for ValidationDeliveries {
+    type Output = Vec<DeliveryWithAttempts>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryWithAttempts>> {
+        let deliveries = tx
+            .deliveries_by_correlation(self.partner, &self.correlation_id)
+            .await?;
+        with_attempts(tx, deliveries).await
+    }
+}
+
+/// A partner's most recent deliveries.
+pub struct RecentDeliveries {
+    /// The partner.
+    pub partner: Uuid,
+    /// Most deliveries.
+    pub limit: i64,
+}
+
+impl Op for RecentDeliveries {
+    type Output = Vec<DeliveryWithAttempts>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryWithAttempts>> {
+        let deliveries = tx.recent_deliveries(self.partner, self.limit).await?;
+        with_attempts(tx, deliveries).await
+    }
+}
+
+async fn with_attempts<T: Tx>(
+    tx: &mut T,
+    deliveries: Vec<DeliveryRow>,
+) -> StoreResult<Vec<DeliveryWithAttempts>> {
+    let mut out = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let attempts = tx.delivery_attempts(delivery.id).await?;
+        out.push((delivery, attempts));
+    }
+    Ok(out)
+}
+
+/// A partner's registration.
+pub struct FindRegistration(pub Uuid);
+
+impl Op for FindRegistration {
+    type Output = Option<WebhookRegistrationRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
+        tx.webhook_registration(self.0).await
+    }
+}
+
+/// Removes a partner's registration (its queued deliveries still go out); `false` when there
+/// was none.
+pub struct Unregister(pub Uuid);
+
+impl Op for Unregister {
+    type Output = bool;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<bool> {
+        tx.delete_webhook_registration(self.0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::store::sqlite::{SqliteOptions, SqliteStore};
+    use crate::store::{Store, StoreError};
+
+    struct Setup(Uuid);
+    impl Op for Setup {
+        type Output = ();
+        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+            tx.put_webhook_registration(&WebhookRegistrationRow {
+                partner_tenant_id: self.0,
+                subscriber_id: Uuid::new_v4(),
+                webhook_url: "http://127.0.0.1:9/x".into(),
+                webhook_events: vec![TEST_CREATED.into()],
+                created_at: Timestamp::from_micros(0),
+                updated_at: Timestamp::from_micros(0),
+            })
+            .await
+        }
+    }
+
+    /// Enqueues an event, then fails like a change that cannot complete.
+    struct EnqueueThenFail(Uuid, bool);
+    impl Op for EnqueueThenFail {
+        type Output = bool;
+        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<bool> {
+            let queued = enqueue(
+                tx,
+                Event {
+                    partner: self.0,
+                    name: TEST_CREATED,
+                    resource_uri: "http://pcq/x",
+                    audit_uri: None,
+                    correlation_id: None,
+                    at: Timestamp::from_micros(1),
+                },
+            )
+            .await?;
+            if self.1 {
+                return Err(StoreError::Corrupt("the change failed".into()));
+            }
+            Ok(queued)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_exists_exactly_when_its_transaction_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::sqlite(
+            SqliteStore::open(SqliteOptions {
+                path: Some(dir.path().join("pcq.db")),
+                readers: 1,
+                max_batch: 8,
+            })
+            .await
+            .unwrap(),
+        );
+        let partner = Uuid::new_v4();
+        store.write(Setup(partner)).await.unwrap();
+        assert!(store.write(EnqueueThenFail(partner, true)).await.is_err());
+        assert!(
+            store
+                .read(RecentDeliveries { partner, limit: 10 })
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.write(EnqueueThenFail(partner, false)).await.unwrap());
+        assert_eq!(
+            store
+                .read(RecentDeliveries { partner, limit: 10 })
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Unsubscribed events and unregistered partners produce nothing.
+        assert!(
+            !store
+                .write(EnqueueThenFail(Uuid::new_v4(), false))
+                .await
+                .unwrap()
+        );
+        store.close().await;
+    }
+
+    #[test]
+    fn dates_in_dotnet_round_trip_form() {
+        let at = Timestamp::parse_rfc3339("2017-11-16T16:19:06.352027Z").unwrap();
+        assert_eq!(dotnet_round_trip(at), "2017-11-16T16:19:06.3520270+00:00");
+    }
+}

@@ -1,0 +1,290 @@
+//! Audit records: one per change, in the Partner Center shape, only the caller's own.
+
+mod common;
+
+use common::{TestApp, assert_fault, status_json};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn operations(records: &[Value]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r["operationType"].as_str().unwrap().to_owned(),
+                r["operationStatus"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_step_leaves_an_audit_record() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let customer = app.create_customer(&partner, "audited.example.edu").await;
+    app.post_qualification(
+        &partner,
+        customer,
+        &json!({"qualification": "Education", "educationSegment": "K12"}),
+    )
+    .await;
+    let resp = app
+        .post(
+            &format!("/_pcq/review/customers/{customer}/qualifications/Education/decision"),
+            &app.reviewer_token(),
+            &json!({"decision": "Denied", "reason": "Not an Academic Domain"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.post_qualification(&partner, customer, &json!({"qualification": "Education"}))
+        .await;
+    app.set_policy(json!({"policy": "immediate"})).await;
+    app.drain().await;
+
+    let records = app.audit(&partner, "").await;
+    assert_eq!(
+        operations(&records),
+        [
+            ("add_customer".to_owned(), "succeeded".to_owned()),
+            (
+                "update_customer_qualification".to_owned(),
+                "progress".to_owned()
+            ),
+            (
+                "update_customer_qualification".to_owned(),
+                "succeeded".to_owned()
+            ),
+            (
+                "update_customer_qualification".to_owned(),
+                "progress".to_owned()
+            ),
+            (
+                "update_customer_qualification".to_owned(),
+                "succeeded".to_owned()
+            ),
+        ]
+    );
+    let created = &records[0];
+    assert_eq!(created["partnerId"], partner.tenant.to_string());
+    assert_eq!(created["customerId"], customer.to_string());
+    assert_eq!(created["customerName"], "Test Co");
+    assert_eq!(created["resourceType"], "customer");
+    assert_eq!(
+        created["userPrincipalName"],
+        "agent@partner.onmicrosoft.com"
+    );
+    assert_eq!(
+        created["applicationId"],
+        pcq_server::auth::dev_issuer::DEV_APP_ID
+    );
+    assert_eq!(created["attributes"], json!({"objectType": "AuditRecord"}));
+    let new_customer: Value =
+        serde_json::from_str(created["resourceNewValue"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        new_customer["companyProfile"]["domain"],
+        "audited.example.edu"
+    );
+    assert!(
+        created["id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}_{}_addcustomer_", partner.tenant, customer))
+    );
+
+    let denial = &records[2];
+    let old: Value = serde_json::from_str(denial["resourceOldValue"].as_str().unwrap()).unwrap();
+    let new: Value = serde_json::from_str(denial["resourceNewValue"].as_str().unwrap()).unwrap();
+    assert_eq!(old["vettingStatus"], "InReview");
+    assert_eq!(
+        (new["vettingStatus"].as_str(), new["vettingReason"].as_str()),
+        (Some("Denied"), Some("Not an Academic Domain"))
+    );
+    assert!(
+        denial["customizedData"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "VettingReason", "value": "Not an Academic Domain"}))
+    );
+    assert_eq!(
+        records[4]["applicationId"], "pcq-vetting",
+        "the policy's decision"
+    );
+    assert!(records[4].get("userPrincipalName").is_none());
+    let date = records[0]["operationDate"].as_str().unwrap();
+    assert!(pcq_core::time::Timestamp::parse_rfc3339(date).is_some() && date.ends_with('Z'));
+
+    // Each record can be fetched by its id; nobody else's can.
+    let id = records[2]["id"].as_str().unwrap();
+    let resp = app
+        .get(&format!("/v1/auditrecords/{id}"), &partner.user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(resp).await,
+        (StatusCode::OK, records[2].clone())
+    );
+    let other = app.partner();
+    let resp = app
+        .get(&format!("/v1/auditrecords/{id}"), &other.user)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+    assert_eq!(app.audit(&other, "").await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn filters_dates_and_pages() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let first = app.create_customer(&partner, "one.example.edu").await;
+    let second = app.create_customer(&partner, "fabrikam.example.com").await;
+    app.post_qualification(&partner, first, &json!({"qualification": "Education"}))
+        .await;
+    app.post_qualification(
+        &partner,
+        second,
+        &json!({"qualification": "StateOwnedEntity"}),
+    )
+    .await;
+    assert_eq!(app.audit(&partner, "").await.len(), 4);
+
+    assert_eq!(
+        app.audit(&partner, &format!("customerId={first}"))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        app.audit(&partner, "operationType=add_customer")
+            .await
+            .len(),
+        2
+    );
+    let filter =
+        format!("{{\"Field\":\"CustomerId\",\"Value\":\"{second}\",\"Operator\":\"equals\"}}");
+    let by_filter = app
+        .audit(&partner, &format!("filter={}", urlencode(&filter)))
+        .await;
+    assert_eq!(by_filter.len(), 2);
+    assert!(
+        by_filter
+            .iter()
+            .all(|r| r["customerId"] == second.to_string())
+    );
+    let by_name = app
+        .audit(
+            &partner,
+            &format!(
+                "filter={}",
+                urlencode(r#"{"Field":"CompanyName","Value":"test","Operator":"substring"}"#)
+            ),
+        )
+        .await;
+    assert_eq!(by_name.len(), 4);
+    let none = app
+        .audit(
+            &partner,
+            &format!(
+                "filter={}",
+                urlencode(r#"{"Field":"CompanyName","Value":"%","Operator":"substring"}"#)
+            ),
+        )
+        .await;
+    assert_eq!(
+        none.len(),
+        0,
+        "LIKE wildcards in the value are taken literally"
+    );
+
+    // Dates: today is in, yesterday is not; documented forms are accepted.
+    let today = app.state.clock.now().to_rfc3339()[..10].to_owned();
+    assert_eq!(
+        app.audit(&partner, &format!("startDate={today}&endDate={today}"))
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(
+        app.audit(&partner, "startDate=2020-01-01&endDate=2020-01-02")
+            .await
+            .len(),
+        0
+    );
+    let (y, m, d) = (&today[..4], &today[5..7], &today[8..10]);
+    let us = format!(
+        "{}/{}/{y}",
+        m.trim_start_matches('0'),
+        d.trim_start_matches('0')
+    );
+    assert_eq!(
+        app.audit(
+            &partner,
+            &format!("startDate={}", urlencode(&format!("{us} 12:00:00 AM")))
+        )
+        .await
+        .len(),
+        4
+    );
+    // Records older than the default window of 30 days are left out unless asked for.
+    app.advance("31d").await;
+    assert_eq!(app.audit(&partner, "").await.len(), 0);
+    assert_eq!(app.audit(&partner, "startDate=2000-01-01").await.len(), 4);
+
+    // Pages of three.
+    let resp = app
+        .get("/v1/auditrecords?startDate=2000-01-01&size=3", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    let (_, page) = status_json(resp).await;
+    assert_eq!(page["totalCount"], 3);
+    let token = page["links"]["next"]["headers"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = app
+        .get("/v1/auditrecords?startDate=2000-01-01&size=3", &partner.app)
+        .header("MS-ContinuationToken", token)
+        .send()
+        .await
+        .unwrap();
+    let (_, rest) = status_json(resp).await;
+    assert_eq!(rest["totalCount"], 1);
+    assert!(rest.get("continuationToken").is_none());
+
+    for bad in [
+        "startDate=yesterday",
+        "endDate=2020-13-01",
+        "customerId=x",
+        "filter=%7B",
+        "filter=%7B%22Field%22%3A%22Colour%22%2C%22Value%22%3A%22x%22%7D",
+        "size=0",
+    ] {
+        let resp = app
+            .get(&format!("/v1/auditrecords?{bad}"), &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status() == StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            resp.status()
+        );
+    }
+}
+
+fn urlencode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

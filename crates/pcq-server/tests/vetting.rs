@@ -1,0 +1,459 @@
+//! Asynchronous vetting through HTTP: every policy, run-time policy changes and the sandbox
+//! clock. The worker is drained explicitly; nothing waits on wall-clock time.
+
+mod common;
+
+use common::{Partner, TestApp, assert_fault, redact_dates, status_json};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn request_education(app: &TestApp, partner: &Partner, domain: &str, body: Value) -> Uuid {
+    let customer = app.create_customer(partner, domain).await;
+    let resp = app.post_qualification(partner, customer, &body).await;
+    let (status, answer) = status_json(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["vettingStatus"], "InReview",
+        "a request always answers InReview"
+    );
+    customer
+}
+
+async fn education(app: &TestApp, partner: &Partner, customer: Uuid) -> Value {
+    let quals = app.qualifications(partner, customer).await;
+    quals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["qualification"] == "Education")
+        .cloned()
+        .expect("an Education qualification")
+}
+
+#[tokio::test]
+async fn manual_policy_waits_for_a_reviewer_whatever_the_time() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let customer = request_education(
+        &app,
+        &partner,
+        "waits.example.edu",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    assert_eq!(app.drain().await["vettingDecisions"], 0);
+    app.advance("3650d").await;
+    assert_eq!(app.drain().await["vettingDecisions"], 0);
+    let q = education(&app, &partner, customer).await;
+    assert_eq!(q["vettingStatus"], "InReview");
+    assert!(q.get("vettingReason").is_none());
+}
+
+#[tokio::test]
+async fn immediate_policy_decides_on_the_next_worker_step() {
+    let app = TestApp::spawn_with(|c| c.vetting.policy = pcq_core::vetting::Mode::Immediate).await;
+    let partner = app.partner();
+    let customer = request_education(
+        &app,
+        &partner,
+        "now.example.com",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    assert_eq!(
+        education(&app, &partner, customer).await["vettingStatus"],
+        "InReview"
+    );
+    assert_eq!(app.drain().await["vettingDecisions"], 1);
+    assert_eq!(
+        redact_dates(json!([education(&app, &partner, customer).await])),
+        json!([{"qualification": "Education", "vettingStatus": "Approved", "vettingCreateDate": "<date>"}])
+    );
+    // Decided once: draining again changes nothing.
+    assert_eq!(app.drain().await["vettingDecisions"], 0);
+}
+
+#[tokio::test]
+async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
+    let app = TestApp::spawn().await;
+    app.set_policy(json!({"policy": "after", "after": "72h"}))
+        .await;
+    let partner = app.partner();
+    let customer = request_education(
+        &app,
+        &partner,
+        "later.example.edu",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    app.advance("71h").await;
+    assert_eq!(app.drain().await["vettingDecisions"], 0);
+    assert_eq!(
+        education(&app, &partner, customer).await["vettingStatus"],
+        "InReview"
+    );
+    app.advance("1h").await;
+    assert_eq!(app.drain().await["vettingDecisions"], 1);
+    let q = education(&app, &partner, customer).await;
+    assert_eq!(q["vettingStatus"], "Approved");
+    // The round started when it was requested, not when it was decided.
+    let started =
+        pcq_core::time::Timestamp::parse_rfc3339(q["vettingCreateDate"].as_str().unwrap()).unwrap();
+    let now = app.state.clock.now();
+    assert!(now.as_micros() - started.as_micros() >= 72 * 3_600_000_000);
+}
+
+#[tokio::test]
+async fn after_reads_policy_decides_on_the_nth_get() {
+    let app = TestApp::spawn().await;
+    app.set_policy(json!({"policy": "after_reads", "afterReads": 3, "outcome": "deny", "denyReason": "Not an Education Customer"})).await;
+    let partner = app.partner();
+    let customer = request_education(
+        &app,
+        &partner,
+        "reads.example.com",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    assert_eq!(
+        education(&app, &partner, customer).await["vettingStatus"],
+        "InReview"
+    );
+    assert_eq!(
+        education(&app, &partner, customer).await["vettingStatus"],
+        "InReview"
+    );
+    let third = education(&app, &partner, customer).await;
+    assert_eq!(
+        third["vettingStatus"], "Denied",
+        "the third read returns the decision"
+    );
+    assert_eq!(third["vettingReason"], "Not an Education Customer");
+    assert_eq!(
+        app.drain().await["vettingDecisions"],
+        0,
+        "nothing was left for the worker"
+    );
+    // Reads of another partner's customer are refused and count for nothing.
+    let other = app.partner();
+    let second_customer = request_education(
+        &app,
+        &partner,
+        "reads2.example.com",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    for _ in 0..5 {
+        let resp = app
+            .get(
+                &format!("/v1/customers/{second_customer}/qualifications"),
+                &other.user,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_fault(resp, 403, 20002).await;
+    }
+    assert_eq!(
+        education(&app, &partner, second_customer).await["vettingStatus"],
+        "InReview"
+    );
+}
+
+#[tokio::test]
+async fn domain_rules_approve_academic_domains_and_websites() {
+    let app = TestApp::spawn().await;
+    app.set_policy(json!({"policy": "domain_rules"})).await;
+    let partner = app.partner();
+    let by_domain = request_education(
+        &app,
+        &partner,
+        "school.example.edu",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    let by_website = request_education(
+        &app,
+        &partner,
+        "contoso.onmicrosoft.com",
+        json!({"qualification": "Education", "educationSegment": "HigherEducation", "website": "https://www.contoso.ac.uk/about"}),
+    )
+    .await;
+    let neither = request_education(
+        &app,
+        &partner,
+        "fabrikam.com",
+        json!({"qualification": "Education", "website": "fabrikam.com"}),
+    )
+    .await;
+    let polish = request_education(
+        &app,
+        &partner,
+        "szkola.edu.pl",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    assert_eq!(app.drain().await["vettingDecisions"], 4);
+    assert_eq!(
+        education(&app, &partner, by_domain).await["vettingStatus"],
+        "Approved"
+    );
+    assert_eq!(
+        education(&app, &partner, by_website).await["vettingStatus"],
+        "Approved"
+    );
+    assert_eq!(
+        education(&app, &partner, polish).await["vettingStatus"],
+        "Approved"
+    );
+    let denied = education(&app, &partner, neither).await;
+    assert_eq!(denied["vettingStatus"], "Denied");
+    assert_eq!(denied["vettingReason"], "Not an Academic Domain");
+}
+
+#[tokio::test]
+async fn configured_suffixes_replace_the_defaults() {
+    let app = TestApp::spawn_with(|c| {
+        c.vetting.policy = pcq_core::vetting::Mode::DomainRules;
+        c.vetting.academic_suffixes = vec![".school".into()];
+    })
+    .await;
+    let partner = app.partner();
+    let edu = request_education(
+        &app,
+        &partner,
+        "old.example.edu",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    let school = request_education(
+        &app,
+        &partner,
+        "new.example.school",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    app.drain().await;
+    assert_eq!(
+        education(&app, &partner, edu).await["vettingStatus"],
+        "Denied"
+    );
+    assert_eq!(
+        education(&app, &partner, school).await["vettingStatus"],
+        "Approved"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_change_reschedules_pending_decisions() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let customer = request_education(
+        &app,
+        &partner,
+        "switch.example.com",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    assert_eq!(app.drain().await["vettingDecisions"], 0);
+    app.set_policy(json!({"policy": "after", "after": "1h"}))
+        .await;
+    assert_eq!(
+        app.drain().await["vettingDecisions"],
+        0,
+        "requested less than an hour ago"
+    );
+    app.set_policy(
+        json!({"policy": "immediate", "outcome": "deny", "deny_reason": "not an eligible library"}),
+    )
+    .await;
+    assert_eq!(app.drain().await["vettingDecisions"], 1);
+    let q = education(&app, &partner, customer).await;
+    assert_eq!(
+        (q["vettingStatus"].as_str(), q["vettingReason"].as_str()),
+        (Some("Denied"), Some("Not an eligible Library"))
+    );
+
+    // DELETE returns to the configured (manual) policy.
+    let resp = app
+        .req(
+            Method::DELETE,
+            "/_pcq/admin/vetting-policy",
+            &app.admin_token(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, policy) = status_json(resp).await;
+    assert_eq!(
+        (status, policy["policy"].as_str(), policy["source"].as_str()),
+        (StatusCode::OK, Some("manual"), Some("configured"))
+    );
+    let again = request_education(
+        &app,
+        &partner,
+        "switch2.example.com",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    assert_eq!(app.drain().await["vettingDecisions"], 0);
+    assert_eq!(
+        education(&app, &partner, again).await["vettingStatus"],
+        "InReview"
+    );
+}
+
+#[tokio::test]
+async fn the_run_time_policy_survives_a_restart() {
+    let app = TestApp::spawn().await;
+    app.set_policy(json!({"policy": "after", "after": "2h"}))
+        .await;
+    app.advance("5h").await;
+    let app = app.restart().await;
+    let resp = app
+        .get("/_pcq/admin/vetting-policy", &app.admin_token())
+        .send()
+        .await
+        .unwrap();
+    let (_, policy) = status_json(resp).await;
+    assert_eq!(
+        (
+            policy["policy"].as_str(),
+            policy["after"].as_str(),
+            policy["source"].as_str()
+        ),
+        (Some("after"), Some("2h"), Some("runtime"))
+    );
+    let resp = app
+        .get("/_pcq/admin/clock", &app.admin_token())
+        .send()
+        .await
+        .unwrap();
+    let (_, clock) = status_json(resp).await;
+    assert_eq!(
+        clock["offsetSeconds"],
+        5 * 3600,
+        "the clock offset survives too"
+    );
+}
+
+#[tokio::test]
+async fn gcc_can_be_routed_to_review() {
+    let app = TestApp::spawn().await;
+    app.set_policy(json!({"gccReview": true})).await;
+    let partner = app.partner();
+    let code = app.issue_code(&partner, 2).await;
+    let customer = app.create_customer(&partner, "agency.example.gov").await;
+    let resp = app
+        .post_qualification(
+            &partner,
+            customer,
+            &json!({"qualification": "GovernmentCommunityCloud", "validationCode": code}),
+        )
+        .await;
+    let (status, body) = status_json(resp).await;
+    assert_eq!(
+        (status, body["vettingStatus"].as_str()),
+        (StatusCode::CREATED, Some("InReview"))
+    );
+    assert_eq!(
+        app.codes(&partner).await[0]["remainingCreates"],
+        1,
+        "the code is used at request time"
+    );
+    app.set_policy(json!({"gccReview": true, "policy": "domain_rules"}))
+        .await;
+    app.drain().await;
+    let quals = app.qualifications(&partner, customer).await;
+    assert_eq!(
+        quals[0]["vettingStatus"], "Approved",
+        "the academic rules do not apply to GCC"
+    );
+}
+
+#[tokio::test]
+async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    for (method, path, body) in [
+        (Method::GET, "/_pcq/admin/vetting-policy", json!(null)),
+        (
+            Method::PUT,
+            "/_pcq/admin/vetting-policy",
+            json!({"policy": "immediate"}),
+        ),
+        (Method::DELETE, "/_pcq/admin/vetting-policy", json!(null)),
+        (Method::GET, "/_pcq/admin/clock", json!(null)),
+        (Method::POST, "/_pcq/admin/clock", json!({"advance": "1h"})),
+        (Method::POST, "/_pcq/admin/worker/drain", json!(null)),
+    ] {
+        for token in [partner.user.clone(), app.reviewer_token()] {
+            let resp = app
+                .req(method.clone(), path, &token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_fault(resp, 403, 900150).await;
+        }
+    }
+    let admin = app.admin_token();
+    for body in [
+        json!({"policy": "sometimes"}),
+        json!({"policy": "after", "after": "soon"}),
+        json!({"colour": "blue"}),
+        json!({"policy": "immediate", "outcome": "deny", "denyReason": "we said so"}),
+        json!("immediate"),
+    ] {
+        let resp = app
+            .req(Method::PUT, "/_pcq/admin/vetting-policy", &admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_fault(resp, 400, 800002).await;
+    }
+    for body in [
+        json!({"advance": "-1h"}),
+        json!({"advance": "later"}),
+        json!({}),
+        json!({"advance": 5}),
+    ] {
+        let resp = app
+            .post("/_pcq/admin/clock", &admin, &body)
+            .send()
+            .await
+            .unwrap();
+        assert_fault(resp, 400, 800002).await;
+    }
+    let resp = app.get("/_pcq/admin/clock", &admin).send().await.unwrap();
+    let (_, clock) = status_json(resp).await;
+    assert_eq!(clock["offsetSeconds"], 0, "rejected moves changed nothing");
+    let resp = app
+        .get("/_pcq/admin/vetting-policy", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await.1["policy"], "manual");
+}
+
+/// The clock moves every time pcq stamps: dates of new requests follow it.
+#[tokio::test]
+async fn the_sandbox_clock_stamps_new_requests() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    app.advance("400d").await;
+    let customer = request_education(
+        &app,
+        &partner,
+        "future.example.edu",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    let q = education(&app, &partner, customer).await;
+    let stamped =
+        pcq_core::time::Timestamp::parse_rfc3339(q["vettingCreateDate"].as_str().unwrap()).unwrap();
+    let system = pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    assert!(stamped.as_micros() - system.as_micros() > 399 * 86_400_000_000);
+}

@@ -1,0 +1,477 @@
+//! Webhooks: registration, signed delivery from the outbox, retries with backoff through
+//! receiver downtime, restarts in the middle of retries, and giving up.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{Partner, Received, Receiver, TestApp, assert_fault, status_json};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const EVENTS: [&str; 2] = ["test-created", "customer-qualification-updated"];
+
+/// Verifies a delivery the way a Partner Center receiver does: fetch the certificate from
+/// `X-MS-Certificate-Url` and check the RSA-SHA256 signature in `Authorization: Signature …`
+/// over the exact body.
+async fn verify(received: &Received) -> bool {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+    use x509_cert::der::{Decode, Encode};
+
+    assert_eq!(received.header("x-ms-signature-algorithm"), "rsa-sha256");
+    assert_eq!(received.header("content-type"), "application/json");
+    let Some(signature) = received.header("authorization").strip_prefix("Signature ") else {
+        return false;
+    };
+    let Ok(signature) = STANDARD.decode(signature) else {
+        return false;
+    };
+    let url = received.header("x-ms-certificate-url");
+    let certificate = reqwest::get(url).await.unwrap();
+    assert_eq!(
+        certificate.headers()["content-type"],
+        "application/pkix-cert"
+    );
+    let der = certificate.bytes().await.unwrap();
+    let certificate = x509_cert::Certificate::from_der(&der).unwrap();
+    let spki = certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    let key = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+    let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature.as_slice()) else {
+        return false;
+    };
+    verifier.verify(&received.body, &signature).is_ok()
+}
+
+#[tokio::test]
+async fn registration_lifecycle_in_the_partner_center_shape() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let resp = app
+        .get("/webhooks/v1/registration/events", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await, (StatusCode::OK, json!(EVENTS)));
+
+    let resp = app
+        .get("/webhooks/v1/registration", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+    let resp = app
+        .post("/webhooks/v1/registration", &partner.app, &json!({"WebhookUrl": "https://hooks.example.com/a", "WebhookEvents": ["test-created"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, created) = status_json(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(Uuid::parse_str(created["SubscriberId"].as_str().unwrap()).is_ok());
+    assert_eq!(created["WebhookUrl"], "https://hooks.example.com/a");
+    assert_eq!(created["WebhookEvents"], json!(["test-created"]));
+
+    let resp = app
+        .post("/webhooks/v1/registration", &partner.app, &json!({"WebhookUrl": "https://hooks.example.com/b", "WebhookEvents": ["test-created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_fault(resp, 409, 950409).await["errorName"],
+        "WebhookRegistrationExists"
+    );
+
+    let resp = app
+        .req(Method::PUT, "/webhooks/v1/registration", &partner.user)
+        .json(&json!({"webhookUrl": "https://hooks.example.com/b", "webhookEvents": EVENTS}))
+        .send()
+        .await
+        .unwrap();
+    let (status, updated) = status_json(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(updated["SubscriberId"], created["SubscriberId"]);
+    let resp = app
+        .get("/webhooks/v1/registration", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(resp).await, (StatusCode::OK, updated.clone()));
+
+    // Another partner sees nothing of it.
+    let other = app.partner();
+    let resp = app
+        .get("/webhooks/v1/registration", &other.app)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+
+    for bad in [
+        json!({"WebhookUrl": "hooks.example.com", "WebhookEvents": ["test-created"]}),
+        json!({"WebhookUrl": "https://hooks.example.com", "WebhookEvents": ["subscription-updated"]}),
+        json!({"WebhookUrl": "https://hooks.example.com", "WebhookEvents": []}),
+        json!({"WebhookEvents": ["test-created"]}),
+    ] {
+        let resp = app
+            .req(Method::PUT, "/webhooks/v1/registration", &partner.app)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+
+    let resp = app
+        .req(Method::DELETE, "/webhooks/v1/registration", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(resp.headers().contains_key("ms-requestid"));
+    let resp = app
+        .req(Method::DELETE, "/webhooks/v1/registration", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+    let resp = app
+        .req(Method::PUT, "/webhooks/v1/registration", &partner.app)
+        .json(&updated)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+}
+
+#[tokio::test]
+async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let receiver = Receiver::start().await;
+
+    // Without a registration for test-created there is nothing to send.
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+    app.register_webhook(&partner, &receiver.url, &["customer-qualification-updated"])
+        .await;
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_fault(resp, 400, 800002).await["errorName"],
+        "NotRegisteredForTestEvents"
+    );
+    let resp = app
+        .req(Method::DELETE, "/webhooks/v1/registration", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    app.register_webhook(&partner, &receiver.url, &EVENTS).await;
+
+    let correlation = "3ef0202b-9d00-4f75-9cff-15420f7612b3";
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .header("MS-CorrelationId", correlation)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status_json(resp).await,
+        (StatusCode::OK, json!({"correlationId": correlation}))
+    );
+    let status_path = format!("/webhooks/v1/registration/validationEvents/{correlation}");
+    let (_, pending) = status_json(app.get(&status_path, &partner.app).send().await.unwrap()).await;
+    assert_eq!(
+        (
+            pending["status"].as_str(),
+            pending["results"].as_array().map(Vec::len)
+        ),
+        (Some("pending"), Some(0))
+    );
+
+    let progress = app.drain().await;
+    assert_eq!(
+        (
+            progress["webhookAttempts"].as_u64(),
+            progress["webhooksDelivered"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    assert!(
+        verify(&received[0]).await,
+        "the signature verifies with the served certificate"
+    );
+    let body = received[0].json();
+    assert_eq!(body["EventName"], "test-created");
+    assert_eq!(body["ResourceName"], "test");
+    assert_eq!(body["ResourceUri"], format!("{}{status_path}", app.base));
+    assert_eq!(body["AuditUri"], Value::Null);
+    assert!(
+        body["ResourceChangeUtcDate"]
+            .as_str()
+            .unwrap()
+            .ends_with("+00:00")
+    );
+
+    let (status, done) =
+        status_json(app.get(&status_path, &partner.app).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(done["correlationId"], correlation);
+    assert_eq!(done["partnerId"], partner.tenant.to_string());
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["callbackUrl"], receiver.url);
+    assert_eq!(done["results"][0]["responseCode"], "OK");
+    assert_eq!(done["results"][0]["systemError"], false);
+
+    // Unknown correlation ids, and other partners' ones, are not found.
+    let resp = app
+        .get(
+            "/webhooks/v1/registration/validationEvents/nope",
+            &partner.app,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+    let resp = app
+        .get(&status_path, &app.partner().app)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+
+    // A tampered body does not verify.
+    let mut tampered = received[0].clone();
+    tampered.body = br#"{"EventName":"test-created","ResourceUri":"http://evil"}"#.to_vec();
+    assert!(!verify(&tampered).await);
+}
+
+async fn education_with_events(app: &TestApp, partner: &Partner, domain: &str) -> Uuid {
+    let customer = app.create_customer(partner, domain).await;
+    let resp = app
+        .post_qualification(partner, customer, &json!({"qualification": "Education"}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    customer
+}
+
+#[tokio::test]
+async fn qualification_changes_are_announced_with_their_audit_record() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let receiver = Receiver::start().await;
+    app.register_webhook(&partner, &receiver.url, &["customer-qualification-updated"])
+        .await;
+    app.set_policy(json!({"policy": "immediate"})).await;
+    let customer = education_with_events(&app, &partner, "announced.example.edu").await;
+    // A rejected request changes nothing and announces nothing.
+    let resp = app
+        .post_qualification(&partner, customer, &json!({"qualification": "Education"}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    app.drain().await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 2, "the request and the decision");
+    for r in &received {
+        assert!(verify(r).await);
+        let body = r.json();
+        assert_eq!(body["EventName"], "customer-qualification-updated");
+        assert_eq!(body["ResourceName"], "customer-qualification");
+        assert_eq!(
+            body["ResourceUri"],
+            format!("{}/v1/customers/{customer}/qualifications", app.base)
+        );
+        // The audit record the event points at is the partner's.
+        let audit_uri = body["AuditUri"].as_str().unwrap();
+        let path = audit_uri.strip_prefix(&app.base).unwrap();
+        let (status, record) = status_json(app.get(path, &partner.app).send().await.unwrap()).await;
+        assert_eq!(
+            (status, record["operationType"].as_str()),
+            (StatusCode::OK, Some("update_customer_qualification"))
+        );
+    }
+    assert_ne!(
+        received[0].json()["AuditUri"],
+        received[1].json()["AuditUri"]
+    );
+    // The receiver reads the new state from the ResourceUri.
+    assert_eq!(
+        app.qualifications(&partner, customer).await[0]["vettingStatus"],
+        "Approved"
+    );
+    // Nobody else's registration got anything.
+    let log = app.deliveries(&app.partner()).await;
+    assert!(log.is_empty());
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_backoff_through_downtime_and_a_restart() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let mut receiver = Receiver::start().await;
+    app.register_webhook(&partner, &receiver.url, &["customer-qualification-updated"])
+        .await;
+    receiver.respond_with(503);
+    education_with_events(&app, &partner, "flaky.example.edu").await;
+
+    // Attempt 1: the receiver answers 503.
+    assert_eq!(app.drain().await["webhookAttempts"], 1);
+    assert_eq!(
+        app.drain().await["webhookAttempts"],
+        0,
+        "not due again before its backoff"
+    );
+    let log = app.deliveries(&partner).await;
+    assert_eq!(log[0]["status"], "pending");
+    assert_eq!(log[0]["results"][0]["responseCode"], "ServiceUnavailable");
+    let first_next =
+        pcq_core::time::Timestamp::parse_rfc3339(log[0]["nextAttemptAt"].as_str().unwrap())
+            .unwrap();
+    let first_at =
+        pcq_core::time::Timestamp::parse_rfc3339(log[0]["createdAt"].as_str().unwrap()).unwrap();
+    assert!(
+        (first_next.as_micros() - first_at.as_micros()) / 1_000_000 >= 10,
+        "the first backoff is 10 s"
+    );
+
+    // Attempt 2: the receiver is down (connection refused).
+    receiver.down().await;
+    app.advance("10s").await;
+    assert_eq!(app.drain().await["webhookAttempts"], 1);
+    let log = app.deliveries(&partner).await;
+    assert_eq!(log[0]["results"][1]["systemError"], true);
+    assert_eq!(log[0]["results"][1]["responseCode"], "");
+    // The backoff doubles: 20 s now.
+    app.advance("19s").await;
+    assert_eq!(app.drain().await["webhookAttempts"], 0);
+
+    // pcq restarts in the middle of the retries; the outbox is on disk.
+    let app = app.restart().await;
+    receiver.up().await;
+    receiver.respond_with(200);
+    app.advance("1s").await;
+    let progress = app.drain().await;
+    assert_eq!(
+        (
+            progress["webhookAttempts"].as_u64(),
+            progress["webhooksDelivered"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let log = app.deliveries(&partner).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "completed");
+    let codes: Vec<&str> = log[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["responseCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["ServiceUnavailable", "", "OK"]);
+    let received = receiver.received();
+    assert_eq!(
+        received.len(),
+        2,
+        "one 503 and one success; the refused attempt never arrived"
+    );
+    assert_eq!(
+        received[0].body, received[1].body,
+        "every attempt posts the same event"
+    );
+    assert!(verify(&received[1]).await);
+    // Delivered means done: nothing more goes out.
+    app.advance("1d").await;
+    assert_eq!(app.drain().await["webhookAttempts"], 0);
+}
+
+#[tokio::test]
+async fn deliveries_are_given_up_after_the_last_attempt() {
+    let app = TestApp::spawn_with(|c| c.webhooks.max_attempts = 3).await;
+    let partner = app.partner();
+    let receiver = Receiver::start().await;
+    receiver.respond_with(500);
+    app.register_webhook(&partner, &receiver.url, &EVENTS).await;
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .header("MS-CorrelationId", "give-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    for _ in 0..5 {
+        app.drain().await;
+        app.advance("1h").await;
+    }
+    assert_eq!(receiver.received().len(), 3);
+    let (_, status) = status_json(
+        app.get(
+            "/webhooks/v1/registration/validationEvents/give-up",
+            &partner.app,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["results"].as_array().unwrap().len(), 3);
+    assert_eq!(status["results"][2]["responseCode"], "InternalServerError");
+}
+
+#[tokio::test]
+async fn the_background_worker_delivers_without_being_asked() {
+    let app = TestApp::spawn_with(|c| {
+        c.worker.enabled = true;
+        c.worker.poll_interval_ms = 20;
+    })
+    .await;
+    let partner = app.partner();
+    let receiver = Receiver::start().await;
+    app.register_webhook(&partner, &receiver.url, &EVENTS).await;
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The request wakes the worker, which delivers in the background.
+    receiver
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(receiver.received().len(), 1);
+}

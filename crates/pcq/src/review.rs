@@ -1,0 +1,269 @@
+//! `pcq review`: the reviewer workflow from the command line, over the HTTP API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use pcq_server::auth::{ROLE_REVIEWER, TokenSpec};
+use pcq_server::config::Config;
+use serde_json::{Value, json};
+
+/// Where the pcq to talk to is, and how to sign in.
+#[derive(Args, Debug)]
+pub struct Connection {
+    /// Base URL of pcq.
+    #[arg(
+        long,
+        env = "PCQ_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Bearer token with the Pcq.Reviewer role; without one, a development token is minted with
+    /// the key in the data directory.
+    #[arg(long, env = "PCQ_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Data directory holding the development signing key [default: from the configuration].
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Configuration file, for the data directory and audience.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+/// `pcq review …`
+#[derive(Subcommand, Debug)]
+pub enum ReviewCommand {
+    /// List the qualifications waiting for a decision, oldest first.
+    List {
+        /// Only this partner's customers.
+        #[arg(long, value_name = "GUID")]
+        partner: Option<String>,
+        /// Only this qualification.
+        #[arg(long)]
+        qualification: Option<String>,
+        /// Only those waiting longer than this, e.g. 72h.
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a qualification in review.
+    Approve {
+        /// The customer's tenant id.
+        customer: String,
+        /// The qualification.
+        #[arg(long, default_value = "Education")]
+        qualification: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny a qualification in review, with a documented reason.
+    Deny {
+        /// The customer's tenant id.
+        customer: String,
+        /// The reason, e.g. "Not an Academic Domain".
+        #[arg(long)]
+        reason: String,
+        /// The qualification.
+        #[arg(long, default_value = "Education")]
+        qualification: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    fn new(connection: &Connection) -> anyhow::Result<Self> {
+        pcq_server::install_tls_provider();
+        let token = match &connection.token {
+            Some(t) => t.clone(),
+            None => {
+                let mut config = Config::load(connection.config.as_deref())?;
+                if let Some(dir) = &connection.data_dir {
+                    config.data_dir = dir.clone();
+                }
+                config.in_memory = false;
+                config.auth.dev_issuer = true;
+                let issuer = pcq_server::load_dev_issuer(&config)?
+                    .context("the development issuer is off")?;
+                issuer.mint(&TokenSpec {
+                    tenant: uuid::Uuid::nil(),
+                    user: Some("reviewer@pcq.local".to_owned()),
+                    roles: vec![ROLE_REVIEWER.to_owned()],
+                    wids: vec![],
+                    audience: config.auth.audience.clone(),
+                    ttl_seconds: 600,
+                })?
+            }
+        };
+        Ok(Client {
+            http: reqwest::Client::builder().build()?,
+            url: connection.url.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(reqwest::header::HeaderMap, Value)> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("calling pcq at {}", self.url))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let why = body["description"].as_str().unwrap_or("no description");
+            bail!("{} {why}", status.as_u16());
+        }
+        Ok((headers, body))
+    }
+}
+
+fn print(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// Runs a review command.
+pub async fn run(command: ReviewCommand, connection: Connection) -> anyhow::Result<()> {
+    let client = Client::new(&connection)?;
+    match command {
+        ReviewCommand::List {
+            partner,
+            qualification,
+            older_than,
+            json,
+        } => {
+            let mut query = vec![("size".to_owned(), "1000".to_owned())];
+            query.extend(partner.map(|p| ("partnerId".to_owned(), p)));
+            query.extend(qualification.map(|q| ("qualification".to_owned(), q)));
+            query.extend(older_than.map(|d| ("olderThan".to_owned(), d)));
+            let mut items = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let mut request = client
+                    .http
+                    .get(format!("{}/_pcq/review/queue", client.url))
+                    .query(&query);
+                if let Some(t) = &token {
+                    request = request.header("MS-ContinuationToken", t);
+                }
+                let (_, page) = client.send(request).await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                match page["continuationToken"].as_str() {
+                    Some(t) => token = Some(t.to_owned()),
+                    None => break,
+                }
+            }
+            if json {
+                print(&Value::Array(items));
+                return Ok(());
+            }
+            if items.is_empty() {
+                println!("nothing is waiting for a decision");
+                return Ok(());
+            }
+            let mut table = Table::new();
+            table.load_preset(UTF8_FULL_CONDENSED).set_header([
+                "customer",
+                "partner",
+                "domain",
+                "qualification",
+                "round",
+                "waiting",
+            ]);
+            for item in &items {
+                let text = |key: &str| match &item[key] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                table.add_row([
+                    text("customerId"),
+                    text("partnerId"),
+                    text("domain"),
+                    text("qualification"),
+                    text("round"),
+                    text("waiting"),
+                ]);
+            }
+            println!("{table}");
+            println!("{} waiting", items.len());
+        }
+        ReviewCommand::Approve {
+            customer,
+            qualification,
+            json,
+        } => {
+            decide(
+                &client,
+                &customer,
+                &qualification,
+                json!({"decision": "Approved"}),
+                json,
+            )
+            .await?;
+        }
+        ReviewCommand::Deny {
+            customer,
+            reason,
+            qualification,
+            json,
+        } => {
+            decide(
+                &client,
+                &customer,
+                &qualification,
+                json!({"decision": "Denied", "reason": reason}),
+                json,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn decide(
+    client: &Client,
+    customer: &str,
+    qualification: &str,
+    body: Value,
+    json: bool,
+) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/_pcq/review/customers/{customer}/qualifications/{qualification}/decision",
+        client.url
+    );
+    let (_, answer) = client.send(client.http.post(url).json(&body)).await?;
+    if json {
+        print(&answer);
+    } else {
+        let reason = answer["vettingReason"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        println!(
+            "{} of {customer}: {}{reason}",
+            answer["qualification"].as_str().unwrap_or(qualification),
+            answer["vettingStatus"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! `pcq review` and the vetting worker in a real `pcq serve` process, including a crash in the
+//! middle of decisions.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+const PCQ: &str = env!("CARGO_BIN_EXE_pcq");
+
+struct Served {
+    child: Child,
+    url: String,
+    partner: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(cwd: &Path, args: &[&str]) -> Served {
+    serve_with(cwd, args, &[])
+}
+
+fn serve_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+    let mut child = Command::new(PCQ)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("pcq listening on ")
+        .unwrap()
+        .to_owned();
+    let partner = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Keep reading whatever else pcq prints.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served {
+        child,
+        url,
+        partner,
+    }
+}
+
+fn pcq(cwd: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(PCQ)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn token(cwd: &Path, tenant: &str, extra: &[&str]) -> String {
+    let mut args = vec!["token", "--tenant", tenant];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = pcq(cwd, &args);
+    assert!(ok, "{err}");
+    out.trim().to_owned()
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    pcq_server::install_tls_provider();
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn reviewers_decide_from_the_command_line() {
+    let cwd = tempfile::tempdir().unwrap();
+    let served = serve(cwd.path(), &[]);
+    let user = token(cwd.path(), &served.partner, &[]);
+    let mut customers = Vec::new();
+    for domain in ["cli-one.example.edu", "cli-two.example.com"] {
+        let (_, c) = call(
+            reqwest::Method::POST,
+            &format!("{}/v1/customers", served.url),
+            &user,
+            Some(json!({"companyProfile": {"domain": domain}})),
+        )
+        .await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let (status, _) = call(
+            reqwest::Method::POST,
+            &format!("{}/v1/customers/{id}/qualifications", served.url),
+            &user,
+            Some(json!({"qualification": "Education"})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        customers.push(id);
+    }
+
+    let (ok, table, err) = pcq(cwd.path(), &["review", "list", "--url", &served.url]);
+    assert!(ok, "{err}");
+    assert!(
+        table.contains("cli-one.example.edu") && table.contains("cli-two.example.com"),
+        "{table}"
+    );
+    assert!(table.contains("2 waiting"), "{table}");
+    let (ok, listed, _) = pcq(
+        cwd.path(),
+        &["review", "list", "--url", &served.url, "--json"],
+    );
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let (ok, out, _) = pcq(
+        cwd.path(),
+        &["review", "approve", &customers[0], "--url", &served.url],
+    );
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        format!("Education of {}: Approved", customers[0])
+    );
+    let (ok, _, err) = pcq(
+        cwd.path(),
+        &[
+            "review",
+            "deny",
+            &customers[1],
+            "--reason",
+            "because",
+            "--url",
+            &served.url,
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("400") && err.contains("not a documented vetting reason"),
+        "{err}"
+    );
+    let (ok, out, _) = pcq(
+        cwd.path(),
+        &[
+            "review",
+            "deny",
+            &customers[1],
+            "--reason",
+            "Not an Academic Domain",
+            "--url",
+            &served.url,
+        ],
+    );
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        format!(
+            "Education of {}: Denied (Not an Academic Domain)",
+            customers[1]
+        )
+    );
+    let (ok, _, err) = pcq(
+        cwd.path(),
+        &["review", "approve", &customers[1], "--url", &served.url],
+    );
+    assert!(!ok && err.contains("409"), "{err}");
+
+    let (_, q) = call(
+        reqwest::Method::GET,
+        &format!(
+            "{}/v1/customers/{}/qualifications",
+            served.url, customers[1]
+        ),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            q[0]["vettingStatus"].as_str(),
+            q[0]["vettingReason"].as_str()
+        ),
+        (Some("Denied"), Some("Not an Academic Domain"))
+    );
+    let (_, history) = call(
+        reqwest::Method::GET,
+        &format!(
+            "{}/_pcq/customers/{}/qualifications/history",
+            served.url, customers[1]
+        ),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(history[1]["actor"], "reviewer@pcq.local");
+    let (ok, out, _) = pcq(cwd.path(), &["review", "list", "--url", &served.url]);
+    assert!(ok && out.contains("nothing is waiting"), "{out}");
+
+    // A wrong token is refused with pcq's explanation.
+    let (ok, _, err) = pcq(
+        cwd.path(),
+        &["review", "list", "--url", &served.url, "--token", &user],
+    );
+    assert!(
+        !ok && err.contains("403") && err.contains("Pcq.Reviewer"),
+        "{err}"
+    );
+}
+
+/// Decisions run in transactions: a crash while the worker decides leaves every pending
+/// decision either made once or still pending, never made twice.
+#[tokio::test]
+async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
+    const CUSTOMERS: usize = 400;
+    let cwd = tempfile::tempdir().unwrap();
+    let customers: Vec<Value> = (0..CUSTOMERS)
+        .map(|i| json!({"companyProfile": {"domain": format!("crash{i}.example.edu")}, "qualifications": [{"qualification": "Education"}]}))
+        .collect();
+    std::fs::write(
+        cwd.path().join("seed.json"),
+        json!({"partners": [{"tenantId": "dev", "customers": customers}]}).to_string(),
+    )
+    .unwrap();
+    // Small batches: decisions commit a few at a time, so a crash can fall between commits.
+    let small_batches = [("PCQ_WORKER__BATCH_SIZE", "5")];
+    let mut served = serve_with(
+        cwd.path(),
+        &["--no-worker", "--seed", "seed.json"],
+        &small_batches,
+    );
+    let admin = token(cwd.path(), &served.partner, &["--role", "Pcq.Admin"]);
+    let user = token(cwd.path(), &served.partner, &[]);
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        &format!("{}/_pcq/admin/vetting-policy", served.url),
+        &admin,
+        Some(json!({"policy": "immediate"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let audit_url = |url: &str| {
+        format!("{url}/v1/auditrecords?size=1000&operationType=update_customer_qualification")
+    };
+    let decided = |page: &Value| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["operationStatus"] == "succeeded")
+            .count()
+    };
+
+    // Start deciding, and kill the process as soon as the first decisions are committed.
+    let drain_url = format!("{}/_pcq/admin/worker/drain", served.url);
+    let drain = tokio::spawn({
+        let admin = admin.clone();
+        async move {
+            pcq_server::install_tls_provider();
+            reqwest::Client::new()
+                .post(drain_url)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    loop {
+        assert!(
+            !drain.is_finished(),
+            "the drain finished before any decision was seen"
+        );
+        let (_, page) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
+        if decided(&page) > 0 {
+            break;
+        }
+    }
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    let interrupted = drain.await.unwrap();
+    assert!(
+        interrupted.is_err(),
+        "the crash came before the drain finished: {interrupted:?}"
+    );
+
+    // Restart; finish the work.
+    let served = serve(cwd.path(), &["--no-worker", "--seed", "seed.json"]);
+    let (_, before) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
+    let decided_before = decided(&before);
+    eprintln!("{decided_before} of {CUSTOMERS} were decided before the crash");
+    assert!(
+        decided_before > 0 && decided_before < CUSTOMERS,
+        "the crash fell in the middle"
+    );
+    let (status, progress) = call(
+        reqwest::Method::POST,
+        &format!("{}/_pcq/admin/worker/drain", served.url),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        progress["vettingDecisions"].as_u64().unwrap() as usize + decided_before,
+        CUSTOMERS
+    );
+
+    // Exactly one decision per customer.
+    let (_, after) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
+    let mut decided: Vec<&str> = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["operationStatus"] == "succeeded")
+        .map(|r| r["customerId"].as_str().unwrap())
+        .collect();
+    assert_eq!(decided.len(), CUSTOMERS);
+    decided.sort_unstable();
+    decided.dedup();
+    assert_eq!(decided.len(), CUSTOMERS, "no customer decided twice");
+    let (_, history) = call(
+        reqwest::Method::GET,
+        &format!(
+            "{}/_pcq/customers/{}/qualifications/history",
+            served.url, decided[0]
+        ),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        2,
+        "seeded, then decided once: {history}"
+    );
+}
