@@ -518,6 +518,20 @@ impl ApiFault {
         .with_param("vettingStatus", status)
     }
 
+    /// A decision for a vetting round that is over.
+    pub fn round_changed(qualification: &str, expected: i64, current: i64) -> Self {
+        Self::new(
+            409,
+            codes::CONFLICT,
+            "VettingRoundChanged",
+            format!(
+                "The decision is for round {expected} of the {qualification} qualification, which is \
+                 now in round {current}; look at the queue again."
+            ),
+        )
+        .with_param("round", current.to_string())
+    }
+
     /// A denial without a documented reason, or a reason that is not documented.
     pub fn undocumented_reason(given: Option<&str>) -> Self {
         let allowed = crate::enums::VETTING_REASONS.join("; ");
@@ -583,6 +597,20 @@ impl ApiFault {
             "Register for the test-created event (PUT /webhooks/v1/registration) before sending a \
              validation event.",
         )
+    }
+
+    /// A webhook URL this pcq does not deliver to.
+    pub fn webhook_target_refused(why: &str) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "WebhookTargetNotAllowed",
+            format!(
+                "The WebhookUrl is not allowed: {why}. This pcq delivers events to public \
+                 addresses only (webhooks.allow_private_targets)."
+            ),
+        )
+        .with_param("field", "WebhookUrl")
     }
 
     /// A second registration where one exists.

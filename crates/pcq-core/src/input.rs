@@ -437,6 +437,8 @@ pub struct ReviewDecision {
     pub decision: crate::enums::VettingStatus,
     /// The documented reason of a denial (in its documented spelling).
     pub reason: Option<String>,
+    /// The vetting round the reviewer decides, when given.
+    pub round: Option<i64>,
 }
 
 impl ReviewDecision {
@@ -475,7 +477,18 @@ impl ReviewDecision {
             }
             (_, None) => None,
         };
-        Ok(ReviewDecision { decision, reason })
+        let round = match object.get("round")? {
+            None => None,
+            Some(v) => Some(v.as_i64().filter(|r| *r >= 1).ok_or_else(|| {
+                ApiFault::invalid_input("The property 'round' must be a positive integer.")
+                    .with_param("field", "round")
+            })?),
+        };
+        Ok(ReviewDecision {
+            decision,
+            reason,
+            round,
+        })
     }
 }
 
@@ -564,23 +577,48 @@ fn check_webhook_url(url: &str) -> Result<(), ApiFault> {
     if url.chars().count() > MAX_WEBHOOK_URL_CHARS {
         return Err(invalid("it is longer than 2048 characters"));
     }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| invalid("it must be an absolute http:// or https:// URL"))?;
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Err(invalid("it must be an absolute http:// or https:// URL"));
+    };
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("it contains spaces or control characters"));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    let host = if host.starts_with('[') {
-        host.split(']').next().map(|h| h.trim_start_matches('['))
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err(invalid("its IPv6 address is missing the closing ']'"));
+        };
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| invalid("only a port may follow the bracketed IPv6 address"))?,
+            ),
+        };
+        (host, port)
     } else {
-        host.split(':').next()
-    }
-    .unwrap_or_default();
+        match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
     if host.is_empty() {
         return Err(invalid("it has no host"));
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u32>().is_ok_and(|p| (1..=65_535).contains(&p));
+        if !valid {
+            return Err(invalid("its port must be a number from 1 to 65535"));
+        }
     }
     Ok(())
 }
@@ -859,7 +897,17 @@ mod tests {
     fn review_decisions() {
         use crate::enums::VettingStatus;
         let d = ReviewDecision::parse(&json!({"decision": "approved"})).unwrap();
-        assert_eq!((d.decision, d.reason), (VettingStatus::Approved, None));
+        assert_eq!(
+            (d.decision, d.reason, d.round),
+            (VettingStatus::Approved, None, None)
+        );
+        assert_eq!(
+            ReviewDecision::parse(&json!({"decision": "approved", "round": 2}))
+                .unwrap()
+                .round,
+            Some(2)
+        );
+        assert!(ReviewDecision::parse(&json!({"decision": "approved", "round": 0})).is_err());
         let d = ReviewDecision::parse(
             &json!({"Decision": "Denied", "Reason": "not an academic domain"}),
         )
@@ -905,6 +953,20 @@ mod tests {
             )
             .is_ok()
         );
+        for good in [
+            "HTTPS://Hooks.Example.com:65535/pc",
+            "https://user@hooks.example.com/pc?x=1",
+            "https://[2001:db8::1]/pc",
+        ] {
+            assert!(
+                WebhookRegistrationInput::parse(
+                    &json!({"webhookUrl": good, "webhookEvents": events}),
+                    &events
+                )
+                .is_ok(),
+                "{good}"
+            );
+        }
         assert!(
             WebhookRegistrationInput::parse(
                 &json!({"webhookUrl": "http://[::1]:9/x", "webhookEvents": events}),
@@ -921,6 +983,12 @@ mod tests {
             json!({"WebhookUrl": "https://x/", "WebhookEvents": ["subscription-updated"]}),
             json!({"WebhookUrl": "https://x/", "WebhookEvents": "test-created"}),
             json!({"WebhookUrl": "https://x/", "WebhookEvents": [5]}),
+            json!({"WebhookUrl": "https://x:0/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://x:65536/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://x:/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://x:+80/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://[::1/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://[::1]x/", "WebhookEvents": ["test-created"]}),
         ] {
             let fault = WebhookRegistrationInput::parse(&bad, &events).unwrap_err();
             assert_eq!(fault.status, 400, "{bad}");

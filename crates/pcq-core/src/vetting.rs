@@ -105,9 +105,9 @@ pub const DEFAULT_ACADEMIC_SUFFIXES: &[&str] = &[
 pub const NOT_AN_ACADEMIC_DOMAIN: &str = "Not an Academic Domain";
 
 /// A vetting policy. Serialises with snake_case keys (the config file's form); parsing accepts
-/// any key case (`afterReads`, `after_reads`).
+/// any key case (`afterReads`, `after_reads`). Settings left out take their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct VettingPolicy {
     /// When pending qualifications become due.
     pub policy: Mode,
@@ -224,15 +224,26 @@ impl VettingPolicy {
         }
     }
 
-    /// When a pending qualification requested at `requested` and read `reads` times is due;
-    /// `None` while it waits for a reviewer (or for more reads).
-    pub fn due_at(&self, requested: Timestamp, reads: u32) -> Option<Timestamp> {
+    /// Which pending qualifications are due at `now`: those requested at or before the first
+    /// value and read at least the second number of times; `None` when none are (a reviewer
+    /// decides).
+    pub fn due_window(&self, now: Timestamp) -> Option<(Timestamp, i64)> {
         match self.policy {
             Mode::Manual => None,
-            Mode::Immediate | Mode::DomainRules => Some(requested),
-            Mode::After => Some(requested.plus_micros(self.after.as_micros())),
-            Mode::AfterReads => (reads >= self.after_reads).then_some(requested),
+            Mode::Immediate | Mode::DomainRules => Some((now, 0)),
+            Mode::After => Some((now.plus_micros(-self.after.as_micros()), 0)),
+            Mode::AfterReads => Some((
+                Timestamp::from_micros(i64::MAX),
+                i64::from(self.after_reads),
+            )),
         }
+    }
+
+    /// Whether a pending qualification requested at `requested` and read `reads` times is due
+    /// at `now`.
+    pub fn is_due(&self, requested: Timestamp, reads: i64, now: Timestamp) -> bool {
+        self.due_window(now)
+            .is_some_and(|(by, min_reads)| requested <= by && reads >= min_reads)
     }
 
     /// The decision for a due qualification of a customer with `domain`, requested with
@@ -429,18 +440,33 @@ mod tests {
 
     #[test]
     fn due_times_by_mode() {
-        let t = Timestamp::from_micros(1_000_000);
+        let t = Timestamp::from_micros(1_000_000_000);
+        let later = t.plus_micros(60_000_000);
         let mut p = VettingPolicy::default();
-        assert_eq!(p.due_at(t, 99), None);
+        assert!(!p.is_due(t, 99, later));
         p.policy = Mode::Immediate;
-        assert_eq!(p.due_at(t, 0), Some(t));
+        assert!(p.is_due(t, 0, t));
         p.policy = Mode::After;
         p.after = Duration::from_secs(60);
-        assert_eq!(p.due_at(t, 0), Some(t.plus_micros(60_000_000)));
+        assert!(!p.is_due(t, 0, later.plus_micros(-1)));
+        assert!(p.is_due(t, 0, later));
         p.policy = Mode::AfterReads;
         p.after_reads = 2;
-        assert_eq!(p.due_at(t, 1), None);
-        assert_eq!(p.due_at(t, 2), Some(t));
+        assert!(!p.is_due(t, 1, later));
+        assert!(p.is_due(t, 2, t));
+    }
+
+    #[test]
+    fn missing_settings_take_their_defaults() {
+        let p: VettingPolicy =
+            serde_json::from_value(serde_json::json!({"policy": "immediate"})).unwrap();
+        assert_eq!(
+            p,
+            VettingPolicy {
+                policy: Mode::Immediate,
+                ..VettingPolicy::default()
+            }
+        );
     }
 
     #[test]

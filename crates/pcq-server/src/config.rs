@@ -83,10 +83,40 @@ pub struct WorkerConfig {
     pub batch_size: u32,
 }
 
+/// `"auto"`, `true` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AutoBool {
+    /// Decided explicitly.
+    Set(bool),
+    /// Decided by pcq (see the key's documentation).
+    Auto(AutoWord),
+}
+
+/// The word `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    /// `auto`
+    Auto,
+}
+
+impl AutoBool {
+    /// The explicit value, if any.
+    pub fn explicit(self) -> Option<bool> {
+        match self {
+            AutoBool::Set(b) => Some(b),
+            AutoBool::Auto(_) => None,
+        }
+    }
+}
+
 /// `[webhooks]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
+    /// Whether private addresses may receive events.
+    pub allow_private_targets: AutoBool,
     /// Receiver timeout in seconds.
     pub timeout_seconds: u64,
     /// Attempts per event.
@@ -220,8 +250,8 @@ impl Config {
             "webhooks.max_attempts must be between 1 and 100"
         );
         anyhow::ensure!(
-            self.webhooks.timeout_seconds >= 1,
-            "webhooks.timeout_seconds must be at least 1"
+            (1..=300).contains(&self.webhooks.timeout_seconds),
+            "webhooks.timeout_seconds must be between 1 and 300"
         );
         anyhow::ensure!(
             !self.auth.audience.is_empty(),

@@ -9,9 +9,11 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod webhook_signing;
+pub mod webhook_targets;
 pub mod worker;
 
 use std::future::Future;
@@ -19,10 +21,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use std::sync::RwLock;
-
 use anyhow::Context;
-use pcq_core::vetting::VettingPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OnceCell};
 use uuid::Uuid;
@@ -34,6 +33,7 @@ use crate::http::context::RequestContext;
 use crate::http::fault::ApiError;
 use crate::service::seed::{ApplySeed, Seed, SeedSummary};
 use crate::service::{DevPartner, Effects, FindIdempotencyRecord, Idempotent, fingerprint};
+use crate::settings::PolicyCell;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{IdemKey, Op, Store, StoredReply};
 use crate::webhook_signing::WebhookSigner;
@@ -66,56 +66,9 @@ pub struct AppInner {
     pub node_id: String,
     /// The client webhook deliveries use.
     pub http: reqwest::Client,
+    /// Whether webhook events may go to private addresses.
+    pub allow_private_targets: bool,
     signer: OnceCell<Arc<WebhookSigner>>,
-}
-
-/// The vetting policy in force: the configured one, or one set at run time.
-pub struct PolicyCell {
-    configured: Arc<VettingPolicy>,
-    current: RwLock<(Arc<VettingPolicy>, bool)>,
-}
-
-impl PolicyCell {
-    fn new(configured: VettingPolicy) -> Self {
-        let configured = Arc::new(configured);
-        PolicyCell {
-            current: RwLock::new((configured.clone(), false)),
-            configured,
-        }
-    }
-
-    /// The policy in force.
-    pub fn get(&self) -> Arc<VettingPolicy> {
-        self.current
-            .read()
-            .map(|c| c.0.clone())
-            .unwrap_or_else(|p| p.into_inner().0.clone())
-    }
-
-    /// Whether the policy in force was set at run time.
-    pub fn is_overridden(&self) -> bool {
-        self.current.read().map(|c| c.1).unwrap_or(false)
-    }
-
-    /// The configured policy (the base of run-time changes).
-    pub fn configured(&self) -> &Arc<VettingPolicy> {
-        &self.configured
-    }
-
-    /// Puts a run-time policy in force (`None`: the configured one); returns the policy now in
-    /// force.
-    pub fn set(&self, stored: Option<VettingPolicy>) -> Arc<VettingPolicy> {
-        let next = match stored {
-            Some(p) => (Arc::new(p), true),
-            None => (self.configured.clone(), false),
-        };
-        let policy = next.0.clone();
-        match self.current.write() {
-            Ok(mut c) => *c = next,
-            Err(poisoned) => *poisoned.into_inner() = next,
-        }
-        policy
-    }
 }
 
 /// Shared application state (cheap to clone).
@@ -271,9 +224,7 @@ impl Application {
         let clock = Clock::system();
         clock.set_offset_micros(store.read(service::clock::StoredOffset).await?);
         let policy = PolicyCell::new(config.vetting.clone());
-        if let Some(stored) = store.read(service::vetting::StoredPolicy).await? {
-            policy.set(Some(stored));
-        }
+        policy.observe(store.read(service::vetting::StoredPolicy).await?);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
@@ -289,14 +240,20 @@ impl Application {
         } else {
             config.public_url.clone().into()
         };
-        let http = reqwest::Client::builder()
+        let allow_private_targets = webhook_targets::allow_private(
+            config.webhooks.allow_private_targets.explicit(),
+            listener.local_addr()?,
+        );
+        let mut http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(
                 config.webhooks.timeout_seconds,
             ))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pcq-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the webhook HTTP client")?;
+            .user_agent(concat!("pcq-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private_targets {
+            http = http.dns_resolver(Arc::new(webhook_targets::PublicOnlyResolver));
+        }
+        let http = http.build().context("building the webhook HTTP client")?;
         let state = AppState(Arc::new(AppInner {
             config,
             store,
@@ -309,6 +266,7 @@ impl Application {
             wake: Notify::new(),
             node_id: format!("pcq-{}", Uuid::new_v4().simple()),
             http,
+            allow_private_targets,
             signer: OnceCell::new(),
         }));
         Ok(Application { listener, state })
@@ -335,7 +293,6 @@ impl Application {
                 seed,
                 dev_partner: self.state.dev_partner,
                 now: self.state.clock.now(),
-                policy: self.state.policy.get(),
             })
             .await?;
         Ok(summary)

@@ -11,16 +11,20 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pcq_core::time::Timestamp;
+use time::OffsetDateTime;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::AppState;
-use crate::service::vetting::{DecideDue, StoredPolicy};
+use crate::service::vetting::DecideDue;
 use crate::service::webhooks::{ClaimDeliveries, FinishAttempts};
 use crate::store::{AttemptRow, DeliveryRow, DeliveryStatus, StoreResult};
 use crate::webhook_signing::ALGORITHM;
 
-/// How long a claimed delivery stays with its node.
+/// The shortest time a claimed delivery stays with its claim (real time).
 const LEASE: Duration = Duration::from_secs(120);
+/// Most deliveries of one partner a claim takes: they are posted one after another.
+const PER_PARTNER_CLAIM: u64 = 4;
 /// Most steps one drain takes (a guard against work that keeps coming).
 const MAX_DRAIN_STEPS: usize = 10_000;
 
@@ -34,6 +38,8 @@ pub struct Progress {
     pub webhook_attempts: usize,
     /// Of which delivered.
     pub webhooks_delivered: usize,
+    /// Whether a drain stopped at its step limit with work still due.
+    pub incomplete: bool,
 }
 
 impl Progress {
@@ -87,10 +93,11 @@ impl Worker {
         for _ in 0..MAX_DRAIN_STEPS {
             let progress = self.step().await?;
             if progress.is_idle() {
-                break;
+                return Ok(total);
             }
             total.add(progress);
         }
+        total.incomplete = true;
         Ok(total)
     }
 
@@ -105,7 +112,7 @@ impl Worker {
                 .state
                 .store
                 .write(DecideDue {
-                    policy: self.state.policy.get(),
+                    configured: self.state.policy.configured().clone(),
                     now: self.state.clock.now(),
                     limit,
                     effects: self.state.effects(),
@@ -124,51 +131,60 @@ impl Worker {
 
     /// Takes up the clock offset and run-time policy stored by this or another node.
     async fn refresh(&self) -> StoreResult<()> {
-        let state = &self.state;
-        let offset = state
-            .store
-            .read(crate::service::clock::StoredOffset)
-            .await?;
-        if offset != state.clock.offset_micros() {
-            state.clock.set_offset_micros(offset);
-        }
-        let stored = state.store.read(StoredPolicy).await?;
-        let current = state.policy.get();
-        match stored {
-            Some(p) if *current != p => {
-                state.policy.set(Some(p));
-            }
-            None if state.policy.is_overridden() => {
-                state.policy.set(None);
-            }
-            _ => {}
-        }
-        Ok(())
+        crate::settings::refresh(&self.state.store, &self.state.clock, &self.state.policy).await
     }
 
     async fn deliver_due(&self, limit: i64) -> StoreResult<(usize, usize)> {
         let state = &self.state;
-        let now = state.clock.now();
+        let token = Uuid::new_v4().to_string();
+        let real_now = Timestamp::from_datetime(OffsetDateTime::now_utc());
+        let lease = lease_for(state.config.webhooks.timeout_seconds);
         let claimed = state
             .store
             .write(ClaimDeliveries {
-                now,
-                lease_until: now.plus_micros(LEASE.as_micros() as i64),
-                owner: state.node_id.clone(),
+                now: state.clock.now(),
+                real_now,
+                lease_until: real_now
+                    .plus_micros(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)),
+                token: token.clone(),
                 limit,
+                per_partner: PER_PARTNER_CLAIM as i64,
             })
             .await?;
         if claimed.is_empty() {
             return Ok((0, 0));
         }
-        let outcomes =
-            futures_util::future::join_all(claimed.iter().map(|d| self.attempt(d))).await;
+        // One partner's events go out in order, one at a time; partners in parallel.
+        let mut by_partner: Vec<Vec<&DeliveryRow>> = Vec::new();
+        for delivery in &claimed {
+            match by_partner
+                .iter_mut()
+                .find(|g| g[0].partner_tenant_id == delivery.partner_tenant_id)
+            {
+                Some(group) => group.push(delivery),
+                None => by_partner.push(vec![delivery]),
+            }
+        }
+        let outcomes: Vec<_> =
+            futures_util::future::join_all(by_partner.into_iter().map(|group| async move {
+                let mut outcomes = Vec::with_capacity(group.len());
+                for delivery in group {
+                    outcomes.push(self.attempt(delivery).await);
+                }
+                outcomes
+            }))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let delivered = outcomes
             .iter()
             .filter(|o| o.1 == DeliveryStatus::Delivered)
             .count();
-        let attempts = outcomes.len();
-        state.store.write(FinishAttempts(outcomes)).await?;
+        let attempts = state
+            .store
+            .write(FinishAttempts { token, outcomes })
+            .await?;
         Ok((attempts, delivered))
     }
 
@@ -191,12 +207,11 @@ impl Worker {
         } else {
             DeliveryStatus::Pending
         };
-        let backoff_secs = config
-            .backoff_seconds
-            .saturating_mul(1u64 << (number - 1).clamp(0, 30))
-            .min(config.max_backoff_seconds);
-        let next =
-            at.plus_micros(i64::try_from(backoff_secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000);
+        let next = at.plus_micros(backoff_micros(
+            config.backoff_seconds,
+            config.max_backoff_seconds,
+            number,
+        ));
         if !ok {
             tracing::warn!(
                 delivery = %delivery.id,
@@ -218,12 +233,18 @@ impl Worker {
         (attempt, status, next)
     }
 
-    /// POSTs the signed event; the receiver's status and a short message, or why no answer came.
+    /// POSTs the signed event; the receiver's status and the start of its answer, or why no
+    /// answer came.
     async fn post(&self, delivery: &DeliveryRow) -> Result<(u16, String), String> {
         let state = &self.state;
+        if !state.allow_private_targets {
+            if let Some(why) = crate::webhook_targets::refused_literal(&delivery.webhook_url) {
+                return Err(format!("the receiver's address is not allowed: {why}"));
+            }
+        }
         let signer = state.webhook_signer().await.map_err(|e| format!("{e:#}"))?;
         let signature = signer.sign(&delivery.payload).map_err(|e| e.to_string())?;
-        let response = state
+        let mut response = state
             .http
             .post(&delivery.webhook_url)
             .header("Content-Type", "application/json")
@@ -241,9 +262,38 @@ impl Worker {
             .await
             .map_err(|e| describe_send_error(&e))?;
         let code = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        Ok((code, body.chars().take(500).collect()))
+        // Keep only the start of the answer; never read an unbounded body.
+        let mut head = Vec::new();
+        while head.len() < MAX_ANSWER_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    head.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - head.len())])
+                }
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&head);
+        Ok((code, text.chars().take(500).collect()))
     }
+}
+
+/// The most of a receiver's answer pcq reads.
+const MAX_ANSWER_BYTES: usize = 4096;
+
+/// How long a claim holds its deliveries: well beyond the time one partner's deliveries can
+/// take one after another.
+fn lease_for(timeout_seconds: u64) -> Duration {
+    let sequence = PER_PARTNER_CLAIM.saturating_mul(timeout_seconds.saturating_add(5));
+    Duration::from_secs(sequence.saturating_add(60).max(LEASE.as_secs()))
+}
+
+/// The wait after attempt `number` (1 for the first): `base`, doubling, at most `max`.
+fn backoff_micros(base_seconds: u64, max_seconds: u64, number: i64) -> i64 {
+    let doublings = u32::try_from((number - 1).clamp(0, 40)).unwrap_or(40);
+    let seconds = base_seconds
+        .saturating_mul(1u64 << doublings.min(62))
+        .min(max_seconds);
+    i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
 }
 
 fn describe_send_error(e: &reqwest::Error) -> String {
@@ -260,5 +310,30 @@ fn describe_send_error(e: &reqwest::Error) -> String {
             source = s.source();
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_without_overflow() {
+        let secs = |n| backoff_micros(10, 3600, n) / 1_000_000;
+        assert_eq!([secs(1), secs(2), secs(3), secs(4)], [10, 20, 40, 80]);
+        assert_eq!(secs(9), 2560);
+        assert_eq!(secs(10), 3600);
+        assert_eq!(secs(1_000), 3600);
+        assert_eq!(
+            backoff_micros(86_400, 604_800, i64::MAX) / 1_000_000,
+            604_800
+        );
+    }
+
+    #[test]
+    fn leases_outlast_an_attempt() {
+        assert_eq!(lease_for(10), LEASE);
+        assert!(lease_for(300) > Duration::from_secs(300 * PER_PARTNER_CLAIM));
+        assert!(lease_for(u64::MAX) > LEASE);
     }
 }

@@ -186,6 +186,16 @@ async fn filters_dates_and_pages() {
         )
         .await;
     assert_eq!(by_name.len(), 4);
+    for (value, expected) in [("TEST CO", 4), ("test", 0)] {
+        let filter = format!(r#"{{"Field":"CompanyName","Value":"{value}","Operator":"equals"}}"#);
+        assert_eq!(
+            app.audit(&partner, &format!("filter={}", urlencode(&filter)))
+                .await
+                .len(),
+            expected,
+            "CompanyName equals {value}"
+        );
+    }
     let none = app
         .audit(
             &partner,
@@ -247,8 +257,11 @@ async fn filters_dates_and_pages() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The next link is followed as given (it carries seekOperation=Next).
+    let next = page["links"]["next"]["uri"].as_str().unwrap().to_owned();
+    assert_eq!(next.matches("seekOperation=Next").count(), 1, "{next}");
     let resp = app
-        .get("/v1/auditrecords?startDate=2000-01-01&size=3", &partner.app)
+        .get(&next, &partner.app)
         .header("MS-ContinuationToken", token)
         .send()
         .await
@@ -256,6 +269,8 @@ async fn filters_dates_and_pages() {
     let (_, rest) = status_json(resp).await;
     assert_eq!(rest["totalCount"], 1);
     assert!(rest.get("continuationToken").is_none());
+    let own = rest["links"]["self"]["uri"].as_str().unwrap();
+    assert!(!own.contains("seekOperation"), "{own}");
 
     for bad in [
         "startDate=yesterday",
@@ -264,6 +279,7 @@ async fn filters_dates_and_pages() {
         "filter=%7B",
         "filter=%7B%22Field%22%3A%22Colour%22%2C%22Value%22%3A%22x%22%7D",
         "size=0",
+        "startDate=2026-03-02&endDate=2026-03-01",
     ] {
         let resp = app
             .get(&format!("/v1/auditrecords?{bad}"), &partner.app)

@@ -129,6 +129,8 @@ async fn the_queue_lists_pending_requests_oldest_first_with_filters_and_pages() 
     for bad in [
         "?partnerId=x",
         "?qualification=Bogus",
+        "?qualification=None",
+        "?qualification=StateOwnedEntity",
         "?olderThan=soon",
         "?size=0",
     ] {
@@ -310,12 +312,33 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
     assert!(got[0].get("vettingReason").is_none());
     let page = queue(&app, "").await;
     assert_eq!(page["items"][0]["round"], 2);
+    // A decision made while looking at the first round does not land on the second.
     let resp = decide(
         &app,
         &reviewer,
         customer,
         "Education",
-        json!({"decision": "Approved"}),
+        json!({"decision": "Approved", "round": 1}),
+    )
+    .await;
+    let fault = assert_fault(resp, 409, 950409).await;
+    assert_eq!(
+        (
+            fault["errorName"].as_str(),
+            fault["parameters"]["round"].as_str()
+        ),
+        (Some("VettingRoundChanged"), Some("2"))
+    );
+    assert_eq!(
+        app.qualifications(&partner, customer).await[0]["vettingStatus"],
+        "InReview"
+    );
+    let resp = decide(
+        &app,
+        &reviewer,
+        customer,
+        "Education",
+        json!({"decision": "Approved", "round": 2}),
     )
     .await;
     assert_eq!(resp.status(), StatusCode::OK);

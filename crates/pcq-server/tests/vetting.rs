@@ -246,7 +246,7 @@ async fn configured_suffixes_replace_the_defaults() {
 }
 
 #[tokio::test]
-async fn a_policy_change_reschedules_pending_decisions() {
+async fn a_policy_change_applies_to_pending_decisions() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
     let customer = request_education(
@@ -456,4 +456,89 @@ async fn the_sandbox_clock_stamps_new_requests() {
         pcq_core::time::Timestamp::parse_rfc3339(q["vettingCreateDate"].as_str().unwrap()).unwrap();
     let system = pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
     assert!(stamped.as_micros() - system.as_micros() > 399 * 86_400_000_000);
+}
+
+/// Requests made while the policy changes are decided by the policy in force when the worker
+/// looks, whichever policy the node had in mind when it answered the request: none is left
+/// waiting.
+#[tokio::test]
+async fn requests_racing_a_policy_change_are_not_stranded() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let mut customers = Vec::new();
+    for i in 0..16 {
+        customers.push(
+            app.create_customer(&partner, &format!("race{i}.example.com"))
+                .await,
+        );
+    }
+    let body = json!({"qualification": "Education"});
+    let requests = customers
+        .iter()
+        .map(|customer| app.post_qualification(&partner, *customer, &body));
+    let change = app.set_policy(json!({"policy": "immediate"}));
+    let (answers, ()) = tokio::join!(futures_util::future::join_all(requests), change);
+    for resp in answers {
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    assert_eq!(app.drain().await["vettingDecisions"], 16);
+    for customer in customers {
+        assert_eq!(
+            education(&app, &partner, customer).await["vettingStatus"],
+            "Approved"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_clock_stops_at_the_last_writable_date() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let clock = || async {
+        let resp = app.get("/_pcq/admin/clock", &admin).send().await.unwrap();
+        status_json(resp).await.1
+    };
+    // A century at a time (the longest single advance) until pcq refuses.
+    let mut refused = None;
+    for _ in 0..100 {
+        let resp = app
+            .post("/_pcq/admin/clock", &admin, &json!({"advance": "36500d"}))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() != StatusCode::OK {
+            refused = Some(resp);
+            break;
+        }
+    }
+    let before = clock().await;
+    let fault = assert_fault(refused.expect("pcq refuses at some point"), 400, 800002).await;
+    assert!(
+        fault["description"]
+            .as_str()
+            .unwrap()
+            .contains("9999-12-31"),
+        "{fault}"
+    );
+    let now = before["now"].as_str().unwrap();
+    assert!(now.starts_with("99"), "refused only near the end: {now}");
+    assert_eq!(
+        clock().await["offsetSeconds"],
+        before["offsetSeconds"],
+        "the refused move changed nothing"
+    );
+    // Dates pcq stamps there are still well formed.
+    let partner = app.partner();
+    let customer = request_education(
+        &app,
+        &partner,
+        "late.example.edu",
+        json!({"qualification": "Education"}),
+    )
+    .await;
+    let q = education(&app, &partner, customer).await;
+    assert!(
+        q["vettingCreateDate"].as_str().unwrap().starts_with("99"),
+        "{q}"
+    );
 }

@@ -475,3 +475,278 @@ async fn the_background_worker_delivers_without_being_asked() {
         .await;
     assert_eq!(receiver.received().len(), 1);
 }
+
+#[tokio::test]
+async fn a_slow_receiver_gets_one_post_however_far_the_sandbox_clock_moves() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let receiver = Receiver::start().await;
+    app.register_webhook(&partner, &receiver.url, &EVENTS).await;
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .header("MS-CorrelationId", "slow")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // The first drain's attempt is in flight while the receiver takes its time.
+    receiver.hold();
+    let first = tokio::spawn(
+        app.req(Method::POST, "/_pcq/admin/worker/drain", &app.admin_token())
+            .send(),
+    );
+    receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    // Leases run in real time: moving the sandbox clock does not hand the delivery to another
+    // drain while the first still holds it.
+    app.advance("2d").await;
+    assert_eq!(app.drain().await["webhookAttempts"], 0);
+    assert_eq!(receiver.received().len(), 1);
+
+    receiver.release();
+    let (status, progress) = status_json(first.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            progress["webhookAttempts"].as_u64(),
+            progress["webhooksDelivered"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let log = app.deliveries(&partner).await;
+    assert_eq!(log[0]["status"], "completed");
+    assert_eq!(log[0]["results"].as_array().unwrap().len(), 1);
+    assert_eq!(app.drain().await["webhookAttempts"], 0);
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
+    use pcq_core::time::Timestamp;
+    use pcq_server::service::webhooks::{ClaimDeliveries, FinishAttempts};
+    use pcq_server::store::{AttemptRow, DeliveryStatus};
+
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    app.register_webhook(&partner, "https://hooks.example.com/pc", &EVENTS)
+        .await;
+    let resp = app
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .header("MS-CorrelationId", "late")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let now = app.state.clock.now();
+    let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    let claim = |token: &str, real_now: Timestamp| ClaimDeliveries {
+        now,
+        real_now,
+        lease_until: real_now.plus_micros(60_000_000),
+        token: token.to_owned(),
+        limit: 10,
+        per_partner: 4,
+    };
+    let store = &app.state.store;
+    let first = store.write(claim("first", real)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        store
+            .write(claim("second", real.plus_micros(1_000_000)))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the first claim's lease holds"
+    );
+    // The first claim's lease runs out (its attempt hangs); a second claim takes over.
+    let later = real.plus_micros(61_000_000);
+    let second = store.write(claim("second", later)).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, first[0].id);
+
+    let outcome = |message: &str, code: Option<i64>, status| {
+        (
+            AttemptRow {
+                delivery_id: first[0].id,
+                attempt: 1,
+                at: now,
+                response_code: code,
+                response_message: message.to_owned(),
+                system_error: code.is_none(),
+            },
+            status,
+            now.plus_micros(10_000_000),
+        )
+    };
+    let recorded = store
+        .write(FinishAttempts {
+            token: "second".to_owned(),
+            outcomes: vec![outcome("receiver timed out", None, DeliveryStatus::Pending)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+    let late = store
+        .write(FinishAttempts {
+            token: "first".to_owned(),
+            outcomes: vec![outcome("OK", Some(200), DeliveryStatus::Delivered)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(late, 0, "the late result is not recorded");
+
+    let log = app.deliveries(&partner).await;
+    assert_eq!(log[0]["status"], "pending");
+    let results = log[0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["systemError"], true);
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_when_not_allowed() {
+    let app = TestApp::spawn_with(|c| {
+        c.webhooks.allow_private_targets = pcq_server::config::AutoBool::Set(false);
+    })
+    .await;
+    let partner = app.partner();
+    for url in [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost/hooks",
+        "http://[::1]/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.7/hooks",
+        "http://2130706433/hooks",
+    ] {
+        let resp = app
+            .post(
+                "/webhooks/v1/registration",
+                &partner.app,
+                &json!({"WebhookUrl": url, "WebhookEvents": EVENTS}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let fault = assert_fault(resp, 400, 800002).await;
+        assert_eq!(fault["errorName"], "WebhookTargetNotAllowed", "{url}");
+        assert!(
+            fault["description"]
+                .as_str()
+                .unwrap()
+                .contains("allow_private_targets"),
+            "{fault}"
+        );
+    }
+    let resp = app
+        .get("/webhooks/v1/registration", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_fault(resp, 404, 1000).await;
+
+    // A public target is accepted.
+    app.register_webhook(&partner, "https://hooks.example.com/pc", &EVENTS)
+        .await;
+    // And a delivery whose URL was stored while private targets were allowed is not sent.
+    let allowed = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let other = allowed.partner();
+    allowed
+        .register_webhook(&other, &receiver.url, &EVENTS)
+        .await;
+    let resp = allowed
+        .req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &other.app,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut config = allowed.state.config.clone();
+    let mut allowed = allowed;
+    allowed.stop().await;
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.webhooks.allow_private_targets = pcq_server::config::AutoBool::Set(false);
+    let refusing = TestApp::start(config).await;
+    let progress = refusing.drain().await;
+    assert_eq!(
+        (
+            progress["webhookAttempts"].as_u64(),
+            progress["webhooksDelivered"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert!(receiver.received().is_empty());
+    let log = refusing.deliveries(&other).await;
+    let message = log[0]["results"][0]["responseMessage"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("not allowed"), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
+    use pcq_core::time::Timestamp;
+    use pcq_server::service::webhooks::ClaimDeliveries;
+
+    let app = TestApp::spawn().await;
+    let busy = app.partner();
+    let quiet = app.partner();
+    for partner in [&busy, &quiet] {
+        app.register_webhook(partner, "https://hooks.example.com/pc", &EVENTS)
+            .await;
+    }
+    let send = |partner: &Partner, correlation: String| {
+        app.req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        )
+        .header("MS-CorrelationId", correlation)
+        .send()
+    };
+    for i in 0..6 {
+        assert_eq!(
+            send(&busy, format!("busy-{i}")).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send(&quiet, "quiet".to_owned()).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    let claimed = app
+        .state
+        .store
+        .write(ClaimDeliveries {
+            now: app.state.clock.now(),
+            real_now: real,
+            lease_until: real.plus_micros(60_000_000),
+            token: "claim".to_owned(),
+            limit: 10,
+            per_partner: 4,
+        })
+        .await
+        .unwrap();
+    let busy_ids: Vec<_> = claimed
+        .iter()
+        .filter(|d| d.partner_tenant_id == busy.tenant)
+        .map(|d| d.correlation_id.clone().unwrap())
+        .collect();
+    assert_eq!(busy_ids, ["busy-0", "busy-1", "busy-2", "busy-3"]);
+    assert_eq!(claimed.len(), 5, "and the other partner's one");
+}

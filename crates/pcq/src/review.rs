@@ -108,7 +108,10 @@ impl Client {
             }
         };
         Ok(Client {
-            http: reqwest::Client::builder().build()?,
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(std::time::Duration::from_secs(60))
+                .build()?,
             url: connection.url.trim_end_matches('/').to_owned(),
             token,
         })
@@ -151,7 +154,8 @@ pub async fn run(command: ReviewCommand, connection: Connection) -> anyhow::Resu
             older_than,
             json,
         } => {
-            let mut query = vec![("size".to_owned(), "1000".to_owned())];
+            // The server's default page size applies; the loop follows continuation tokens.
+            let mut query: Vec<(String, String)> = Vec::new();
             query.extend(partner.map(|p| ("partnerId".to_owned(), p)));
             query.extend(qualification.map(|q| ("qualification".to_owned(), q)));
             query.extend(older_than.map(|d| ("olderThan".to_owned(), d)));

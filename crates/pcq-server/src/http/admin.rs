@@ -8,7 +8,7 @@ use pcq_core::{ApiFault, NewValidationCode};
 use serde_json::json;
 
 use super::extract::{AdminCaller, Ctx, JsonBody};
-use super::fault::{ApiError, json_response, reply_response};
+use super::fault::{ApiError, json_response, ok_json, reply_response};
 use super::openapi::{HealthBody, ValidationCodeIssueBody};
 use crate::AppState;
 use crate::service::validation_codes::IssueValidationCode;
@@ -139,13 +139,6 @@ fn clock_view(state: &AppState) -> ClockView {
     }
 }
 
-fn ok<T: serde::Serialize>(value: &T) -> Response {
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
-
 /// pcq's clock (sandbox control).
 #[utoipa::path(
     get,
@@ -158,7 +151,7 @@ pub async fn get_clock(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
 ) -> Response {
-    ok(&clock_view(&state))
+    ok_json(&clock_view(&state))
 }
 
 /// `{"advance": "72h"}`: moves pcq's clock forward for the whole server.
@@ -198,13 +191,25 @@ pub async fn advance_clock(
     let by = pcq_core::vetting::Duration::parse(raw).map_err(|e| {
         ApiFault::invalid_input(format!("advance: {e}.")).with_param("field", "advance")
     })?;
+    let system_now =
+        pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc()).as_micros();
     let offset = state
         .store
-        .write(crate::service::clock::Advance(by.as_micros()))
-        .await?;
+        .write(crate::service::clock::Advance {
+            by: by.as_micros(),
+            system_now,
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiFault::invalid_input(format!(
+                "Advancing by {raw} would move pcq's clock past 9999-12-31T23:59:59Z; \
+                 choose a shorter advance."
+            ))
+            .with_param("field", "advance")
+        })?;
     state.clock.set_offset_micros(offset);
     state.wake.notify_one();
-    Ok(ok(&clock_view(&state)))
+    Ok(ok_json(&clock_view(&state)))
 }
 
 /// The vetting policy in force.
@@ -260,7 +265,7 @@ pub async fn get_policy(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
 ) -> Response {
-    ok(&policy_view(&state))
+    ok_json(&policy_view(&state))
 }
 
 /// Sets the vetting policy at run time: the given settings on top of the configured policy,
@@ -306,21 +311,13 @@ async fn set_policy(
     state: &AppState,
     stored: Option<pcq_core::vetting::VettingPolicy>,
 ) -> Result<Response, ApiError> {
-    let effective = std::sync::Arc::new(
-        stored
-            .clone()
-            .unwrap_or_else(|| (**state.policy.configured()).clone()),
-    );
-    state
+    let now_stored = state
         .store
-        .write(crate::service::vetting::SetPolicy {
-            stored: stored.clone(),
-            effective,
-        })
+        .write(crate::service::vetting::SetPolicy(stored))
         .await?;
-    state.policy.set(stored);
+    state.policy.observe(now_stored);
     state.wake.notify_one();
-    Ok(ok(&policy_view(state)))
+    Ok(ok_json(&policy_view(state)))
 }
 
 /// Runs this node's worker until nothing is due: vetting decisions, then one attempt of every
@@ -336,6 +333,10 @@ pub async fn drain_worker(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
 ) -> Result<Response, ApiError> {
-    let progress = crate::worker::Worker::new(state.clone()).drain().await?;
-    Ok(ok(&progress))
+    // The drain runs on its own: a request that times out does not cut it short.
+    let worker = crate::worker::Worker::new(state.clone());
+    let progress = tokio::spawn(async move { worker.drain().await })
+        .await
+        .map_err(|_| crate::store::StoreError::Panicked)??;
+    Ok(ok_json(&progress))
 }

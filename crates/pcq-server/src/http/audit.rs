@@ -13,7 +13,8 @@ use super::extract::{Caller, QueryParams};
 use super::fault::{ApiError, json_response};
 use super::paging::{self, page_size};
 use crate::AppState;
-use crate::store::{AuditQuery, AuditRecordRow, Op, StoreResult, Tx};
+use crate::service::audit::{AuditPage, FindAuditRecord};
+use crate::store::{AuditQuery, AuditRecordRow};
 
 /// The default window of a query without `startDate`.
 const DEFAULT_WINDOW_MICROS: i64 = 30 * 86_400 * 1_000_000;
@@ -87,31 +88,24 @@ fn apply_filter(raw: &str, q: &mut AuditQuery) -> Result<(), ApiFault> {
         .to_ascii_lowercase();
     match (field.to_ascii_lowercase().as_str(), operator.as_str()) {
         ("customerid", "equals") => {
-            q.customer_id = Some(pcq_core::ids::parse_customer_id(wanted)?);
+            let id = pcq_core::ids::parse_customer_id(wanted)?;
+            if q.customer_id.is_some_and(|given| given != id) {
+                return Err(invalid("it names another customer than customerId"));
+            }
+            q.customer_id = Some(id);
         }
-        ("companyname", "substring" | "equals") => {
-            q.customer_name_contains = Some(wanted.to_owned())
-        }
+        ("companyname", "substring") => q.customer_name_contains = Some(wanted.to_owned()),
+        ("companyname", "equals") => q.customer_name_is = Some(wanted.to_owned()),
         ("resourcetype", "equals") => q.resource_type = Some(wanted.to_ascii_lowercase()),
         ("operationtype", "equals") => q.operation_type = Some(wanted.to_ascii_lowercase()),
         _ => {
             return Err(invalid(
                 "supported are CustomerId, ResourceType and OperationType with equals, and \
-                 CompanyName with substring",
+                 CompanyName with substring or equals",
             ));
         }
     }
     Ok(())
-}
-
-struct ListAudit(AuditQuery);
-
-impl Op for ListAudit {
-    type Output = Vec<AuditRecordRow>;
-
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<AuditRecordRow>> {
-        tx.audit_records(&self.0).await
-    }
 }
 
 /// Lists the calling partner's audit records between two dates, a page at a time.
@@ -144,6 +138,13 @@ pub async fn list_audit_records(
     let now = state.clock.now();
     let from = date(&query, "startDate", false)?.unwrap_or(now.plus_micros(-DEFAULT_WINDOW_MICROS));
     let until = date(&query, "endDate", true)?.unwrap_or(Timestamp::from_micros(i64::MAX));
+    if from >= until {
+        return Err(
+            ApiFault::invalid_input("The startDate is after the endDate.")
+                .with_param("field", "startDate")
+                .into(),
+        );
+    }
     let mut audit = AuditQuery {
         partner: caller.tenant_id,
         from,
@@ -154,6 +155,7 @@ pub async fn list_audit_records(
             .map(|o| o.trim().to_ascii_lowercase()),
         resource_type: None,
         customer_name_contains: None,
+        customer_name_is: None,
         after_seq: paging::seq_position(&headers)?,
         limit: i64::from(size) + 1,
     };
@@ -163,32 +165,18 @@ pub async fn list_audit_records(
     if let Some(filter) = query.get("filter") {
         apply_filter(filter, &mut audit)?;
     }
-    let mut rows = state.store.read(ListAudit(audit)).await?;
+    let mut rows = state.store.read(AuditPage(audit)).await?;
     let more = rows.len() > size as usize;
     rows.truncate(size as usize);
     let next = more
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
-    let self_uri = if query.raw().is_empty() {
-        "/v1/auditrecords".to_owned()
-    } else {
-        format!("/v1/auditrecords?{}", query.raw())
-    };
+    let self_uri = paging::self_uri("/v1/auditrecords", query.raw());
     let page = paging::collection(rows.iter().map(render).collect(), self_uri, next);
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_vec(&page).unwrap_or_default(),
     ))
-}
-
-struct FindAudit(uuid::Uuid, String);
-
-impl Op for FindAudit {
-    type Output = Option<AuditRecordRow>;
-
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<AuditRecordRow>> {
-        tx.audit_record(self.0, &self.1).await
-    }
 }
 
 /// Gets one of the calling partner's audit records (the `AuditUri` of webhook events).
@@ -207,7 +195,7 @@ pub async fn get_audit_record(
 ) -> Result<Response, ApiError> {
     let row = state
         .store
-        .read(FindAudit(caller.tenant_id, id.clone()))
+        .read(FindAuditRecord(caller.tenant_id, id.clone()))
         .await?
         .ok_or_else(|| ApiFault::audit_record_not_found(&id))?;
     Ok(json_response(

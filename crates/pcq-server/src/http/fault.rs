@@ -94,6 +94,14 @@ pub fn reply_response(reply: StoredReply) -> Response {
     json_response(status, reply.body)
 }
 
+/// A 200 answer with `value` as JSON.
+pub fn ok_json<T: serde::Serialize>(value: &T) -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
 /// A JSON response marked as rendered.
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));

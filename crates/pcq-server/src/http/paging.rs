@@ -72,6 +72,19 @@ pub fn seq_position(headers: &HeaderMap) -> Result<i64, ApiFault> {
     }
 }
 
+/// The `self` URI of a page: the path and the query as received, without `seekOperation`.
+pub fn self_uri(path: &str, raw_query: &str) -> String {
+    let kept: Vec<&str> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("seekoperation="))
+        .collect();
+    if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
 /// A page in the Collection shape: `next` (and `continuationToken`) when `next_position` is
 /// given.
 pub fn collection<T>(
@@ -108,6 +121,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(CONTINUATION_HEADER, token.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn self_uris_drop_the_seek_operation() {
+        assert_eq!(self_uri("/v1/x", ""), "/v1/x");
+        assert_eq!(
+            self_uri("/v1/x", "size=3&seekOperation=Next"),
+            "/v1/x?size=3"
+        );
+        assert_eq!(self_uri("/v1/x", "SeekOperation=Next"), "/v1/x");
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Customer qualifications (current and legacy contracts) and GCC validation codes.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use pcq_core::rules::{self, Held};
 use pcq_core::wire::{CustomerQualification, ValidationCode};
@@ -9,7 +8,7 @@ use pcq_core::{Qualification, QualificationRequest};
 use uuid::Uuid;
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, UserCaller};
-use super::fault::{ApiError, json_response, reply_response};
+use super::fault::{ApiError, ok_json, reply_response};
 use super::openapi::{LegacyQualificationBody, QualificationRequestBody};
 use crate::AppState;
 use crate::service::qualifications::{CreateQualification, CustomerQualifications, Endpoint};
@@ -19,26 +18,19 @@ use crate::service::vetting::ReadQualifications;
 use crate::service::{Actor, owned_customer};
 use crate::store::QualificationRow;
 
-fn ok_json<T: serde::Serialize>(value: &T) -> Response {
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
-
 /// Reads a customer's current qualifications, checking the caller's relationship. Under the
-/// `after_reads` vetting policy a read counts towards the decision, and may make it.
+/// `after_reads` vetting policy a read counts towards the decision, and may make it (the
+/// operation checks the policy in its transaction; the node's copy only picks the path).
 async fn current_qualifications(
     state: &AppState,
     partner: Uuid,
     customer: Uuid,
 ) -> Result<Vec<QualificationRow>, ApiError> {
-    let policy = state.policy.get();
-    if policy.policy == pcq_core::vetting::Mode::AfterReads {
+    if state.policy.get().policy == pcq_core::vetting::Mode::AfterReads {
         let read = ReadQualifications {
             partner,
             customer,
-            policy,
+            configured: state.policy.configured().clone(),
             now: state.clock.now(),
             effects: state.effects(),
         };
@@ -89,7 +81,7 @@ async fn create(
                     actor: Actor::caller(caller),
                     request_id: ctx.request_id.clone(),
                     now: state.clock.now(),
-                    policy: state.policy.get(),
+                    configured: state.policy.configured().clone(),
                     effects: state.effects(),
                 })
             },

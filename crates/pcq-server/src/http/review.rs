@@ -127,9 +127,21 @@ pub async fn queue(
     let qualification = query
         .get("qualification")
         .map(|q| {
-            Qualification::parse_str(q).ok_or_else(|| {
-                ApiFault::invalid_enum("qualification", q, "Education, GovernmentCommunityCloud")
-            })
+            // Only these two are ever vetted.
+            Qualification::parse_str(q)
+                .filter(|q| {
+                    matches!(
+                        q,
+                        Qualification::Education | Qualification::GovernmentCommunityCloud
+                    )
+                })
+                .ok_or_else(|| {
+                    ApiFault::invalid_enum(
+                        "qualification",
+                        q,
+                        "Education, GovernmentCommunityCloud",
+                    )
+                })
         })
         .transpose()?;
     let started_before = query
@@ -160,11 +172,7 @@ pub async fn queue(
     let more = rows.len() > size as usize;
     rows.truncate(size as usize);
     let next = more.then(|| rows.last().map(encode_position)).flatten();
-    let self_uri = if query.raw().is_empty() {
-        "/_pcq/review/queue".to_owned()
-    } else {
-        format!("/_pcq/review/queue?{}", query.raw())
-    };
+    let self_uri = paging::self_uri("/_pcq/review/queue", query.raw());
     let page = paging::collection(
         rows.iter().map(|r| review_item(r, now)).collect(),
         self_uri,
@@ -185,6 +193,10 @@ pub struct DecisionBody {
     /// The documented reason of a denial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The vetting round decided (as the queue shows it); when given and the qualification is in
+    /// another round, the decision is refused with 409.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<i64>,
 }
 
 /// Approves or denies a qualification in review (409 when it is not in review).
@@ -230,6 +242,7 @@ pub async fn decide(
                 Ok(ReviewDecide {
                     customer,
                     qualification,
+                    round: decision.round,
                     decision: decision.decision,
                     reason: decision.reason,
                     actor: Actor::caller(&reviewer),

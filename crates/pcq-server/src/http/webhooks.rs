@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{Caller, Ctx, JsonBody, QueryParams};
-use super::fault::{ApiError, json_response, reply_response};
+use super::fault::{ApiError, ok_json, reply_response};
 use crate::AppState;
 use crate::service::webhooks::{
     self, DeliveryWithAttempts, EVENTS, FindRegistration, RecentDeliveries, Register,
@@ -21,13 +21,6 @@ use crate::service::webhooks::{
 use crate::store::{AttemptRow, DeliveryStatus};
 
 const REGISTRATION: &str = "/webhooks/v1/registration";
-
-fn ok_json<T: Serialize>(value: &T) -> Response {
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
 
 async fn register(
     state: &AppState,
@@ -46,9 +39,15 @@ async fn register(
             None,
             &body.raw,
             || {
+                let input = WebhookRegistrationInput::parse(&body.value, &EVENTS)?;
+                if !state.allow_private_targets {
+                    if let Some(why) = crate::webhook_targets::refused_literal(&input.url) {
+                        return Err(ApiFault::webhook_target_refused(&why));
+                    }
+                }
                 Ok(Register {
                     partner: caller.tenant_id,
-                    input: WebhookRegistrationInput::parse(&body.value, &EVENTS)?,
+                    input,
                     replace,
                     now: state.clock.now(),
                 })

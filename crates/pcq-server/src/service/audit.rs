@@ -4,7 +4,7 @@ use pcq_core::time::Timestamp;
 use uuid::Uuid;
 
 use super::Actor;
-use crate::store::{AuditRecordRow, CustomerRow, StoreResult, Tx};
+use crate::store::{AuditQuery, AuditRecordRow, CustomerRow, Op, StoreResult, Tx};
 
 /// `operationType` of a new customer.
 pub const ADD_CUSTOMER: &str = "add_customer";
@@ -21,7 +21,9 @@ pub mod status {
 
 /// Ticks of .NET's `DateTime` (100 ns since 0001-01-01), as Partner Center audit ids use them.
 fn dotnet_ticks(at: Timestamp) -> i64 {
-    at.as_micros() * 10 + 621_355_968_000_000_000
+    at.as_micros()
+        .saturating_mul(10)
+        .saturating_add(621_355_968_000_000_000)
 }
 
 /// What happened, for an audit record.
@@ -73,6 +75,28 @@ pub async fn record<T: Tx>(tx: &mut T, entry: Entry<'_>) -> StoreResult<String> 
     })
     .await?;
     Ok(id)
+}
+
+/// A page of a partner's audit records.
+pub struct AuditPage(pub AuditQuery);
+
+impl Op for AuditPage {
+    type Output = Vec<AuditRecordRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<AuditRecordRow>> {
+        tx.audit_records(&self.0).await
+    }
+}
+
+/// One of a partner's audit records.
+pub struct FindAuditRecord(pub Uuid, pub String);
+
+impl Op for FindAuditRecord {
+    type Output = Option<AuditRecordRow>;
+
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<AuditRecordRow>> {
+        tx.audit_record(self.0, &self.1).await
+    }
 }
 
 #[cfg(test)]

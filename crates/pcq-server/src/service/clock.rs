@@ -20,16 +20,37 @@ impl Op for StoredOffset {
     }
 }
 
-/// Moves the stored offset forward; returns the new offset.
-pub struct Advance(pub i64);
+/// The latest time pcq's clock may show: 9999-12-31T23:59:59Z (dates must stay writable as
+/// four-digit years).
+pub const LATEST_MICROS: i64 = 253_402_300_799_000_000;
+
+/// Moves the stored offset forward by `by` microseconds, unless the clock would pass
+/// [`LATEST_MICROS`] given the system time `system_now`; returns the new offset, or `None`
+/// when the move is refused (and nothing changed).
+pub struct Advance {
+    /// How far.
+    pub by: i64,
+    /// The system time now, in microseconds.
+    pub system_now: i64,
+}
 
 impl Op for Advance {
-    type Output = i64;
+    type Output = Option<i64>;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<i64> {
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<i64>> {
         let current = StoredOffset.run(tx).await?;
-        let next = current.saturating_add(self.0);
-        tx.meta_put(OFFSET_KEY, &next.to_string()).await?;
-        Ok(next)
+        let next = current.checked_add(self.by);
+        match next {
+            Some(next)
+                if self
+                    .system_now
+                    .checked_add(next)
+                    .is_some_and(|t| t <= LATEST_MICROS) =>
+            {
+                tx.meta_put(OFFSET_KEY, &next.to_string()).await?;
+                Ok(Some(next))
+            }
+            _ => Ok(None),
+        }
     }
 }

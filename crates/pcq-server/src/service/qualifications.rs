@@ -40,8 +40,8 @@ pub struct CreateQualification {
     pub request_id: String,
     /// When.
     pub now: Timestamp,
-    /// The vetting policy in force.
-    pub policy: Arc<VettingPolicy>,
+    /// The configured vetting policy (a run-time one is read in the transaction).
+    pub configured: Arc<VettingPolicy>,
     /// Where announcements point.
     pub effects: Effects,
 }
@@ -80,15 +80,12 @@ impl Op for CreateQualification {
             max_creates: c.max_creates,
             remaining_creates: c.remaining_creates,
         });
-        let decision = match rules::decide(
-            &held,
-            &self.request,
-            code_state.as_ref(),
-            self.policy.gcc_review,
-        ) {
-            Ok(d) => d,
-            Err(fault) => return Ok(reply_fault(&fault)),
-        };
+        let policy = vetting::current_policy(tx, &self.configured).await?;
+        let decision =
+            match rules::decide(&held, &self.request, code_state.as_ref(), policy.gcc_review) {
+                Ok(d) => d,
+                Err(fault) => return Ok(reply_fault(&fault)),
+            };
 
         if decision.consumes_code {
             let code = code.as_ref().ok_or_else(|| {
@@ -139,7 +136,7 @@ impl Op for CreateQualification {
         })
         .await?;
         if row.vetting_status == Some(VettingStatus::InReview) {
-            vetting::start(tx, &customer, &row, &self.policy).await?;
+            vetting::start(tx, &customer, &row).await?;
         }
         vetting::announce(tx, &customer, previous, &row, &self.actor, &self.effects).await?;
 

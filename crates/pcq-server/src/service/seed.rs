@@ -269,9 +269,6 @@ pub struct ApplySeed {
     pub dev_partner: Uuid,
     /// Load time.
     pub now: Timestamp,
-    /// The vetting policy in force: seeded qualifications InReview wait for it like requested
-    /// ones.
-    pub policy: std::sync::Arc<pcq_core::vetting::VettingPolicy>,
 }
 
 impl Op for ApplySeed {
@@ -319,7 +316,8 @@ impl Op for ApplySeed {
                 };
                 tx.put_qualification(&row).await?;
                 if row.vetting_status == Some(VettingStatus::InReview) {
-                    super::vetting::start(tx, &customer, &row, &self.policy).await?;
+                    // Seeded qualifications in review wait for the policy like requested ones.
+                    super::vetting::start(tx, &customer, &row).await?;
                 }
                 tx.insert_qualification_event(&QualificationEvent {
                     customer_id: id,

@@ -17,8 +17,38 @@ use crate::store::{
     VettingJobRow,
 };
 
-/// Meta key of a vetting policy set at run time.
+/// Meta key of the vetting policy set at run time (with its version).
 pub const POLICY_KEY: &str = "vetting_policy";
+
+/// What the store holds about the run-time policy: a version that grows with every change, and
+/// the policy (`None`: the configured one is in force).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredPolicyState {
+    /// Grows with every change.
+    pub version: u64,
+    /// The run-time policy, if one is set.
+    pub policy: Option<VettingPolicy>,
+}
+
+async fn stored_policy<T: Tx>(tx: &mut T) -> StoreResult<StoredPolicyState> {
+    let Some(text) = tx.meta_get(POLICY_KEY).await? else {
+        return Ok(StoredPolicyState::default());
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        crate::store::StoreError::Corrupt(format!("the stored vetting policy is unreadable: {e}"))
+    })
+}
+
+/// The policy in force, read in this transaction: the run-time one if set, else `configured`.
+pub async fn current_policy<T: Tx>(
+    tx: &mut T,
+    configured: &Arc<VettingPolicy>,
+) -> StoreResult<Arc<VettingPolicy>> {
+    Ok(match stored_policy(tx).await?.policy {
+        Some(p) => Arc::new(p),
+        None => configured.clone(),
+    })
+}
 
 /// Records a qualification change: its audit record and its webhook event.
 pub async fn announce<T: Tx>(
@@ -72,13 +102,12 @@ pub async fn announce<T: Tx>(
     Ok(())
 }
 
-/// Starts the vetting of a qualification that is InReview: its pending decision, due when the
-/// policy says.
+/// Starts the vetting of a qualification that is InReview: its pending decision, which the
+/// policy in force makes due (or leaves to a reviewer).
 pub async fn start<T: Tx>(
     tx: &mut T,
     customer: &CustomerRow,
     row: &QualificationRow,
-    policy: &VettingPolicy,
 ) -> StoreResult<()> {
     tx.put_vetting_job(&VettingJobRow {
         customer_id: customer.id,
@@ -86,7 +115,6 @@ pub async fn start<T: Tx>(
         round: row.round,
         partner_tenant_id: customer.partner_tenant_id,
         created_at: row.updated_at,
-        due_at: policy.due_at(row.updated_at, 0),
         reads: 0,
     })
     .await
@@ -140,7 +168,7 @@ pub async fn transition<T: Tx>(
     })
     .await?;
     announce(tx, customer, Some(current), &after, actor, effects).await?;
-    tx.delete_vetting_job(customer.id, current.qualification)
+    tx.delete_vetting_job(customer.id, current.qualification, current.round)
         .await?;
     Ok(Some(after))
 }
@@ -163,12 +191,12 @@ async fn decide_job<T: Tx>(
         None => None,
     };
     let (Some(customer), Some(current)) = (customer, current) else {
-        tx.delete_vetting_job(job.customer_id, job.qualification)
+        tx.delete_vetting_job(job.customer_id, job.qualification, job.round)
             .await?;
         return Ok(false);
     };
     if current.vetting_status != Some(VettingStatus::InReview) || current.round != job.round {
-        tx.delete_vetting_job(job.customer_id, job.qualification)
+        tx.delete_vetting_job(job.customer_id, job.qualification, job.round)
             .await?;
         return Ok(false);
     }
@@ -192,10 +220,10 @@ async fn decide_job<T: Tx>(
     Ok(decided.is_some())
 }
 
-/// Decides every pending decision that is due (up to `limit`).
+/// Decides every pending decision that is due under the policy in force (up to `limit`).
 pub struct DecideDue {
-    /// The policy in force.
-    pub policy: Arc<VettingPolicy>,
+    /// The configured policy (a run-time one is read in the transaction).
+    pub configured: Arc<VettingPolicy>,
     /// Now, on pcq's clock.
     pub now: Timestamp,
     /// Most decisions in one transaction.
@@ -209,10 +237,16 @@ impl Op for DecideDue {
     type Output = (usize, usize);
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<(usize, usize)> {
-        let jobs = tx.due_vetting_jobs(self.now, self.limit).await?;
+        let policy = current_policy(tx, &self.configured).await?;
+        let Some((started_by, min_reads)) = policy.due_window(self.now) else {
+            return Ok((0, 0));
+        };
+        let jobs = tx
+            .due_vetting_jobs(started_by, min_reads, self.limit)
+            .await?;
         let mut decided = 0;
         for job in &jobs {
-            if decide_job(tx, job, &self.policy, self.now, &self.effects).await? {
+            if decide_job(tx, job, &policy, self.now, &self.effects).await? {
                 decided += 1;
             }
         }
@@ -222,14 +256,14 @@ impl Op for DecideDue {
 
 /// Reads a customer's qualifications under the `after_reads` policy: counts the read against
 /// each pending decision, decides those that become due, and returns the qualifications as
-/// they are then.
+/// they are then. (Under another policy it only reads.)
 pub struct ReadQualifications {
     /// The calling partner.
     pub partner: Uuid,
     /// The customer.
     pub customer: Uuid,
-    /// The policy in force.
-    pub policy: Arc<VettingPolicy>,
+    /// The configured policy (a run-time one is read in the transaction).
+    pub configured: Arc<VettingPolicy>,
     /// Now.
     pub now: Timestamp,
     /// Where announcements point.
@@ -247,14 +281,12 @@ impl Op for ReadQualifications {
         ) {
             return Ok(Err(fault));
         }
-        for mut job in tx.customer_vetting_jobs(self.customer).await? {
-            job.reads += 1;
-            job.due_at = self
-                .policy
-                .due_at(job.created_at, u32::try_from(job.reads).unwrap_or(u32::MAX));
-            tx.put_vetting_job(&job).await?;
-            if job.due_at.is_some_and(|due| due <= self.now) {
-                decide_job(tx, &job, &self.policy, self.now, &self.effects).await?;
+        let policy = current_policy(tx, &self.configured).await?;
+        if policy.policy == pcq_core::vetting::Mode::AfterReads {
+            for job in tx.count_vetting_read(self.customer).await? {
+                if policy.is_due(job.created_at, job.reads, self.now) {
+                    decide_job(tx, &job, &policy, self.now, &self.effects).await?;
+                }
             }
         }
         let mut rows = tx.qualifications(self.customer).await?;
@@ -269,6 +301,8 @@ pub struct ReviewDecide {
     pub customer: Uuid,
     /// The qualification.
     pub qualification: Qualification,
+    /// The round the reviewer decides, when given.
+    pub round: Option<i64>,
     /// Approved or Denied.
     pub decision: VettingStatus,
     /// The documented reason of a denial.
@@ -311,6 +345,13 @@ impl Op for ReviewDecide {
                     .map_or("not vetted", VettingStatus::as_str),
             )
         };
+        if let Some(round) = self.round.filter(|r| *r != current.round) {
+            return Ok(reply_fault(&ApiFault::round_changed(
+                current.qualification.as_str(),
+                round,
+                current.round,
+            )));
+        }
         if current.vetting_status != Some(VettingStatus::InReview) {
             return Ok(reply_fault(&not_in_review()));
         }
@@ -333,42 +374,32 @@ impl Op for ReviewDecide {
     }
 }
 
-/// Sets (or, with `None`, clears) the policy chosen at run time, and reschedules every pending
-/// decision for the policy now in force.
-pub struct SetPolicy {
-    /// The policy to store; `None` returns to the configured one.
-    pub stored: Option<VettingPolicy>,
-    /// The policy in force afterwards.
-    pub effective: Arc<VettingPolicy>,
-}
+/// Sets (or, with `None`, clears) the policy chosen at run time; returns the new stored state.
+/// Pending decisions need no rescheduling: whether one is due is asked of the policy in force.
+pub struct SetPolicy(pub Option<VettingPolicy>);
 
 impl Op for SetPolicy {
-    type Output = ();
+    type Output = StoredPolicyState;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
-        match &self.stored {
-            Some(policy) => {
-                let text = serde_json::to_string(policy).unwrap_or_default();
-                tx.meta_put(POLICY_KEY, &text).await?;
-            }
-            None => tx.meta_delete(POLICY_KEY).await?,
-        }
-        let p = &self.effective;
-        tx.reschedule_vetting_jobs(p.policy, p.after.as_micros(), i64::from(p.after_reads))
-            .await
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredPolicyState> {
+        let state = StoredPolicyState {
+            version: stored_policy(tx).await?.version + 1,
+            policy: self.0,
+        };
+        let text = serde_json::to_string(&state)
+            .map_err(|e| crate::store::StoreError::Corrupt(format!("encoding the policy: {e}")))?;
+        tx.meta_put(POLICY_KEY, &text).await?;
+        Ok(state)
     }
 }
 
-/// The policy set at run time, if any.
+/// The stored run-time policy state.
 pub struct StoredPolicy;
 
 impl Op for StoredPolicy {
-    type Output = Option<VettingPolicy>;
+    type Output = StoredPolicyState;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<VettingPolicy>> {
-        Ok(tx
-            .meta_get(POLICY_KEY)
-            .await?
-            .and_then(|text| serde_json::from_str(&text).ok()))
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredPolicyState> {
+        stored_policy(tx).await
     }
 }

@@ -108,38 +108,64 @@ pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
     Ok(true)
 }
 
-/// Leases due deliveries to one node.
+/// Leases due deliveries to one claim.
 pub struct ClaimDeliveries {
-    /// Now.
+    /// Now, on pcq's clock (what is due).
     pub now: Timestamp,
-    /// Until when the lease holds (another node may take the delivery over afterwards).
+    /// Now, in real time (which leases ran out).
+    pub real_now: Timestamp,
+    /// Until when, in real time, the lease holds; another claim may take over afterwards.
     pub lease_until: Timestamp,
-    /// The node.
-    pub owner: String,
+    /// The claim's token.
+    pub token: String,
     /// Most deliveries.
     pub limit: i64,
+    /// Most deliveries of one partner (they are posted one after another, so the lease must
+    /// cover all of them).
+    pub per_partner: i64,
 }
 
 impl Op for ClaimDeliveries {
     type Output = Vec<DeliveryRow>;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryRow>> {
-        tx.claim_deliveries(self.now, self.lease_until, &self.owner, self.limit)
-            .await
+        tx.claim_deliveries(
+            self.now,
+            self.real_now,
+            self.lease_until,
+            &self.token,
+            self.limit,
+            self.per_partner,
+        )
+        .await
     }
 }
 
-/// Records the outcome of delivery attempts.
-pub struct FinishAttempts(pub Vec<(AttemptRow, DeliveryStatus, Timestamp)>);
+/// Records the outcome of the attempts of one claim. Outcomes of deliveries the claim no longer
+/// holds are dropped; returns how many were recorded.
+pub struct FinishAttempts {
+    /// The claim's token.
+    pub token: String,
+    /// Each attempt, the delivery's new status, and when to try next.
+    pub outcomes: Vec<(AttemptRow, DeliveryStatus, Timestamp)>,
+}
 
 impl Op for FinishAttempts {
-    type Output = ();
+    type Output = usize;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
-        for (attempt, status, next) in &self.0 {
-            tx.finish_delivery_attempt(attempt, *status, *next).await?;
+    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<usize> {
+        let mut recorded = 0;
+        for (attempt, status, next) in &self.outcomes {
+            if tx
+                .finish_delivery_attempt(attempt, &self.token, *status, *next)
+                .await?
+            {
+                recorded += 1;
+            } else {
+                tracing::warn!(delivery = %attempt.delivery_id, "a delivery attempt finished after its lease was taken over; its result is dropped");
+            }
         }
-        Ok(())
+        Ok(recorded)
     }
 }
 

@@ -227,6 +227,8 @@ pub struct AuditQuery {
     pub resource_type: Option<String>,
     /// Only customers whose name contains this (case-insensitive).
     pub customer_name_contains: Option<String>,
+    /// Only customers with exactly this name (case-insensitive).
+    pub customer_name_is: Option<String>,
     /// Position after which the page starts.
     pub after_seq: i64,
     /// Page size.
@@ -246,8 +248,6 @@ pub struct VettingJobRow {
     pub partner_tenant_id: Uuid,
     /// When the round started.
     pub created_at: Timestamp,
-    /// When it is due; `None` while it waits for a reviewer or for reads.
-    pub due_at: Option<Timestamp>,
     /// Reads of the customer's qualifications since the round started.
     pub reads: i64,
 }
@@ -505,30 +505,27 @@ pub trait Tx: Send {
         &mut self,
         row: &VettingJobRow,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Removes the pending decision of a qualification.
+    /// Removes the pending decision of one round of a qualification.
     fn delete_vetting_job(
         &mut self,
         customer: Uuid,
         qualification: Qualification,
+        round: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Pending decisions due at `now`, earliest first.
+    /// Pending decisions started at or before `started_by` and read at least `min_reads`
+    /// times, earliest first.
     fn due_vetting_jobs(
         &mut self,
-        now: Timestamp,
+        started_by: Timestamp,
+        min_reads: i64,
         limit: i64,
     ) -> impl Future<Output = StoreResult<Vec<VettingJobRow>>> + Send;
-    /// A customer's pending decisions.
-    fn customer_vetting_jobs(
+    /// Counts a read of a customer's qualifications against its pending decisions; returns
+    /// them as they are after the read.
+    fn count_vetting_read(
         &mut self,
         customer: Uuid,
     ) -> impl Future<Output = StoreResult<Vec<VettingJobRow>>> + Send;
-    /// Recomputes every pending decision's due time for a policy mode.
-    fn reschedule_vetting_jobs(
-        &mut self,
-        mode: pcq_core::vetting::Mode,
-        after_micros: i64,
-        after_reads: i64,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// A page of the qualifications waiting for a decision.
     fn review_queue(
         &mut self,
@@ -555,21 +552,28 @@ pub trait Tx: Send {
         &mut self,
         row: &DeliveryRow,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Leases up to `limit` due deliveries to `owner` until `lease_until`.
+    /// Leases up to `limit` deliveries due at `now` (pcq's clock), at most `per_partner` of any
+    /// one partner (the earliest), to the claim `token` until `lease_until` (real time; a lease
+    /// that ran out by `real_now` may be taken over).
     fn claim_deliveries(
         &mut self,
         now: Timestamp,
+        real_now: Timestamp,
         lease_until: Timestamp,
-        owner: &str,
+        token: &str,
         limit: i64,
+        per_partner: i64,
     ) -> impl Future<Output = StoreResult<Vec<DeliveryRow>>> + Send;
-    /// Records an attempt and the delivery's new state, releasing its lease.
+    /// Records an attempt made under the claim `token` and the delivery's new state, releasing
+    /// the lease; the attempt's number is the delivery's count of attempts. `false` (and
+    /// nothing recorded) when the claim no longer holds the delivery.
     fn finish_delivery_attempt(
         &mut self,
         attempt: &AttemptRow,
+        token: &str,
         status: DeliveryStatus,
         next_attempt_at: Timestamp,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// A partner's deliveries of one validation event.
     fn deliveries_by_correlation(
         &mut self,

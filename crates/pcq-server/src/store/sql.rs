@@ -81,7 +81,7 @@ macro_rules! audit_columns {
 }
 macro_rules! job_columns {
     () => {
-        "customer_id, qualification, round, partner_tenant_id, created_at, due_at, reads"
+        "customer_id, qualification, round, partner_tenant_id, created_at, reads"
     };
 }
 macro_rules! registration_columns {
@@ -222,7 +222,6 @@ macro_rules! impl_tx {
                     round: r.try_get("round")?,
                     partner_tenant_id: sql::uuid(r.try_get("partner_tenant_id")?)?,
                     created_at: sql::ts(r.try_get("created_at")?),
-                    due_at: r.try_get::<Option<i64>, _>("due_at")?.map(sql::ts),
                     reads: r.try_get("reads")?,
                 })
             }
@@ -600,8 +599,9 @@ macro_rules! impl_tx {
             async fn insert_audit_record(&mut self, row: &AuditRecordRow) -> StoreResult<()> {
                 let sql = "INSERT INTO audit_records (id, partner_tenant_id, customer_id, customer_name, \
                      user_principal_name, application_id, resource_type, resource_old_value, \
-                     resource_new_value, operation_type, operation_date, operation_status, customized_data) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                     resource_new_value, operation_type, operation_date, operation_status, customized_data, \
+                     customer_name_lower) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
                 sqlx::query(sql)
                     .bind(&row.id)
                     .bind(row.partner_tenant_id.to_string())
@@ -616,6 +616,7 @@ macro_rules! impl_tx {
                     .bind(row.operation_date.as_micros())
                     .bind(&row.operation_status)
                     .bind(serde_json::to_string(&row.customized_data).unwrap_or_else(|_| "[]".to_owned()))
+                    .bind(row.customer_name.as_deref().map(str::to_lowercase))
                     .execute(&mut *self)
                     .await?;
                 Ok(())
@@ -629,7 +630,8 @@ macro_rules! impl_tx {
                      AND ($5 IS NULL OR customer_id = $5) \
                      AND ($6 IS NULL OR operation_type = $6) \
                      AND ($7 IS NULL OR resource_type = $7) \
-                     AND ($8 IS NULL OR lower(customer_name) LIKE $8 ESCAPE '\\') \
+                     AND ($8 IS NULL OR customer_name_lower LIKE $8 ESCAPE '\\') \
+                     AND ($10 IS NULL OR customer_name_lower = $10) \
                      ORDER BY seq LIMIT $9"
                 );
                 sqlx::query(sql)
@@ -642,6 +644,7 @@ macro_rules! impl_tx {
                     .bind(&q.resource_type)
                     .bind(q.customer_name_contains.as_deref().map(|n| format!("%{}%", sql::like_escape(n))))
                     .bind(q.limit)
+                    .bind(q.customer_name_is.as_deref().map(str::to_lowercase))
                     .fetch_all(&mut *self)
                     .await?
                     .iter()
@@ -665,10 +668,10 @@ macro_rules! impl_tx {
 
             async fn put_vetting_job(&mut self, row: &VettingJobRow) -> StoreResult<()> {
                 let sql = concat!(
-                    "INSERT INTO vetting_jobs (", sql::job_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                    "INSERT INTO vetting_jobs (", sql::job_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (customer_id, qualification) DO UPDATE SET round = excluded.round, \
                      partner_tenant_id = excluded.partner_tenant_id, created_at = excluded.created_at, \
-                     due_at = excluded.due_at, reads = excluded.reads"
+                     reads = excluded.reads"
                 );
                 sqlx::query(sql)
                     .bind(row.customer_id.to_string())
@@ -676,29 +679,41 @@ macro_rules! impl_tx {
                     .bind(row.round)
                     .bind(row.partner_tenant_id.to_string())
                     .bind(row.created_at.as_micros())
-                    .bind(row.due_at.map(Timestamp::as_micros))
                     .bind(row.reads)
                     .execute(&mut *self)
                     .await?;
                 Ok(())
             }
 
-            async fn delete_vetting_job(&mut self, customer: Uuid, qualification: Qualification) -> StoreResult<()> {
-                sqlx::query("DELETE FROM vetting_jobs WHERE customer_id = $1 AND qualification = $2")
+            async fn delete_vetting_job(
+                &mut self,
+                customer: Uuid,
+                qualification: Qualification,
+                round: i64,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM vetting_jobs WHERE customer_id = $1 AND qualification = $2 AND round = $3")
                     .bind(customer.to_string())
                     .bind(qualification.as_str())
+                    .bind(round)
                     .execute(&mut *self)
                     .await?;
                 Ok(())
             }
 
-            async fn due_vetting_jobs(&mut self, now: Timestamp, limit: i64) -> StoreResult<Vec<VettingJobRow>> {
+            async fn due_vetting_jobs(
+                &mut self,
+                started_by: Timestamp,
+                min_reads: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<VettingJobRow>> {
                 let sql = concat!(
                     "SELECT ", sql::job_columns!(), " FROM vetting_jobs \
-                     WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at, customer_id LIMIT $2"
+                     WHERE created_at <= $1 AND reads >= $2 \
+                     ORDER BY created_at, customer_id, qualification LIMIT $3"
                 );
                 sqlx::query(sql)
-                    .bind(now.as_micros())
+                    .bind(started_by.as_micros())
+                    .bind(min_reads)
                     .bind(limit)
                     .fetch_all(&mut *self)
                     .await?
@@ -707,8 +722,11 @@ macro_rules! impl_tx {
                     .collect()
             }
 
-            async fn customer_vetting_jobs(&mut self, customer: Uuid) -> StoreResult<Vec<VettingJobRow>> {
-                let sql = concat!("SELECT ", sql::job_columns!(), " FROM vetting_jobs WHERE customer_id = $1");
+            async fn count_vetting_read(&mut self, customer: Uuid) -> StoreResult<Vec<VettingJobRow>> {
+                let sql = concat!(
+                    "UPDATE vetting_jobs SET reads = reads + 1 WHERE customer_id = $1 RETURNING ",
+                    sql::job_columns!()
+                );
                 sqlx::query(sql)
                     .bind(customer.to_string())
                     .fetch_all(&mut *self)
@@ -716,29 +734,6 @@ macro_rules! impl_tx {
                     .iter()
                     .map(rows::job)
                     .collect()
-            }
-
-            async fn reschedule_vetting_jobs(
-                &mut self,
-                mode: pcq_core::vetting::Mode,
-                after_micros: i64,
-                after_reads: i64,
-            ) -> StoreResult<()> {
-                use pcq_core::vetting::Mode;
-                let query = match mode {
-                    Mode::Manual => sqlx::query("UPDATE vetting_jobs SET due_at = NULL"),
-                    Mode::Immediate | Mode::DomainRules => {
-                        sqlx::query("UPDATE vetting_jobs SET due_at = created_at")
-                    }
-                    Mode::After => sqlx::query("UPDATE vetting_jobs SET due_at = created_at + $1")
-                        .bind(after_micros),
-                    Mode::AfterReads => sqlx::query(
-                        "UPDATE vetting_jobs SET due_at = CASE WHEN reads >= $1 THEN created_at ELSE NULL END",
-                    )
-                    .bind(after_reads),
-                };
-                query.execute(&mut *self).await?;
-                Ok(())
             }
 
             async fn review_queue(&mut self, q: &ReviewQuery) -> StoreResult<Vec<ReviewItemRow>> {
@@ -836,26 +831,33 @@ macro_rules! impl_tx {
             async fn claim_deliveries(
                 &mut self,
                 now: Timestamp,
+                real_now: Timestamp,
                 lease_until: Timestamp,
-                owner: &str,
+                token: &str,
                 limit: i64,
+                per_partner: i64,
             ) -> StoreResult<Vec<DeliveryRow>> {
-                // The lease condition is repeated outside the subquery so that a concurrent
-                // claimer that waited on a row re-checks it and leaves it alone.
+                // The conditions are repeated outside the subquery so that a concurrent claimer
+                // that waited on a row re-checks it and leaves it alone.
                 let sql = concat!(
-                    "UPDATE webhook_deliveries SET lease_until = $2, lease_owner = $3 \
+                    "UPDATE webhook_deliveries SET lease_until = $3, lease_owner = $4 \
                      WHERE status = 'pending' AND next_attempt_at <= $1 \
-                     AND (lease_until IS NULL OR lease_until <= $1) \
-                     AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' \
-                         AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
-                         ORDER BY next_attempt_at, seq LIMIT $4) \
+                     AND (lease_until IS NULL OR lease_until <= $2) \
+                     AND id IN (SELECT id FROM ( \
+                         SELECT id, next_attempt_at, seq, ROW_NUMBER() OVER ( \
+                             PARTITION BY partner_tenant_id ORDER BY next_attempt_at, seq) AS nth \
+                         FROM webhook_deliveries WHERE status = 'pending' \
+                         AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) \
+                     ) due WHERE nth <= $6 ORDER BY next_attempt_at, seq LIMIT $5) \
                      RETURNING ", sql::delivery_columns!()
                 );
                 let mut claimed: Vec<DeliveryRow> = sqlx::query(sql)
                     .bind(now.as_micros())
+                    .bind(real_now.as_micros())
                     .bind(lease_until.as_micros())
-                    .bind(owner)
+                    .bind(token)
                     .bind(limit)
+                    .bind(per_partner)
                     .fetch_all(&mut *self)
                     .await?
                     .iter()
@@ -868,35 +870,37 @@ macro_rules! impl_tx {
             async fn finish_delivery_attempt(
                 &mut self,
                 attempt: &AttemptRow,
+                token: &str,
                 status: DeliveryStatus,
                 next_attempt_at: Timestamp,
-            ) -> StoreResult<()> {
+            ) -> StoreResult<bool> {
+                let finished = (status != DeliveryStatus::Pending).then_some(attempt.at.as_micros());
+                let number: Option<i64> = sqlx::query_scalar(
+                    "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
+                     next_attempt_at = $4, finished_at = $5, lease_until = NULL, lease_owner = NULL \
+                     WHERE id = $1 AND lease_owner = $2 AND status = 'pending' RETURNING attempts",
+                )
+                .bind(attempt.delivery_id.to_string())
+                .bind(token)
+                .bind(status.as_str())
+                .bind(next_attempt_at.as_micros())
+                .bind(finished)
+                .fetch_optional(&mut *self)
+                .await?;
+                let Some(number) = number else { return Ok(false) };
                 let sql = concat!(
-                    "INSERT INTO webhook_attempts (", sql::attempt_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (delivery_id, attempt) DO NOTHING"
+                    "INSERT INTO webhook_attempts (", sql::attempt_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"
                 );
                 sqlx::query(sql)
                     .bind(attempt.delivery_id.to_string())
-                    .bind(attempt.attempt)
+                    .bind(number)
                     .bind(attempt.at.as_micros())
                     .bind(attempt.response_code)
                     .bind(&attempt.response_message)
                     .bind(i64::from(attempt.system_error))
                     .execute(&mut *self)
                     .await?;
-                let finished = (status != DeliveryStatus::Pending).then_some(attempt.at.as_micros());
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, \
-                     finished_at = $5, lease_until = NULL, lease_owner = NULL WHERE id = $1",
-                )
-                .bind(attempt.delivery_id.to_string())
-                .bind(status.as_str())
-                .bind(attempt.attempt)
-                .bind(next_attempt_at.as_micros())
-                .bind(finished)
-                .execute(&mut *self)
-                .await?;
-                Ok(())
+                Ok(true)
             }
 
             async fn deliveries_by_correlation(

@@ -120,6 +120,7 @@ impl SqliteStore {
             .run(&mut conn)
             .await
             .map_err(|e| StoreError::Migration(Arc::new(e)))?;
+        lower_audit_names(&mut conn).await?;
 
         let readers = match options.path {
             Some(_) => Some(
@@ -187,6 +188,30 @@ impl SqliteStore {
         let mut done = self.writer_done.clone();
         let _ = done.wait_for(|stopped| *stopped).await;
     }
+}
+
+/// Fills `customer_name_lower` for audit records written before the column existed whose names
+/// are not ASCII (migration 0003 lower-cases the ASCII ones). Finds nothing on later starts.
+async fn lower_audit_names(conn: &mut SqliteConnection) -> StoreResult<()> {
+    let unlowered: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, customer_name FROM audit_records \
+         WHERE customer_name IS NOT NULL AND customer_name_lower IS NULL",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if unlowered.is_empty() {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    for (seq, name) in unlowered {
+        sqlx::query("UPDATE audit_records SET customer_name_lower = $1 WHERE seq = $2")
+            .bind(name.to_lowercase())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The writer task's state: the one write connection.

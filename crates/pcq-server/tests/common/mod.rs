@@ -363,7 +363,6 @@ impl TestApp {
                 seed,
                 dev_partner: self.state.dev_partner,
                 now: self.state.clock.now(),
-                policy: self.state.policy.get(),
             })
             .await
             .expect("seed loads");
@@ -483,6 +482,8 @@ struct ReceiverState {
     received: Mutex<Vec<Received>>,
     status: AtomicU16,
     count: tokio::sync::watch::Sender<usize>,
+    /// While `true`, answers wait (the request is recorded first).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 /// A webhook receiver on loopback that records what it gets and answers with a chosen status;
@@ -503,6 +504,7 @@ impl Receiver {
             received: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
             count: tokio::sync::watch::Sender::new(0),
+            held: tokio::sync::watch::Sender::new(false),
         });
         let mut receiver = Receiver {
             url: format!("http://{addr}/hooks/pcq"),
@@ -532,6 +534,7 @@ impl Receiver {
                             received.len()
                         };
                         state.count.send_replace(count);
+                        let _ = state.held.subscribe().wait_for(|held| !*held).await;
                         let status = state.status.load(Ordering::SeqCst);
                         (
                             axum::http::StatusCode::from_u16(status).unwrap(),
@@ -555,6 +558,16 @@ impl Receiver {
     /// Answer every request with `status` from now on.
     pub fn respond_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Hold answers (a slow receiver) until [`Receiver::release`].
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Answer held and later requests.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
     }
 
     /// Waits until `n` requests have arrived (at most `limit`, then fails): for work done in the

@@ -1,0 +1,92 @@
+//! Node settings that can change at run time and are shared through the store: the vetting
+//! policy and the sandbox clock offset. Each node keeps a copy for reading on the hot path and
+//! takes up newer stored values when it refreshes; decisions themselves read the policy inside
+//! their transaction (`service::vetting::current_policy`), so a stale copy never decides.
+
+use std::sync::{Arc, RwLock};
+
+use pcq_core::vetting::VettingPolicy;
+
+use crate::clock::Clock;
+use crate::service::clock::StoredOffset;
+use crate::service::vetting::{StoredPolicy, StoredPolicyState};
+use crate::store::{Store, StoreResult};
+
+/// The vetting policy in force, as this node last saw it.
+pub struct PolicyCell {
+    configured: Arc<VettingPolicy>,
+    current: RwLock<Seen>,
+}
+
+#[derive(Clone)]
+struct Seen {
+    version: u64,
+    policy: Arc<VettingPolicy>,
+    overridden: bool,
+}
+
+impl PolicyCell {
+    /// A cell holding the configured policy.
+    pub fn new(configured: VettingPolicy) -> Self {
+        let configured = Arc::new(configured);
+        PolicyCell {
+            current: RwLock::new(Seen {
+                version: 0,
+                policy: configured.clone(),
+                overridden: false,
+            }),
+            configured,
+        }
+    }
+
+    fn seen(&self) -> Seen {
+        match self.current.read() {
+            Ok(seen) => seen.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The policy in force, as last seen.
+    pub fn get(&self) -> Arc<VettingPolicy> {
+        self.seen().policy
+    }
+
+    /// Whether that policy was set at run time (rather than configured).
+    pub fn is_overridden(&self) -> bool {
+        self.seen().overridden
+    }
+
+    /// The configured policy (the base of run-time changes).
+    pub fn configured(&self) -> &Arc<VettingPolicy> {
+        &self.configured
+    }
+
+    /// Takes up a stored state if it is newer than the one seen.
+    pub fn observe(&self, stored: StoredPolicyState) {
+        let next = Seen {
+            version: stored.version,
+            overridden: stored.policy.is_some(),
+            policy: stored
+                .policy
+                .map_or_else(|| self.configured.clone(), Arc::new),
+        };
+        let mut current = match self.current.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if next.version > current.version {
+            *current = next;
+        }
+    }
+}
+
+/// Takes up the stored clock offset and vetting policy, if they are newer than this node's.
+/// The clock only moves forward, so the larger offset is the newer.
+pub async fn refresh(store: &Store, clock: &Clock, policy: &PolicyCell) -> StoreResult<()> {
+    let offset = store.read(StoredOffset).await?;
+    if offset > clock.offset_micros() {
+        clock.set_offset_micros(offset);
+    }
+    policy.observe(store.read(StoredPolicy).await?);
+    Ok(())
+}
