@@ -34,6 +34,8 @@ pub struct Config {
     /// Whether the data directory was chosen explicitly (flag or file), rather than defaulted.
     #[serde(skip)]
     pub data_dir_explicit: bool,
+    /// PostgreSQL URL; empty for the embedded SQLite database.
+    pub database_url: String,
     /// Keep the database in memory.
     pub in_memory: bool,
     /// The base URL this node is reached at (empty: derived from the listen address).
@@ -155,6 +157,16 @@ pub struct StoreConfig {
     pub sqlite_readers: u32,
     /// Largest group-commit batch.
     pub sqlite_max_batch: usize,
+    /// PostgreSQL pool size.
+    pub pg_max_connections: u32,
+    /// PostgreSQL connections kept when idle.
+    pub pg_min_connections: u32,
+    /// Wait for a PostgreSQL connection, in milliseconds.
+    pub pg_acquire_timeout_ms: u64,
+    /// PostgreSQL statement timeout, in milliseconds.
+    pub pg_statement_timeout_ms: u64,
+    /// Runs of a write that conflicted with a concurrent one.
+    pub pg_conflict_retries: u32,
 }
 
 /// `[log]`
@@ -230,6 +242,26 @@ impl Config {
         self.vetting
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid [vetting]: {e}"))?;
+        if !self.database_url.is_empty() {
+            crate::store::postgres::parse_url(&self.database_url)
+                .map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
+            anyhow::ensure!(
+                !self.in_memory,
+                "in_memory and database_url exclude each other: the database is PostgreSQL's"
+            );
+        }
+        anyhow::ensure!(
+            self.store.pg_max_connections >= 1,
+            "store.pg_max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.store.pg_statement_timeout_ms >= 100,
+            "store.pg_statement_timeout_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            self.store.pg_acquire_timeout_ms >= 10,
+            "store.pg_acquire_timeout_ms must be at least 10"
+        );
         if !self.public_url.is_empty() {
             anyhow::ensure!(
                 self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),

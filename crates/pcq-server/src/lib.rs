@@ -31,9 +31,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::context::RequestContext;
 use crate::http::fault::ApiError;
+use crate::service::keys;
 use crate::service::seed::{ApplySeed, Seed, SeedSummary};
 use crate::service::{DevPartner, Effects, FindIdempotencyRecord, Idempotent, fingerprint};
 use crate::settings::PolicyCell;
+use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{IdemKey, Op, Store, StoredReply};
 use crate::webhook_signing::WebhookSigner;
@@ -91,11 +93,23 @@ impl AppState {
         }
     }
 
-    /// The webhook signer, loaded (or created) on first use.
+    /// The webhook signer, loaded (or created) on first use: from the store when nodes share
+    /// it, else from the data directory.
     pub async fn webhook_signer(&self) -> anyhow::Result<Arc<WebhookSigner>> {
         let config = &self.config;
         self.signer
             .get_or_try_init(|| async {
+                if self.store.is_shared() {
+                    let pem = shared_key(&self.store, keys::WEBHOOK_SIGNING_KEY, || {
+                        webhook_signing::generate_key_pem()
+                    })
+                    .await?;
+                    let signer =
+                        tokio::task::spawn_blocking(move || WebhookSigner::from_key_pem(&pem))
+                            .await
+                            .context("loading the webhook signing key")??;
+                    return Ok(Arc::new(signer));
+                }
                 let dir = (!config.in_memory || config.data_dir_explicit)
                     .then(|| config.data_dir.clone());
                 let signer = tokio::task::spawn_blocking(move || match dir {
@@ -173,8 +187,47 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Opens the store the configuration names, creating the data directory when needed.
+/// The key stored under `name`, storing one made by `generate` (off the async threads) if none
+/// is stored yet. Nodes that start together agree on the first one stored.
+pub async fn shared_key(
+    store: &Store,
+    name: &'static str,
+    generate: impl FnOnce() -> anyhow::Result<String> + Send + 'static,
+) -> anyhow::Result<String> {
+    if let Some(pem) = store.read(keys::StoredKey(name)).await? {
+        return Ok(pem);
+    }
+    let pem = tokio::task::spawn_blocking(generate)
+        .await
+        .context("generating a signing key")??;
+    Ok(store.write(keys::KeepKey { name, pem }).await?)
+}
+
+/// How to reach PostgreSQL, from the configuration.
+pub fn pg_options(config: &Config) -> PgOptions {
+    let store = &config.store;
+    PgOptions {
+        url: config.database_url.clone(),
+        max_connections: store.pg_max_connections,
+        min_connections: store.pg_min_connections,
+        acquire_timeout: std::time::Duration::from_millis(store.pg_acquire_timeout_ms),
+        statement_timeout: std::time::Duration::from_millis(store.pg_statement_timeout_ms),
+        conflict_retries: store.pg_conflict_retries,
+    }
+}
+
+/// Opens the store the configuration names (migrating it to this version's schema), creating
+/// the data directory when needed.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if !config.database_url.is_empty() {
+        let store = PgStore::open(&pg_options(config)).await.with_context(|| {
+            format!(
+                "opening the PostgreSQL database {}",
+                store::postgres::redact_url(&config.database_url)
+            )
+        })?;
+        return Ok(Store::postgres(store));
+    }
     let path = if config.in_memory {
         None
     } else {
@@ -194,11 +247,79 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::sqlite(store))
 }
 
-/// Loads the development issuer the configuration asks for: the key in the data directory, or
-/// a key for this run only when the database is in memory and no data directory was given.
-pub fn load_dev_issuer(config: &Config) -> anyhow::Result<Option<Arc<DevIssuer>>> {
+/// Applies the migrations the configured database needs, without serving; says what it did.
+pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+    if config.database_url.is_empty() {
+        let store = open_store(config).await?;
+        store.close().await;
+        return Ok(if config.in_memory {
+            "the in-memory database needs no migrations".to_owned()
+        } else {
+            format!(
+                "the SQLite database {} is up to date",
+                config.data_dir.join(DATABASE_FILE).display()
+            )
+        });
+    }
+    let url = store::postgres::redact_url(&config.database_url);
+    let store = PgStore::connect(&pg_options(config))
+        .await
+        .with_context(|| format!("connecting to the PostgreSQL database {url}"))?;
+    let applied = store
+        .migrate()
+        .await
+        .with_context(|| format!("migrating the PostgreSQL database {url}"))?;
+    store.close().await;
+    Ok(match applied {
+        0 => format!("the PostgreSQL database {url} is up to date"),
+        1 => format!("applied 1 migration to the PostgreSQL database {url}"),
+        n => format!("applied {n} migrations to the PostgreSQL database {url}"),
+    })
+}
+
+/// The development issuer for command-line tools that mint tokens (`pcq token`, `pcq review`):
+/// the key in the PostgreSQL database when one is configured, else the key in the data
+/// directory (created on first use).
+pub async fn tool_dev_issuer(config: &Config) -> anyhow::Result<Arc<DevIssuer>> {
+    if config.database_url.is_empty() {
+        return load_dev_issuer(config, None)
+            .await?
+            .context("the development issuer is off");
+    }
+    let url = store::postgres::redact_url(&config.database_url);
+    let mut options = pg_options(config);
+    options.max_connections = 1;
+    options.min_connections = 0;
+    let store = Store::postgres(
+        PgStore::connect(&options)
+            .await
+            .with_context(|| format!("connecting to the PostgreSQL database {url}"))?,
+    );
+    let issuer = load_dev_issuer(config, Some(&store))
+        .await
+        .with_context(|| {
+            format!(
+                "reading the development signing key from {url} (has `pcq migrate` or `pcq serve` \
+             run against it?)"
+            )
+        });
+    store.close().await;
+    issuer?.context("the development issuer is off")
+}
+
+/// Loads the development issuer the configuration asks for: the key in `shared` (a store that
+/// several nodes share), else the key in the data directory, or a key for this run only when
+/// the database is in memory and no data directory was given.
+pub async fn load_dev_issuer(
+    config: &Config,
+    shared: Option<&Store>,
+) -> anyhow::Result<Option<Arc<DevIssuer>>> {
     if !config.auth.dev_issuer {
         return Ok(None);
+    }
+    if let Some(store) = shared {
+        let pem = shared_key(store, keys::DEV_ISSUER_KEY, DevIssuer::generate_pem).await?;
+        return Ok(Some(Arc::new(DevIssuer::from_pem(&pem, "the database")?)));
     }
     let issuer = if config.in_memory && !config.data_dir_explicit {
         DevIssuer::ephemeral()?
@@ -214,7 +335,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         install_tls_provider();
         let store = open_store(&config).await?;
-        let dev_issuer = load_dev_issuer(&config)?;
+        let dev_issuer = load_dev_issuer(&config, store.is_shared().then_some(&store)).await?;
         let issuers: Vec<Box<dyn Issuer>> = dev_issuer
             .iter()
             .map(|d| Box::new(d.clone()) as Box<dyn Issuer>)
@@ -306,18 +427,22 @@ impl Application {
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
-        let worker = self
-            .state
-            .config
-            .worker
-            .enabled
-            .then(|| tokio::spawn(worker::Worker::new(self.state.clone()).run(worker_stopped)));
+        let worker = self.state.config.worker.enabled.then(|| {
+            tokio::spawn(worker::Worker::new(self.state.clone()).run(worker_stopped.clone()))
+        });
+        // A node without a worker still takes up what other nodes change (the worker does this
+        // on every step).
+        let settings = (self.state.store.is_shared() && !self.state.config.worker.enabled)
+            .then(|| tokio::spawn(settings::follow(self.state.clone(), worker_stopped)));
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;
+        }
+        if let Some(settings) = settings {
+            let _ = settings.await;
         }
         self.state.store.close().await;
         served.context("serving HTTP")

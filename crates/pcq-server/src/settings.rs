@@ -90,3 +90,17 @@ pub async fn refresh(store: &Store, clock: &Clock, policy: &PolicyCell) -> Store
     policy.observe(store.read(StoredPolicy).await?);
     Ok(())
 }
+
+/// Refreshes this node's settings every `worker.poll_interval_ms` until `stop` turns true.
+pub async fn follow(state: crate::AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = std::time::Duration::from_millis(state.config.worker.poll_interval_ms);
+    loop {
+        if let Err(e) = refresh(&state.store, &state.clock, &state.policy).await {
+            tracing::warn!(error = %e, "could not read the shared settings");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}

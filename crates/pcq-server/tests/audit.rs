@@ -18,7 +18,6 @@ fn operations(records: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
 async fn every_step_leaves_an_audit_record() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -137,7 +136,6 @@ async fn every_step_leaves_an_audit_record() {
     assert_eq!(app.audit(&other, "").await, Vec::<Value>::new());
 }
 
-#[tokio::test]
 async fn filters_dates_and_pages() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -304,3 +302,5 @@ fn urlencode(raw: &str) -> String {
         })
         .collect()
 }
+
+common::backend_tests!(every_step_leaves_an_audit_record, filters_dates_and_pages,);

@@ -9,7 +9,6 @@ use pcq_server::auth::TokenSpec;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-#[tokio::test]
 async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -100,7 +99,6 @@ async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
     }
 }
 
-#[tokio::test]
 async fn wrong_audience_is_401_900420() {
     let app = TestApp::spawn().await;
     let tenant = uuid::Uuid::new_v4();
@@ -131,7 +129,6 @@ async fn wrong_audience_is_401_900420() {
     );
 }
 
-#[tokio::test]
 async fn configured_audience_is_enforced() {
     let app = TestApp::spawn_with(|c| c.auth.audience = "api://pcq-sandbox".into()).await;
     let tenant = uuid::Uuid::new_v4();
@@ -156,7 +153,6 @@ async fn configured_audience_is_enforced() {
     );
 }
 
-#[tokio::test]
 async fn app_only_credentials_read_but_cannot_set_qualifications() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -216,7 +212,6 @@ async fn app_only_credentials_read_but_cannot_set_qualifications() {
     assert_eq!(app.qualifications(&partner, customer).await, json!([]));
 }
 
-#[tokio::test]
 async fn app_only_is_rejected_before_the_body_is_read() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -247,7 +242,6 @@ async fn app_only_is_rejected_before_the_body_is_read() {
 }
 
 /// Claims checks on tokens correctly signed by a trusted key.
-#[tokio::test]
 async fn signed_tokens_with_bad_claims_are_rejected() {
     let app = TestApp::spawn().await;
     let issuer = app.state.dev_issuer.as_ref().unwrap();
@@ -339,7 +333,6 @@ async fn signed_tokens_with_bad_claims_are_rejected() {
 }
 
 /// App+User versus App-only, as Entra ID tokens tell them apart.
-#[tokio::test]
 async fn credential_kind_follows_the_claims() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -383,7 +376,6 @@ async fn credential_kind_follows_the_claims() {
     }
 }
 
-#[tokio::test]
 async fn admin_routes_need_the_admin_role() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -430,10 +422,12 @@ async fn admin_routes_need_the_admin_role() {
     assert_fault(resp, 400, 800002).await;
 }
 
-#[tokio::test]
 async fn the_development_issuer_can_be_switched_off() {
     let app = TestApp::spawn_with(|c| c.auth.dev_issuer = false).await;
-    let issuer = pcq_server::auth::DevIssuer::load_or_create(&app.data_dir).unwrap();
+    // The key this node would sign with if the issuer were on.
+    let mut config = app.state.config.clone();
+    config.auth.dev_issuer = true;
+    let issuer = pcq_server::tool_dev_issuer(&config).await.unwrap();
     let token = issuer
         .mint(&TestApp::spawn_spec(uuid::Uuid::new_v4()))
         .unwrap();
@@ -454,3 +448,15 @@ impl SpecExt for TestApp {
         TestApp::spec(tenant)
     }
 }
+
+common::backend_tests!(
+    missing_or_bad_tokens_are_401_with_www_authenticate,
+    wrong_audience_is_401_900420,
+    configured_audience_is_enforced,
+    app_only_credentials_read_but_cannot_set_qualifications,
+    app_only_is_rejected_before_the_body_is_read,
+    signed_tokens_with_bad_claims_are_rejected,
+    credential_kind_follows_the_claims,
+    admin_routes_need_the_admin_role,
+    the_development_issuer_can_be_switched_off,
+);

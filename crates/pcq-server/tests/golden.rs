@@ -14,7 +14,6 @@ const SEED_REQUEST_ID: &str = "037db222-6d8e-4d7f-ba78-df3dca33fb68";
 /// The request of the seed documents (Polish, Swedish, Turkish and Portuguese pages), byte for
 /// byte, with the placeholders filled in: `?code=<validation-code>` is sent percent-encoded,
 /// as an HTTP client sends it.
-#[tokio::test]
 async fn seed_document_request_creates_education_in_review() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -56,7 +55,6 @@ async fn seed_document_request_creates_education_in_review() {
 
 /// The Czech page describes the body as the integer enum value; its example shows no body at
 /// all. The integer forms are accepted; an empty body gets a 400 that says what to send.
-#[tokio::test]
 async fn czech_page_integer_bodies() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -105,7 +103,6 @@ async fn czech_page_integer_bodies() {
 }
 
 /// Reference §3.1: the current contract's three request examples and the documented responses.
-#[tokio::test]
 async fn current_contract_examples() {
     let app = TestApp::spawn_with(|c| c.contract = pcq_core::Contract::V2023).await;
     let partner = app.partner();
@@ -173,7 +170,6 @@ async fn current_contract_examples() {
 
 /// Reference §3.2: the old .NET SDK sends the V2 object with PascalCase keys and explicit nulls,
 /// and the GCC code as `?code=`.
-#[tokio::test]
 async fn old_dotnet_sdk_shapes() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -206,7 +202,6 @@ async fn old_dotnet_sdk_shapes() {
 }
 
 /// Every spelling real clients use for the enum values (reference §5.4, §5.7).
-#[tokio::test]
 async fn enum_spellings_of_every_client() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -266,7 +261,6 @@ async fn enum_spellings_of_every_client() {
 
 /// Reference §4: the documented GET responses for each state. pcq always names the date
 /// `vettingCreateDate` (the SDKs' property), never `vettingCreatedDate`.
-#[tokio::test]
 async fn get_examples_for_each_state() {
     let app = TestApp::spawn().await;
     let partner = app.dev_partner();
@@ -319,7 +313,6 @@ async fn get_examples_for_each_state() {
 }
 
 /// A new customer has no qualifications: `[]`, and the legacy GET says `"None"`.
-#[tokio::test]
 async fn new_customer_has_none() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -338,7 +331,6 @@ async fn new_customer_has_none() {
 
 /// Reference §5.4: the legacy PUT takes the enum as a string in any client's spelling or as an
 /// integer, GCC with `?code=`; it answers a bare JSON string, as does the legacy GET.
-#[tokio::test]
 async fn legacy_put_and_get() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -412,7 +404,6 @@ async fn legacy_put_and_get() {
 }
 
 /// Reference §5.5: the validation-code shape, exactly.
-#[tokio::test]
 async fn validation_code_shape() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -446,7 +437,6 @@ async fn validation_code_shape() {
 
 /// The create-customer documentation example, trailing commas included, and the documented
 /// Customer and Collection shapes.
-#[tokio::test]
 async fn create_and_list_customer_examples() {
     let app = TestApp::spawn().await;
     let partner: Partner = app.partner();
@@ -540,3 +530,16 @@ async fn create_and_list_customer_examples() {
     );
     assert!(list.get("continuationToken").is_none());
 }
+
+common::backend_tests!(
+    seed_document_request_creates_education_in_review,
+    czech_page_integer_bodies,
+    current_contract_examples,
+    old_dotnet_sdk_shapes,
+    enum_spellings_of_every_client,
+    get_examples_for_each_state,
+    new_customer_has_none,
+    legacy_put_and_get,
+    validation_code_shape,
+    create_and_list_customer_examples,
+);

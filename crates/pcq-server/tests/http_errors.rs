@@ -7,7 +7,6 @@ use common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-#[tokio::test]
 async fn unknown_routes_are_404_envelopes() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -26,7 +25,6 @@ async fn unknown_routes_are_404_envelopes() {
     }
 }
 
-#[tokio::test]
 async fn wrong_methods_are_405_with_allow() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -66,7 +64,6 @@ async fn wrong_methods_are_405_with_allow() {
     }
 }
 
-#[tokio::test]
 async fn bodies_that_are_not_json_are_400() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -102,7 +99,6 @@ async fn bodies_that_are_not_json_are_400() {
     assert_eq!(app.qualifications(&partner, customer).await, json!([]));
 }
 
-#[tokio::test]
 async fn other_media_types_are_415_missing_content_type_is_accepted() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -149,7 +145,6 @@ async fn other_media_types_are_415_missing_content_type_is_accepted() {
     assert_eq!(resp.status(), StatusCode::CREATED);
 }
 
-#[tokio::test]
 async fn oversized_bodies_are_413() {
     let app = TestApp::spawn_with(|c| c.limits.max_body_bytes = 4096).await;
     let partner = app.partner();
@@ -164,7 +159,6 @@ async fn oversized_bodies_are_413() {
     assert_eq!(app.customer_count(&partner).await, 0);
 }
 
-#[tokio::test]
 async fn correlation_and_request_ids_are_echoed_or_generated() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -223,7 +217,6 @@ async fn correlation_and_request_ids_are_echoed_or_generated() {
     assert_eq!(app.customer_count(&partner).await, 0);
 }
 
-#[tokio::test]
 async fn node_endpoints_need_no_token() {
     let app = TestApp::spawn().await;
     let (status, health) =
@@ -232,7 +225,13 @@ async fn node_endpoints_need_no_token() {
         (status, health["status"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    assert_eq!(health["store"], "sqlite");
+    assert_eq!(
+        health["store"],
+        match common::backend() {
+            common::Backend::Sqlite => "sqlite",
+            common::Backend::Postgres => "postgres",
+        }
+    );
     let (status, ready) =
         status_json(app.anon(Method::GET, "/_pcq/ready").send().await.unwrap()).await;
     assert_eq!(
@@ -251,7 +250,6 @@ async fn node_endpoints_need_no_token() {
 }
 
 /// Hostile input of many kinds: never a 500, always an envelope.
-#[tokio::test]
 async fn hostile_inputs_never_cause_a_server_error() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -308,3 +306,14 @@ async fn hostile_inputs_never_cause_a_server_error() {
     assert!(resp.status().is_client_error());
     assert_eq!(app.qualifications(&partner, customer).await, json!([]));
 }
+
+common::backend_tests!(
+    unknown_routes_are_404_envelopes,
+    wrong_methods_are_405_with_allow,
+    bodies_that_are_not_json_are_400,
+    other_media_types_are_415_missing_content_type_is_accepted,
+    oversized_bodies_are_413,
+    correlation_and_request_ids_are_echoed_or_generated,
+    node_endpoints_need_no_token,
+    hostile_inputs_never_cause_a_server_error,
+);

@@ -25,7 +25,6 @@ async fn send(
     status_json(resp).await
 }
 
-#[tokio::test]
 async fn a_retried_gcc_request_uses_one_create_and_returns_the_first_answer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -80,7 +79,6 @@ async fn a_retried_gcc_request_uses_one_create_and_returns_the_first_answer() {
     assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 4);
 }
 
-#[tokio::test]
 async fn a_retried_customer_create_makes_one_customer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -93,7 +91,6 @@ async fn a_retried_customer_create_makes_one_customer() {
     assert_eq!(list["totalCount"], 1);
 }
 
-#[tokio::test]
 async fn the_same_id_with_another_body_is_409_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -136,7 +133,6 @@ async fn the_same_id_with_another_body_is_409_and_changes_nothing() {
     assert_eq!(status, StatusCode::CONFLICT);
 }
 
-#[tokio::test]
 async fn business_failures_are_replayed_too() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -163,7 +159,6 @@ async fn business_failures_are_replayed_too() {
     assert_eq!(app.qualifications(&partner, customer).await, json!([]));
 }
 
-#[tokio::test]
 async fn keys_are_per_partner_and_per_route() {
     let app = TestApp::spawn().await;
     let a = app.partner();
@@ -187,7 +182,6 @@ async fn keys_are_per_partner_and_per_route() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
-#[tokio::test]
 async fn sixteen_concurrent_retries_have_one_effect_and_one_answer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -222,7 +216,6 @@ async fn sixteen_concurrent_retries_have_one_effect_and_one_answer() {
     assert_eq!(app.customer_count(&partner).await, 2);
 }
 
-#[tokio::test]
 async fn retries_after_a_restart_return_the_first_answer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -290,7 +283,6 @@ async fn retries_after_a_restart_return_the_first_answer() {
 
 /// The answer is replayed even when the retry would now be rejected before reaching the store
 /// (here because the node restarted with the 2023 contract).
-#[tokio::test]
 async fn retries_get_the_first_answer_even_after_a_configuration_change() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -328,3 +320,14 @@ async fn retries_get_the_first_answer_even_after_a_configuration_change() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+common::backend_tests!(
+    a_retried_gcc_request_uses_one_create_and_returns_the_first_answer,
+    a_retried_customer_create_makes_one_customer,
+    the_same_id_with_another_body_is_409_and_changes_nothing,
+    business_failures_are_replayed_too,
+    keys_are_per_partner_and_per_route,
+    sixteen_concurrent_retries_have_one_effect_and_one_answer,
+    retries_after_a_restart_return_the_first_answer,
+    retries_get_the_first_answer_even_after_a_configuration_change,
+);

@@ -60,7 +60,6 @@ async fn history(app: &TestApp, token: &str, customer: Uuid) -> (StatusCode, Val
     status_json(resp).await
 }
 
-#[tokio::test]
 async fn the_queue_lists_pending_requests_oldest_first_with_filters_and_pages() {
     let app = TestApp::spawn().await;
     let a = app.partner();
@@ -152,7 +151,6 @@ async fn the_queue_lists_pending_requests_oldest_first_with_filters_and_pages() 
     }
 }
 
-#[tokio::test]
 async fn approving_and_conflicting_decisions() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -261,7 +259,6 @@ async fn approving_and_conflicting_decisions() {
     assert_fault(resp, 400, 900118).await;
 }
 
-#[tokio::test]
 async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -372,7 +369,6 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
     assert!(full[1]["requestId"].is_string());
 }
 
-#[tokio::test]
 async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -445,7 +441,6 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-#[tokio::test]
 async fn a_retried_decision_is_answered_once() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -467,3 +462,11 @@ async fn a_retried_decision_is_answered_once() {
     let (_, steps) = history(&app, &reviewer, customer).await;
     assert_eq!(steps.as_array().unwrap().len(), 2);
 }
+
+common::backend_tests!(
+    the_queue_lists_pending_requests_oldest_first_with_filters_and_pages,
+    approving_and_conflicting_decisions,
+    a_denial_needs_a_documented_reason_and_can_be_requested_again,
+    only_reviewers_and_admins_review_and_only_owners_read_histories,
+    a_retried_decision_is_answered_once,
+);

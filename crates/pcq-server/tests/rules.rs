@@ -7,7 +7,6 @@ use common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-#[tokio::test]
 async fn none_nonprofit_and_unknown_values_are_400_900126_naming_the_value() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -54,7 +53,6 @@ async fn none_nonprofit_and_unknown_values_are_400_900126_naming_the_value() {
     assert_eq!(app.qualifications(&partner, customer).await, json!([]));
 }
 
-#[tokio::test]
 async fn contract_2021_accepts_education_alone_2023_requires_segment() {
     let old = TestApp::spawn().await;
     let partner = old.partner();
@@ -83,7 +81,6 @@ async fn contract_2021_accepts_education_alone_2023_requires_segment() {
     assert_eq!(resp.status(), StatusCode::CREATED);
 }
 
-#[tokio::test]
 async fn education_and_gcc_exclude_each_other_soe_stacks() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -147,7 +144,6 @@ async fn education_and_gcc_exclude_each_other_soe_stacks() {
     assert_eq!(names, ["GovernmentCommunityCloud", "StateOwnedEntity"]);
 }
 
-#[tokio::test]
 async fn posting_a_held_qualification_again_is_409() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -175,7 +171,6 @@ async fn posting_a_held_qualification_again_is_409() {
     );
 }
 
-#[tokio::test]
 async fn denied_education_may_be_requested_again() {
     let app = TestApp::spawn().await;
     let partner = app.dev_partner();
@@ -203,6 +198,7 @@ async fn denied_education_may_be_requested_again() {
     assert_eq!(events[1].from_status, Some(pcq_core::VettingStatus::Denied));
 }
 
+#[derive(Clone)]
 struct History(uuid::Uuid);
 impl pcq_server::store::Op for History {
     type Output = Vec<pcq_server::store::QualificationEvent>;
@@ -214,7 +210,6 @@ impl pcq_server::store::Op for History {
     }
 }
 
-#[tokio::test]
 async fn gcc_validation_code_rules() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -292,7 +287,6 @@ async fn gcc_validation_code_rules() {
     assert_eq!(app.codes(&partner).await[0], after, "nothing changed");
 }
 
-#[tokio::test]
 async fn concurrent_gcc_creates_never_overdraw_a_code() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -332,7 +326,6 @@ async fn concurrent_gcc_creates_never_overdraw_a_code() {
     assert_eq!(qualified, 5);
 }
 
-#[tokio::test]
 async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
     let app = TestApp::spawn().await;
     let owner = app.partner();
@@ -388,7 +381,6 @@ async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
     }
 }
 
-#[tokio::test]
 async fn partners_only_ever_list_their_own_customers_and_codes() {
     let app = TestApp::spawn().await;
     let a = app.partner();
@@ -416,7 +408,6 @@ async fn partners_only_ever_list_their_own_customers_and_codes() {
     assert_eq!(app.codes(&a).await.as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
 async fn customer_domains_are_unique_per_partner_and_validated() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -449,7 +440,6 @@ async fn customer_domains_are_unique_per_partner_and_validated() {
     assert_eq!(app.customer_count(&partner).await, 1);
 }
 
-#[tokio::test]
 async fn customer_list_pages_with_continuation_tokens() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -505,7 +495,6 @@ async fn customer_list_pages_with_continuation_tokens() {
     assert_fault(resp, 400, 800002).await;
 }
 
-#[tokio::test]
 async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -551,3 +540,18 @@ async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
         }
     }
 }
+
+common::backend_tests!(
+    none_nonprofit_and_unknown_values_are_400_900126_naming_the_value,
+    contract_2021_accepts_education_alone_2023_requires_segment,
+    education_and_gcc_exclude_each_other_soe_stacks,
+    posting_a_held_qualification_again_is_409,
+    denied_education_may_be_requested_again,
+    gcc_validation_code_rules,
+    concurrent_gcc_creates_never_overdraw_a_code,
+    customers_of_other_partners_are_403_20002_unknown_ones_404,
+    partners_only_ever_list_their_own_customers_and_codes,
+    customer_domains_are_unique_per_partner_and_validated,
+    customer_list_pages_with_continuation_tokens,
+    customer_ids_accept_braces_and_reject_malformed_ids_with_900118,
+);

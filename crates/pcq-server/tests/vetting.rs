@@ -31,7 +31,6 @@ async fn education(app: &TestApp, partner: &Partner, customer: Uuid) -> Value {
         .expect("an Education qualification")
 }
 
-#[tokio::test]
 async fn manual_policy_waits_for_a_reviewer_whatever_the_time() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -50,7 +49,6 @@ async fn manual_policy_waits_for_a_reviewer_whatever_the_time() {
     assert!(q.get("vettingReason").is_none());
 }
 
-#[tokio::test]
 async fn immediate_policy_decides_on_the_next_worker_step() {
     let app = TestApp::spawn_with(|c| c.vetting.policy = pcq_core::vetting::Mode::Immediate).await;
     let partner = app.partner();
@@ -74,7 +72,6 @@ async fn immediate_policy_decides_on_the_next_worker_step() {
     assert_eq!(app.drain().await["vettingDecisions"], 0);
 }
 
-#[tokio::test]
 async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"policy": "after", "after": "72h"}))
@@ -104,7 +101,6 @@ async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
     assert!(now.as_micros() - started.as_micros() >= 72 * 3_600_000_000);
 }
 
-#[tokio::test]
 async fn after_reads_policy_decides_on_the_nth_get() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"policy": "after_reads", "afterReads": 3, "outcome": "deny", "denyReason": "Not an Education Customer"})).await;
@@ -161,7 +157,6 @@ async fn after_reads_policy_decides_on_the_nth_get() {
     );
 }
 
-#[tokio::test]
 async fn domain_rules_approve_academic_domains_and_websites() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"policy": "domain_rules"})).await;
@@ -212,7 +207,6 @@ async fn domain_rules_approve_academic_domains_and_websites() {
     assert_eq!(denied["vettingReason"], "Not an Academic Domain");
 }
 
-#[tokio::test]
 async fn configured_suffixes_replace_the_defaults() {
     let app = TestApp::spawn_with(|c| {
         c.vetting.policy = pcq_core::vetting::Mode::DomainRules;
@@ -245,7 +239,6 @@ async fn configured_suffixes_replace_the_defaults() {
     );
 }
 
-#[tokio::test]
 async fn a_policy_change_applies_to_pending_decisions() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -304,7 +297,6 @@ async fn a_policy_change_applies_to_pending_decisions() {
     );
 }
 
-#[tokio::test]
 async fn the_run_time_policy_survives_a_restart() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"policy": "after", "after": "2h"}))
@@ -338,7 +330,6 @@ async fn the_run_time_policy_survives_a_restart() {
     );
 }
 
-#[tokio::test]
 async fn gcc_can_be_routed_to_review() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"gccReview": true})).await;
@@ -372,7 +363,6 @@ async fn gcc_can_be_routed_to_review() {
     );
 }
 
-#[tokio::test]
 async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -439,7 +429,6 @@ async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
 }
 
 /// The clock moves every time pcq stamps: dates of new requests follow it.
-#[tokio::test]
 async fn the_sandbox_clock_stamps_new_requests() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -461,7 +450,6 @@ async fn the_sandbox_clock_stamps_new_requests() {
 /// Requests made while the policy changes are decided by the policy in force when the worker
 /// looks, whichever policy the node had in mind when it answered the request: none is left
 /// waiting.
-#[tokio::test]
 async fn requests_racing_a_policy_change_are_not_stranded() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -490,7 +478,6 @@ async fn requests_racing_a_policy_change_are_not_stranded() {
     }
 }
 
-#[tokio::test]
 async fn the_clock_stops_at_the_last_writable_date() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token();
@@ -542,3 +529,19 @@ async fn the_clock_stops_at_the_last_writable_date() {
         "{q}"
     );
 }
+
+common::backend_tests!(
+    manual_policy_waits_for_a_reviewer_whatever_the_time,
+    immediate_policy_decides_on_the_next_worker_step,
+    after_policy_decides_when_the_sandbox_clock_passes_the_delay,
+    after_reads_policy_decides_on_the_nth_get,
+    domain_rules_approve_academic_domains_and_websites,
+    configured_suffixes_replace_the_defaults,
+    a_policy_change_applies_to_pending_decisions,
+    the_run_time_policy_survives_a_restart,
+    gcc_can_be_routed_to_review,
+    policy_and_clock_controls_need_the_admin_role_and_valid_input,
+    the_sandbox_clock_stamps_new_requests,
+    requests_racing_a_policy_change_are_not_stranded,
+    the_clock_stops_at_the_last_writable_date,
+);

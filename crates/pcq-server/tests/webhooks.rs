@@ -49,7 +49,6 @@ async fn verify(received: &Received) -> bool {
     verifier.verify(&received.body, &signature).is_ok()
 }
 
-#[tokio::test]
 async fn registration_lifecycle_in_the_partner_center_shape() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -149,7 +148,6 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     assert_fault(resp, 404, 1000).await;
 }
 
-#[tokio::test]
 async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -282,7 +280,6 @@ async fn education_with_events(app: &TestApp, partner: &Partner, domain: &str) -
     customer
 }
 
-#[tokio::test]
 async fn qualification_changes_are_announced_with_their_audit_record() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -331,7 +328,6 @@ async fn qualification_changes_are_announced_with_their_audit_record() {
     assert!(log.is_empty());
 }
 
-#[tokio::test]
 async fn failed_deliveries_are_retried_with_backoff_through_downtime_and_a_restart() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -411,7 +407,6 @@ async fn failed_deliveries_are_retried_with_backoff_through_downtime_and_a_resta
     assert_eq!(app.drain().await["webhookAttempts"], 0);
 }
 
-#[tokio::test]
 async fn deliveries_are_given_up_after_the_last_attempt() {
     let app = TestApp::spawn_with(|c| c.webhooks.max_attempts = 3).await;
     let partner = app.partner();
@@ -449,7 +444,6 @@ async fn deliveries_are_given_up_after_the_last_attempt() {
     assert_eq!(status["results"][2]["responseCode"], "InternalServerError");
 }
 
-#[tokio::test]
 async fn the_background_worker_delivers_without_being_asked() {
     let app = TestApp::spawn_with(|c| {
         c.worker.enabled = true;
@@ -476,7 +470,6 @@ async fn the_background_worker_delivers_without_being_asked() {
     assert_eq!(receiver.received().len(), 1);
 }
 
-#[tokio::test]
 async fn a_slow_receiver_gets_one_post_however_far_the_sandbox_clock_moves() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -526,7 +519,6 @@ async fn a_slow_receiver_gets_one_post_however_far_the_sandbox_clock_moves() {
     assert_eq!(receiver.received().len(), 1);
 }
 
-#[tokio::test]
 async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     use pcq_core::time::Timestamp;
     use pcq_server::service::webhooks::{ClaimDeliveries, FinishAttempts};
@@ -613,7 +605,6 @@ async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     assert_eq!(results[0]["systemError"], true);
 }
 
-#[tokio::test]
 async fn private_targets_are_refused_when_not_allowed() {
     let app = TestApp::spawn_with(|c| {
         c.webhooks.allow_private_targets = pcq_server::config::AutoBool::Set(false);
@@ -696,7 +687,6 @@ async fn private_targets_are_refused_when_not_allowed() {
     assert!(message.contains("not allowed"), "{log:?}");
 }
 
-#[tokio::test]
 async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     use pcq_core::time::Timestamp;
     use pcq_server::service::webhooks::ClaimDeliveries;
@@ -750,3 +740,16 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     assert_eq!(busy_ids, ["busy-0", "busy-1", "busy-2", "busy-3"]);
     assert_eq!(claimed.len(), 5, "and the other partner's one");
 }
+
+common::backend_tests!(
+    registration_lifecycle_in_the_partner_center_shape,
+    a_validation_event_arrives_signed_and_its_status_is_reported,
+    qualification_changes_are_announced_with_their_audit_record,
+    failed_deliveries_are_retried_with_backoff_through_downtime_and_a_restart,
+    deliveries_are_given_up_after_the_last_attempt,
+    the_background_worker_delivers_without_being_asked,
+    a_slow_receiver_gets_one_post_however_far_the_sandbox_clock_moves,
+    a_result_that_arrives_after_its_lease_was_taken_over_is_dropped,
+    private_targets_are_refused_when_not_allowed,
+    a_claim_takes_a_few_of_each_partners_deliveries_in_order,
+);

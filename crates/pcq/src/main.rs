@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use pcq_server::auth::TokenSpec;
 use pcq_server::config::Config;
 use pcq_server::service::seed::Seed;
-use pcq_server::{Application, load_dev_issuer};
+use pcq_server::{Application, tool_dev_issuer};
 
 mod review;
 
@@ -27,6 +27,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print a signed development token (and nothing else).
     Token(TokenArgs),
+    /// Apply the database migrations this version needs, and exit (pcq serve also applies
+    /// them at start).
+    Migrate(MigrateArgs),
     /// Review qualifications waiting for a decision (role Pcq.Reviewer).
     Review {
         #[command(subcommand)]
@@ -44,8 +47,12 @@ struct ServeArgs {
     /// Directory for the database and the development signing key [default: ./pcq-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded SQLite database (several nodes may share it)
+    /// [default: database_url from the configuration, PCQ_DATABASE_URL].
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Keep the database in memory; nothing is written to disk.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "database_url")]
     in_memory: bool,
     /// Configuration file (TOML); see config/default.toml for every key.
     #[arg(long, value_name = "FILE")]
@@ -59,6 +66,20 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct MigrateArgs {
+    /// PostgreSQL database to migrate [default: database_url from the configuration,
+    /// PCQ_DATABASE_URL; without one, the SQLite database in the data directory].
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Data directory of the SQLite database [default: ./pcq-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct TokenArgs {
     /// Data directory holding the development signing key (created on first use) [default: from
     /// the configuration, ./pcq-data].
@@ -67,6 +88,9 @@ struct TokenArgs {
     /// Configuration file, for the data directory and audience.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// PostgreSQL database holding the development signing key (when pcq runs on one).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Partner tenant id (`tid`).
     #[arg(long, value_name = "GUID")]
     tenant: String,
@@ -100,6 +124,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::Migrate(args) => migrate(args),
         Command::Review {
             command,
             connection,
@@ -125,9 +150,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.data_dir = dir;
         config.data_dir_explicit = true;
     }
+    if let Some(url) = args.database_url {
+        config.database_url = url;
+    }
     if args.in_memory {
         config.in_memory = true;
+        config.database_url.clear();
     }
+    config.validate()?;
     if args.no_worker {
         config.worker.enabled = false;
     }
@@ -217,16 +247,38 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(url) = args.database_url {
+        config.database_url = url;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+        config.data_dir_explicit = true;
+    }
+    config.in_memory = false;
+    config.validate()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let said = runtime.block_on(pcq_server::migrate(&config))?;
+    println!("{said}");
+    Ok(())
+}
+
 fn token(args: TokenArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    if let Some(url) = args.database_url {
+        config.database_url = url;
+    }
     config.in_memory = false;
     config.auth.dev_issuer = true;
+    config.validate()?;
     let tenant = pcq_core::ids::parse_guid(&args.tenant)
         .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;
-    let issuer = load_dev_issuer(&config)?.context("the development issuer is off")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let issuer = runtime.block_on(tool_dev_issuer(&config))?;
     let spec = TokenSpec {
         tenant,
         user: if args.app_only {

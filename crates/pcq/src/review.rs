@@ -30,6 +30,9 @@ pub struct Connection {
     /// Configuration file, for the data directory and audience.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// PostgreSQL database holding the development signing key (when pcq runs on one).
+    #[arg(long, value_name = "URL", global = true)]
+    database_url: Option<String>,
 }
 
 /// `pcq review …`
@@ -84,7 +87,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(connection: &Connection) -> anyhow::Result<Self> {
+    async fn new(connection: &Connection) -> anyhow::Result<Self> {
         pcq_server::install_tls_provider();
         let token = match &connection.token {
             Some(t) => t.clone(),
@@ -93,10 +96,13 @@ impl Client {
                 if let Some(dir) = &connection.data_dir {
                     config.data_dir = dir.clone();
                 }
+                if let Some(url) = &connection.database_url {
+                    config.database_url = url.clone();
+                }
                 config.in_memory = false;
                 config.auth.dev_issuer = true;
-                let issuer = pcq_server::load_dev_issuer(&config)?
-                    .context("the development issuer is off")?;
+                config.validate()?;
+                let issuer = pcq_server::tool_dev_issuer(&config).await?;
                 issuer.mint(&TokenSpec {
                     tenant: uuid::Uuid::nil(),
                     user: Some("reviewer@pcq.local".to_owned()),
@@ -146,7 +152,7 @@ fn print(value: &Value) {
 
 /// Runs a review command.
 pub async fn run(command: ReviewCommand, connection: Connection) -> anyhow::Result<()> {
-    let client = Client::new(&connection)?;
+    let client = Client::new(&connection).await?;
     match command {
         ReviewCommand::List {
             partner,

@@ -70,6 +70,26 @@ impl DevIssuer {
         Self::from_signing_key(&key)
     }
 
+    /// The issuer of a PKCS#8 PEM key (as [`DevIssuer::generate_pem`] makes); `origin` names
+    /// where the key came from, for the error message.
+    pub fn from_pem(pem: &str, origin: &str) -> anyhow::Result<Self> {
+        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| {
+            anyhow::anyhow!(
+                "the development signing key in {origin} is not an Ed25519 PKCS#8 key ({e})"
+            )
+        })?;
+        Self::from_signing_key(&key)
+    }
+
+    /// A new key as PKCS#8 PEM.
+    pub fn generate_pem() -> anyhow::Result<String> {
+        let key = SigningKey::from_bytes(&random_bytes()?);
+        Ok(key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?
+            .to_string())
+    }
+
     /// A key for this process only (nothing is written).
     pub fn ephemeral() -> anyhow::Result<Self> {
         Self::from_signing_key(&SigningKey::from_bytes(&random_bytes()?))
@@ -190,11 +210,7 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn create_key_file(path: &Path) -> anyhow::Result<()> {
-    let key = SigningKey::from_bytes(&random_bytes()?);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding the signing key: {e}"))?;
-    write_private_file_once(path, pem.as_bytes())
+    write_private_file_once(path, DevIssuer::generate_pem()?.as_bytes())
 }
 
 /// Creates `path` with `contents` and mode 0600 unless it exists. The file is written next to

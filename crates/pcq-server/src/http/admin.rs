@@ -108,6 +108,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// A trivial read, to see that the store answers.
+#[derive(Clone)]
 struct Ping;
 
 impl Op for Ping {

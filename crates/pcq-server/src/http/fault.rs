@@ -40,6 +40,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Fault(fault) => fault_response(&fault),
+            ApiError::Store(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "store unavailable");
+                fault_response(&ApiFault::service_unavailable(&match e {
+                    crate::store::StoreError::Busy => {
+                        "the database is busy with conflicting writes".to_owned()
+                    }
+                    _ => "the database cannot be reached".to_owned(),
+                }))
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 fault_response(&ApiFault::unexpected())

@@ -78,6 +78,7 @@ pub async fn record<T: Tx>(tx: &mut T, entry: Entry<'_>) -> StoreResult<String> 
 }
 
 /// A page of a partner's audit records.
+#[derive(Clone)]
 pub struct AuditPage(pub AuditQuery);
 
 impl Op for AuditPage {
@@ -89,6 +90,7 @@ impl Op for AuditPage {
 }
 
 /// One of a partner's audit records.
+#[derive(Clone)]
 pub struct FindAuditRecord(pub Uuid, pub String);
 
 impl Op for FindAuditRecord {

@@ -6,6 +6,7 @@ use crate::store::{Op, StoreResult, Tx};
 pub const OFFSET_KEY: &str = "clock_offset_micros";
 
 /// Reads the stored offset (0 when never advanced).
+#[derive(Clone)]
 pub struct StoredOffset;
 
 impl Op for StoredOffset {
@@ -27,6 +28,7 @@ pub const LATEST_MICROS: i64 = 253_402_300_799_000_000;
 /// Moves the stored offset forward by `by` microseconds, unless the clock would pass
 /// [`LATEST_MICROS`] given the system time `system_now`; returns the new offset, or `None`
 /// when the move is refused (and nothing changed).
+#[derive(Clone)]
 pub struct Advance {
     /// How far.
     pub by: i64,

@@ -10,6 +10,7 @@ use super::{Actor, reply_fault, reply_json};
 use crate::store::{CustomerRow, Op, StoreResult, StoredReply, Tx};
 
 /// Creates a customer for a partner.
+#[derive(Clone)]
 pub struct CreateCustomer {
     /// The creating partner.
     pub partner: Uuid,
@@ -67,6 +68,7 @@ impl Op for CreateCustomer {
 }
 
 /// One customer by id, whoever owns it (the caller checks the relationship).
+#[derive(Clone)]
 pub struct FindCustomer(pub Uuid);
 
 impl Op for FindCustomer {
@@ -78,6 +80,7 @@ impl Op for FindCustomer {
 }
 
 /// A page of a partner's customers.
+#[derive(Clone)]
 pub struct CustomerPage {
     /// The partner.
     pub partner: Uuid,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clock;
 pub mod customers;
+pub mod keys;
 pub mod qualifications;
 pub mod render;
 pub mod review;
@@ -121,6 +122,7 @@ pub fn fingerprint(query: &str, body: &[u8]) -> String {
 /// Runs `op` at most once per idempotency key: the first request with a key runs and its answer
 /// is stored with the op's writes; a retry gets the stored answer and changes nothing; a
 /// different request under the same key gets 409.
+#[derive(Clone)]
 pub struct Idempotent<O> {
     /// The key; `None` when the client sent no `MS-RequestId` (every request is then new).
     pub key: Option<IdemKey>,
@@ -161,6 +163,7 @@ impl<O: Op<Output = StoredReply>> Op for Idempotent<O> {
 }
 
 /// Looks an idempotency key up (for requests that fail before they reach a write).
+#[derive(Clone)]
 pub struct FindIdempotencyRecord(pub IdemKey);
 
 impl Op for FindIdempotencyRecord {
@@ -172,6 +175,7 @@ impl Op for FindIdempotencyRecord {
 }
 
 /// Reads or creates the node's development partner tenant.
+#[derive(Clone)]
 pub struct DevPartner;
 
 impl Op for DevPartner {

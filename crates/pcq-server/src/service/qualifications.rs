@@ -25,6 +25,7 @@ pub enum Endpoint {
 }
 
 /// Adds a qualification to a customer.
+#[derive(Clone)]
 pub struct CreateQualification {
     /// The calling partner.
     pub partner: Uuid,
@@ -148,6 +149,7 @@ impl Op for CreateQualification {
 }
 
 /// A customer and its current qualifications, in listing order.
+#[derive(Clone)]
 pub struct CustomerQualifications(pub Uuid);
 
 impl Op for CustomerQualifications {

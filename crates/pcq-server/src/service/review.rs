@@ -7,6 +7,7 @@ use crate::store::{
 };
 
 /// A page of the review queue.
+#[derive(Clone)]
 pub struct Queue(pub ReviewQuery);
 
 impl Op for Queue {
@@ -18,6 +19,7 @@ impl Op for Queue {
 }
 
 /// A customer and every step of its qualifications.
+#[derive(Clone)]
 pub struct History(pub Uuid);
 
 impl Op for History {

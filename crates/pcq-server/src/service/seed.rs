@@ -262,6 +262,7 @@ fn parse_customer(partner: SeedPartnerId, raw: Value) -> anyhow::Result<SeedCust
 }
 
 /// Loads a seed into the store.
+#[derive(Clone)]
 pub struct ApplySeed {
     /// The checked seed.
     pub seed: Seed,

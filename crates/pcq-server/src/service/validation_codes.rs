@@ -8,6 +8,7 @@ use super::{render, reply_fault, reply_json};
 use crate::store::{Op, StoreError, StoreResult, StoredReply, Tx, ValidationCodeRow};
 
 /// Issues a validation code to a partner.
+#[derive(Clone)]
 pub struct IssueValidationCode {
     /// The partner receiving the code.
     pub partner: Uuid,
@@ -65,6 +66,7 @@ impl Op for IssueValidationCode {
 }
 
 /// A partner's validation codes.
+#[derive(Clone)]
 pub struct PartnerValidationCodes(pub Uuid);
 
 impl Op for PartnerValidationCodes {

@@ -13,7 +13,7 @@ use super::audit::{self, status};
 use super::webhooks::{self, CUSTOMER_QUALIFICATION_UPDATED};
 use super::{Actor, Effects, owned_customer, render, reply_fault, reply_json};
 use crate::store::{
-    CustomerRow, Op, QualificationEvent, QualificationRow, StoreResult, StoredReply, Tx,
+    CustomerRow, Isolation, Op, QualificationEvent, QualificationRow, StoreResult, StoredReply, Tx,
     VettingJobRow,
 };
 
@@ -221,6 +221,7 @@ async fn decide_job<T: Tx>(
 }
 
 /// Decides every pending decision that is due under the policy in force (up to `limit`).
+#[derive(Clone)]
 pub struct DecideDue {
     /// The configured policy (a run-time one is read in the transaction).
     pub configured: Arc<VettingPolicy>,
@@ -235,6 +236,9 @@ pub struct DecideDue {
 impl Op for DecideDue {
     /// How many due decisions were looked at, and how many of them changed a qualification.
     type Output = (usize, usize);
+    /// The due rows are claimed with row locks that concurrent workers skip, and every decision
+    /// is the conditional update of [`transition`].
+    const ISOLATION: Isolation = Isolation::ReadCommitted;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<(usize, usize)> {
         let policy = current_policy(tx, &self.configured).await?;
@@ -257,6 +261,7 @@ impl Op for DecideDue {
 /// Reads a customer's qualifications under the `after_reads` policy: counts the read against
 /// each pending decision, decides those that become due, and returns the qualifications as
 /// they are then. (Under another policy it only reads.)
+#[derive(Clone)]
 pub struct ReadQualifications {
     /// The calling partner.
     pub partner: Uuid,
@@ -296,6 +301,7 @@ impl Op for ReadQualifications {
 }
 
 /// A reviewer's decision on a qualification in review.
+#[derive(Clone)]
 pub struct ReviewDecide {
     /// The customer.
     pub customer: Uuid,
@@ -376,6 +382,7 @@ impl Op for ReviewDecide {
 
 /// Sets (or, with `None`, clears) the policy chosen at run time; returns the new stored state.
 /// Pending decisions need no rescheduling: whether one is due is asked of the policy in force.
+#[derive(Clone)]
 pub struct SetPolicy(pub Option<VettingPolicy>);
 
 impl Op for SetPolicy {
@@ -394,6 +401,7 @@ impl Op for SetPolicy {
 }
 
 /// The stored run-time policy state.
+#[derive(Clone)]
 pub struct StoredPolicy;
 
 impl Op for StoredPolicy {

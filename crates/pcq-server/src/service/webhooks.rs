@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{reply_fault, reply_json};
 use crate::store::{
-    AttemptRow, DeliveryRow, DeliveryStatus, Op, StoreResult, StoredReply, Tx,
+    AttemptRow, DeliveryRow, DeliveryStatus, Isolation, Op, StoreResult, StoredReply, Tx,
     WebhookRegistrationRow,
 };
 
@@ -109,6 +109,7 @@ pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
 }
 
 /// Leases due deliveries to one claim.
+#[derive(Clone)]
 pub struct ClaimDeliveries {
     /// Now, on pcq's clock (what is due).
     pub now: Timestamp,
@@ -127,6 +128,8 @@ pub struct ClaimDeliveries {
 
 impl Op for ClaimDeliveries {
     type Output = Vec<DeliveryRow>;
+    /// The claim is one conditional update, re-checked on each row's latest version.
+    const ISOLATION: Isolation = Isolation::ReadCommitted;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryRow>> {
         tx.claim_deliveries(
@@ -143,6 +146,7 @@ impl Op for ClaimDeliveries {
 
 /// Records the outcome of the attempts of one claim. Outcomes of deliveries the claim no longer
 /// holds are dropped; returns how many were recorded.
+#[derive(Clone)]
 pub struct FinishAttempts {
     /// The claim's token.
     pub token: String,
@@ -152,6 +156,8 @@ pub struct FinishAttempts {
 
 impl Op for FinishAttempts {
     type Output = usize;
+    /// Each outcome is recorded by a conditional update on the claim's token.
+    const ISOLATION: Isolation = Isolation::ReadCommitted;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<usize> {
         let mut recorded = 0;
@@ -170,6 +176,7 @@ impl Op for FinishAttempts {
 }
 
 /// Creates (or, with `replace`, changes) a partner's registration.
+#[derive(Clone)]
 pub struct Register {
     /// The partner.
     pub partner: Uuid,
@@ -215,6 +222,7 @@ pub fn render_registration(row: &WebhookRegistrationRow) -> WebhookRegistration 
 }
 
 /// Sends a `test-created` event to the partner's registration.
+#[derive(Clone)]
 pub struct SendValidationEvent {
     /// The partner.
     pub partner: Uuid,
@@ -259,6 +267,7 @@ impl Op for SendValidationEvent {
 pub type DeliveryWithAttempts = (DeliveryRow, Vec<AttemptRow>);
 
 /// The deliveries of one validation event.
+#[derive(Clone)]
 pub struct ValidationDeliveries {
     /// The partner.
     pub partner: Uuid,
@@ -278,6 +287,7 @@ impl Op for ValidationDeliveries {
 }
 
 /// A partner's most recent deliveries.
+#[derive(Clone)]
 pub struct RecentDeliveries {
     /// The partner.
     pub partner: Uuid,
@@ -307,6 +317,7 @@ async fn with_attempts<T: Tx>(
 }
 
 /// A partner's registration.
+#[derive(Clone)]
 pub struct FindRegistration(pub Uuid);
 
 impl Op for FindRegistration {
@@ -319,6 +330,7 @@ impl Op for FindRegistration {
 
 /// Removes a partner's registration (its queued deliveries still go out); `false` when there
 /// was none.
+#[derive(Clone)]
 pub struct Unregister(pub Uuid);
 
 impl Op for Unregister {
@@ -336,6 +348,7 @@ mod tests {
     use crate::store::sqlite::{SqliteOptions, SqliteStore};
     use crate::store::{Store, StoreError};
 
+    #[derive(Clone)]
     struct Setup(Uuid);
     impl Op for Setup {
         type Output = ();
@@ -353,6 +366,7 @@ mod tests {
     }
 
     /// Enqueues an event, then fails like a change that cannot complete.
+    #[derive(Clone)]
     struct EnqueueThenFail(Uuid, bool);
     impl Op for EnqueueThenFail {
         type Output = bool;

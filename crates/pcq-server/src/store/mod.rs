@@ -6,6 +6,7 @@
 //! read snapshot. The SQL is shared by the backends (`sql.rs`); each backend only decides how
 //! transactions are opened, batched and committed.
 
+pub mod postgres;
 mod sql;
 pub mod sqlite;
 
@@ -17,6 +18,7 @@ use pcq_core::{EducationSegment, Qualification, VettingStatus};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed. None of these is the client's doing: they become 500s.
@@ -37,6 +39,31 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migration(Arc<sqlx::migrate::MigrateError>),
+    /// The store is configured wrongly (the message says how).
+    #[error("{0}")]
+    Config(String),
+    /// A write kept conflicting with concurrent ones and was given up; retrying it later is
+    /// safe.
+    #[error("the database is too busy with conflicting writes")]
+    Busy,
+}
+
+impl StoreError {
+    /// Whether the store could not be reached or is overloaded (as opposed to a failure of
+    /// the operation itself): the client should retry later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable | StoreError::Busy => true,
+            StoreError::Database(e) => matches!(
+                **e,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -603,13 +630,29 @@ pub trait Tx: Send {
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
+/// The isolation an [`Op`] needs on a backend whose writers run in parallel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// As if the op ran alone (the default). A conflict with a concurrent op aborts one of
+    /// them, and the store runs it again: an op must be safe to run more than once until one
+    /// run commits (it is: an aborted run leaves no trace).
+    Serializable,
+    /// Each statement sees what was committed before it. For ops written so that this is
+    /// enough: every decision they make is a conditional `UPDATE` (re-checked by the database
+    /// on the row's latest version) or a claim of rows locked by it.
+    ReadCommitted,
+}
+
 /// A unit of work run in one transaction.
 ///
 /// An `Err` rolls back everything the op wrote; an `Ok` commits it, whatever the value says. So
 /// an op that answers a client with a fault must decide that before it writes anything.
-pub trait Op: Send + 'static {
+pub trait Op: Send + Clone + 'static {
     /// What the op returns.
     type Output: Send + 'static;
+    /// How strictly the op must be isolated from concurrent ones where writers run in parallel
+    /// (PostgreSQL; SQLite's one writer runs ops one after another anyway).
+    const ISOLATION: Isolation = Isolation::Serializable;
     /// Runs the op.
     fn run<T: Tx>(self, tx: &mut T) -> impl Future<Output = StoreResult<Self::Output>> + Send;
 }
@@ -622,6 +665,7 @@ pub struct Store {
 
 enum Backend {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -632,10 +676,18 @@ impl Store {
         }
     }
 
+    /// Wraps an opened PostgreSQL store.
+    pub fn postgres(store: PgStore) -> Self {
+        Store {
+            backend: Arc::new(Backend::Postgres(store)),
+        }
+    }
+
     /// Runs `op` in a write transaction; returns once its commit is durable.
     pub async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
         match &*self.backend {
             Backend::Sqlite(s) => s.write(op).await,
+            Backend::Postgres(s) => s.write(op).await,
         }
     }
 
@@ -643,6 +695,7 @@ impl Store {
     pub async fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
         match &*self.backend {
             Backend::Sqlite(s) => s.read(op).await,
+            Backend::Postgres(s) => s.read(op).await,
         }
     }
 
@@ -650,6 +703,7 @@ impl Store {
     pub async fn close(&self) {
         match &*self.backend {
             Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 
@@ -658,6 +712,13 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(s) if s.is_in_memory() => "sqlite-memory",
             Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
+    }
+
+    /// Whether several nodes may share this store (so node-local files cannot hold what they
+    /// must agree on).
+    pub fn is_shared(&self) -> bool {
+        matches!(&*self.backend, Backend::Postgres(_))
     }
 }

@@ -128,8 +128,12 @@ pub(super) fn like_escape(raw: &str) -> String {
 }
 
 /// Implements [`Tx`](super::Tx) for a sqlx connection type over the shared statements.
+///
+/// `skip_locked` is appended to the query that claims due vetting jobs: `""` where one writer
+/// runs at a time, `" FOR UPDATE SKIP LOCKED"` where concurrent workers must not take the same
+/// rows.
 macro_rules! impl_tx {
-    ($conn:ty, $row:ty) => {
+    ($conn:ty, $row:ty, skip_locked = $skip_locked:literal) => {
         mod shared_tx {
         use pcq_core::time::Timestamp;
         use pcq_core::{EducationSegment, VettingStatus};
@@ -709,7 +713,8 @@ macro_rules! impl_tx {
                 let sql = concat!(
                     "SELECT ", sql::job_columns!(), " FROM vetting_jobs \
                      WHERE created_at <= $1 AND reads >= $2 \
-                     ORDER BY created_at, customer_id, qualification LIMIT $3"
+                     ORDER BY created_at, customer_id, qualification LIMIT $3",
+                    $skip_locked
                 );
                 sqlx::query(sql)
                     .bind(started_by.as_micros())

@@ -28,7 +28,11 @@ use super::{Op, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-impl_tx!(sqlx::sqlite::SqliteConnection, sqlx::sqlite::SqliteRow);
+impl_tx!(
+    sqlx::sqlite::SqliteConnection,
+    sqlx::sqlite::SqliteRow,
+    skip_locked = ""
+);
 
 /// Where and how to open the SQLite store.
 #[derive(Debug, Clone)]
@@ -367,6 +371,7 @@ mod tests {
     use super::*;
     use crate::store::{Store, Tx};
 
+    #[derive(Clone)]
     struct PutMeta(String, &'static str);
     impl Op for PutMeta {
         type Output = String;
@@ -375,6 +380,7 @@ mod tests {
         }
     }
 
+    #[derive(Clone)]
     struct FailAfterPut(String);
     impl Op for FailAfterPut {
         type Output = ();
@@ -384,6 +390,7 @@ mod tests {
         }
     }
 
+    #[derive(Clone)]
     struct GetMeta(String);
     impl Op for GetMeta {
         type Output = Option<String>;
@@ -452,6 +459,7 @@ mod tests {
         again.close().await;
     }
 
+    #[derive(Clone)]
     struct Panics;
     impl Op for Panics {
         type Output = ();

@@ -16,6 +16,152 @@ use uuid::Uuid;
 
 pub const AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
 
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a fresh data directory.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL database named by `PCQ_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// The backend of the running test (SQLite outside [`on_backend`]).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// The PostgreSQL server tests run against, if any.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("PCQ_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Runs a test on `backend`. On PostgreSQL without `PCQ_TEST_DATABASE_URL`, says that the test
+/// was skipped and passes.
+pub async fn on_backend(backend: Backend, name: &str, test: impl std::future::Future<Output = ()>) {
+    if backend == Backend::Postgres && test_database_url().is_none() {
+        // Written past the test harness's output capture, so that it shows.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {name} on PostgreSQL: PCQ_TEST_DATABASE_URL is not set"
+        );
+        return;
+    }
+    BACKEND.scope(backend, test).await
+}
+
+/// Turns `async fn`s into tests, one on SQLite and one on PostgreSQL each:
+/// `sqlite::name` and `postgres::name`.
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crate::common::on_backend(
+                        crate::common::Backend::Sqlite,
+                        stringify!($name),
+                        super::$name(),
+                    )
+                    .await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crate::common::on_backend(
+                        crate::common::Backend::Postgres,
+                        stringify!($name),
+                        super::$name(),
+                    )
+                    .await
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use backend_tests;
+
+/// A schema of its own in the test PostgreSQL database, migrated and holding the fixture
+/// webhook signing key; dropped when the last node using it is gone.
+pub struct PgSchema {
+    pub name: String,
+    /// The URL with the schema as search path.
+    pub url: String,
+    server: String,
+}
+
+impl PgSchema {
+    pub async fn create() -> PgSchema {
+        use sqlx::Connection;
+        let server = test_database_url().expect("PCQ_TEST_DATABASE_URL is set");
+        let name = format!("pcq_t_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("PCQ_TEST_DATABASE_URL={server} is not reachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{separator}options[search_path]={name}");
+        let mut config = Config::defaults();
+        config.database_url = url.clone();
+        let store = pcq_server::open_store(&config)
+            .await
+            .expect("schema migrates");
+        store
+            .write(pcq_server::service::keys::KeepKey {
+                name: pcq_server::service::keys::WEBHOOK_SIGNING_KEY,
+                pem: fixture_signing_key().to_owned(),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        PgSchema { name, url, server }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: clean up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
+                    let _ = sqlx::query("SET lock_timeout = '10s'")
+                        .execute(&mut admin)
+                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {name} CASCADE"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// A running node.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -24,6 +170,7 @@ pub struct TestApp {
     pub state: AppState,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
+    schema: Option<Arc<PgSchema>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -44,6 +191,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.data_dir = dir.to_path_buf();
     config.data_dir_explicit = true;
     config.worker.enabled = false;
+    config.store.pg_max_connections = 4;
     config
 }
 
@@ -59,13 +207,34 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
-    /// A node on a fresh data directory, with configuration changes.
+    /// A node on a fresh data directory (and, on PostgreSQL, a fresh schema), with
+    /// configuration changes.
     pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(dir.path());
+        let schema = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let schema = PgSchema::create().await;
+                config.database_url = schema.url.clone();
+                Some(Arc::new(schema))
+            }
+        };
         change(&mut config);
         let mut app = Self::start(config).await;
         app._dir = Some(dir);
+        app.schema = schema;
+        app
+    }
+
+    /// Another node on this node's database (PostgreSQL: the same schema; SQLite: a copy of
+    /// the configuration, which only works for one node at a time).
+    pub async fn sibling(&self, change: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.state.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        change(&mut config);
+        let mut app = Self::start(config).await;
+        app.schema = self.schema.clone();
         app
     }
 
@@ -73,7 +242,7 @@ impl TestApp {
     pub async fn start(config: Config) -> TestApp {
         let data_dir = config.data_dir.clone();
         let key = data_dir.join(pcq_server::webhook_signing::KEY_FILE);
-        if !config.in_memory && !key.exists() {
+        if !config.in_memory && config.database_url.is_empty() && !key.exists() {
             std::fs::create_dir_all(&data_dir).unwrap();
             std::fs::write(&key, fixture_signing_key()).unwrap();
         }
@@ -94,6 +263,7 @@ impl TestApp {
             state,
             data_dir,
             _dir: None,
+            schema: None,
             stop: Some(stop),
             task: Some(task),
         }
@@ -113,10 +283,12 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
         let dir = self._dir.take();
+        let schema = self.schema.take();
         let mut config = self.state.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
         let mut next = Self::start(config).await;
         next._dir = dir;
+        next.schema = schema;
         next
     }
 

@@ -1,0 +1,294 @@
+//! The PostgreSQL backend, for several pcq nodes on one database.
+//!
+//! Every write op runs in its own transaction on a pooled connection, at the isolation it asks
+//! for ([`Isolation`]): `SERIALIZABLE` by default, so that ops written for SQLite's one writer
+//! keep their meaning when nodes write at the same time; the database aborts one of two
+//! conflicting transactions, and the store runs the aborted op again (with a short, growing,
+//! jittered pause) until it commits or the retries run out. The worker's claims run at
+//! `READ COMMITTED` and take rows with `FOR UPDATE SKIP LOCKED` or conditional updates, so
+//! workers on different nodes never take the same job. Reads run in a `REPEATABLE READ READ ONLY`
+//! snapshot. With `synchronous_commit` on (PostgreSQL's default) a commit that returned is
+//! durable.
+//!
+//! Migrations run at start under PostgreSQL's advisory lock, so nodes starting together apply
+//! them once; `pcq migrate` applies them without serving.
+
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::sql::impl_tx;
+use super::{Isolation, Op, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl_tx!(
+    sqlx::postgres::PgConnection,
+    sqlx::postgres::PgRow,
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+);
+
+/// How to reach and use the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database?...`
+    pub url: String,
+    /// Most connections this node opens.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a request waits for a free connection.
+    pub acquire_timeout: Duration,
+    /// How long one statement may run before the database cancels it.
+    pub statement_timeout: Duration,
+    /// How often an op aborted by a conflict with a concurrent one is run again.
+    pub conflict_retries: u32,
+}
+
+/// The PostgreSQL store: a connection pool.
+pub struct PgStore {
+    pool: PgPool,
+    conflict_retries: u32,
+}
+
+/// Parses a database URL, with a message that names what is wrong (and never the password).
+pub fn parse_url(url: &str) -> Result<PgConnectOptions, String> {
+    let scheme = url.split("://").next().unwrap_or_default();
+    if !(scheme == "postgres" || scheme == "postgresql") || !url.contains("://") {
+        return Err(format!(
+            "the database URL must start with postgres:// (for example \
+             postgres://pcq@db.example.com:5432/pcq), not {:?}",
+            redact_url(url)
+        ));
+    }
+    PgConnectOptions::from_str(url)
+        .map_err(|e| format!("the database URL {} is not valid: {e}", redact_url(url)))
+}
+
+/// The URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((credentials, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = match credentials.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => credentials.to_owned(),
+    };
+    format!("{scheme}://{user}@{host}{tail}")
+}
+
+fn connect_options(options: &PgOptions) -> StoreResult<PgConnectOptions> {
+    let millis = options.statement_timeout.as_millis().max(1);
+    Ok(parse_url(&options.url)
+        .map_err(StoreError::Config)?
+        .application_name("pcq")
+        .options([
+            ("statement_timeout", millis.to_string()),
+            // A connection left inside a transaction by a stuck node does not hold locks for
+            // long.
+            (
+                "idle_in_transaction_session_timeout",
+                (millis * 6).to_string(),
+            ),
+        ]))
+}
+
+/// Whether an error is a conflict with a concurrent transaction, after which the op can simply
+/// run again.
+fn is_conflict(e: &StoreError) -> bool {
+    let StoreError::Database(e) = e else {
+        return false;
+    };
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    // serialization_failure, deadlock_detected
+    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+}
+
+/// The pause before running an aborted op again: doubling from 2 ms to at most 256 ms, with
+/// jitter so that the ops that collided do not collide again.
+fn conflict_pause(attempt: u32) -> Duration {
+    let ceiling = 2u64 << attempt.min(7);
+    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % ceiling;
+    Duration::from_millis(ceiling / 2 + jitter / 2)
+}
+
+impl PgStore {
+    /// Connects (without migrating). One connection is opened first, so that a database that
+    /// cannot be reached is reported with the reason (refused, unknown host, authentication,
+    /// no such database) rather than as a pool timeout.
+    pub async fn connect(options: &PgOptions) -> StoreResult<Self> {
+        let connect = connect_options(options)?;
+        let first = tokio::time::timeout(
+            options.acquire_timeout,
+            sqlx::PgConnection::connect_with(&connect),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Config(format!(
+                "no answer from the database server within {} ms",
+                options.acquire_timeout.as_millis()
+            ))
+        })?
+        .map_err(|e| match e {
+            sqlx::Error::Io(io) => {
+                StoreError::Config(format!("cannot reach the database server: {io}"))
+            }
+            sqlx::Error::Database(db) => StoreError::Config(db.message().to_owned()),
+            other => StoreError::from(other),
+        })?;
+        let _ = first.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(options.min_connections.min(options.max_connections))
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_lazy_with(connect);
+        Ok(PgStore {
+            pool,
+            conflict_retries: options.conflict_retries,
+        })
+    }
+
+    /// Connects and applies the migrations this version of pcq needs.
+    pub async fn open(options: &PgOptions) -> StoreResult<Self> {
+        let store = Self::connect(options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations under the database's advisory lock; returns how many were
+    /// applied.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        let before = self.applied_migrations().await?;
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(std::sync::Arc::new(e)))?;
+        Ok(self.applied_migrations().await?.saturating_sub(before))
+    }
+
+    async fn applied_migrations(&self) -> StoreResult<usize> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        if !exists {
+            return Ok(0);
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Runs `op` in a write transaction at the isolation it asks for; returns once the commit
+    /// is durable. An op aborted by a conflict with a concurrent transaction runs again.
+    pub async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        let mut attempt = 0;
+        loop {
+            match self.write_once(op.clone()).await {
+                Err(e) if is_conflict(&e) && attempt < self.conflict_retries => {
+                    attempt += 1;
+                    tokio::time::sleep(conflict_pause(attempt)).await;
+                }
+                Err(e) if is_conflict(&e) => {
+                    tracing::warn!(
+                        attempts = attempt + 1,
+                        "a write kept conflicting with others"
+                    );
+                    return Err(StoreError::Busy);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_once<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        let begin = match O::ISOLATION {
+            Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            Isolation::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
+        };
+        let mut tx = self.pool.begin_with(begin).await?;
+        let result = match AssertUnwindSafe(op.run(&mut *tx)).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!("a write operation panicked; its changes are rolled back");
+                Err(StoreError::Panicked)
+            }
+        };
+        match result {
+            Ok(output) => {
+                tx.commit().await?;
+                Ok(output)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls it back too; rolling back here returns the
+                // connection to the pool at once.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `op` in a read-only snapshot.
+    pub async fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let result = match AssertUnwindSafe(op.run(&mut *tx)).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Panicked),
+        };
+        let _ = tx.rollback().await;
+        result
+    }
+
+    /// Closes every connection (waiting for the ones in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgres://pcq:s3cret@db:5432/pcq?sslmode=require"),
+            "postgres://pcq:***@db:5432/pcq?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://pcq@db/pcq"), "postgres://pcq@db/pcq");
+        assert_eq!(redact_url("postgres://db/pcq"), "postgres://db/pcq");
+        assert_eq!(
+            redact_url("postgresql://u:p@w@host/db"),
+            "postgresql://u:***@host/db"
+        );
+        let e = parse_url("mysql://u:hunter2@db/pcq").unwrap_err();
+        assert!(e.contains("postgres://") && !e.contains("hunter2"), "{e}");
+        assert!(parse_url("postgres://pcq@127.0.0.1:5432/pcq").is_ok());
+    }
+
+    #[test]
+    fn conflict_pauses_grow_and_stay_short() {
+        for attempt in 1..50 {
+            let pause = conflict_pause(attempt);
+            assert!(pause <= Duration::from_millis(256), "{attempt}: {pause:?}");
+            assert!(pause >= Duration::from_millis(1), "{attempt}: {pause:?}");
+        }
+    }
+}
