@@ -739,6 +739,23 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
         .collect();
     assert_eq!(busy_ids, ["busy-0", "busy-1", "busy-2", "busy-3"]);
     assert_eq!(claimed.len(), 5, "and the other partner's one");
+
+    // While that claim holds them, another claim (another node) leaves both partners alone,
+    // so busy-4 cannot overtake busy-0.
+    let other = app
+        .state
+        .store
+        .write(ClaimDeliveries {
+            now: app.state.clock.now(),
+            real_now: real,
+            lease_until: real.plus_micros(60_000_000),
+            token: "other".to_owned(),
+            limit: 10,
+            per_partner: 4,
+        })
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "{other:?}");
 }
 
 common::backend_tests!(

@@ -458,3 +458,70 @@ fn help_lists_the_commands() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("serve") && text.contains("token"), "{text}");
 }
+
+/// A database that cannot be used stops pcq at start with the reason and status 1, never with
+/// a panic, and never shows the password.
+#[test]
+fn a_database_that_cannot_be_used_stops_pcq_with_the_reason() {
+    let cwd = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("postgres://pcq:hunter2@127.0.0.1:{port}/pcq");
+    for (args, expected) in [
+        (
+            vec![
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &unreachable,
+            ],
+            "cannot reach the database server",
+        ),
+        (
+            vec!["migrate", "--database-url", &unreachable],
+            "cannot reach the database server",
+        ),
+        (
+            vec![
+                "token",
+                "--tenant",
+                "4f1c2b6e-96a2-4b8e-a0b8-2d8f52a3c9d1",
+                "--database-url",
+                &unreachable,
+            ],
+            "cannot reach the database server",
+        ),
+        (
+            vec![
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                "mysql://pcq:hunter2@db/pcq",
+            ],
+            "must start with postgres://",
+        ),
+    ] {
+        let out = Command::new(PCQ)
+            .args(&args)
+            .current_dir(cwd.path())
+            .env("RUST_LOG", "warn")
+            .env_remove("PCQ_DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{args:?} shows the password: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a banner");
+    }
+}

@@ -108,7 +108,8 @@ pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
     Ok(true)
 }
 
-/// Leases due deliveries to one claim.
+/// Leases due deliveries to one claim: one partner's deliveries are in at most one claim at a
+/// time, so they go out in order even with several nodes delivering.
 #[derive(Clone)]
 pub struct ClaimDeliveries {
     /// Now, on pcq's clock (what is due).
@@ -128,8 +129,8 @@ pub struct ClaimDeliveries {
 
 impl Op for ClaimDeliveries {
     type Output = Vec<DeliveryRow>;
-    /// The claim is one conditional update, re-checked on each row's latest version.
-    const ISOLATION: Isolation = Isolation::ReadCommitted;
+    // Serializable (the default): a claim leaves alone the partners whose deliveries another
+    // claim holds, so two claims racing for one partner must not both succeed.
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryRow>> {
         tx.claim_deliveries(

@@ -580,8 +580,9 @@ pub trait Tx: Send {
         row: &DeliveryRow,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Leases up to `limit` deliveries due at `now` (pcq's clock), at most `per_partner` of any
-    /// one partner (the earliest), to the claim `token` until `lease_until` (real time; a lease
-    /// that ran out by `real_now` may be taken over).
+    /// one partner (the earliest) and none of a partner another claim holds deliveries of, to
+    /// the claim `token` until `lease_until` (real time; a lease that ran out by `real_now` may
+    /// be taken over).
     fn claim_deliveries(
         &mut self,
         now: Timestamp,

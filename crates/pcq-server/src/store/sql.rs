@@ -851,8 +851,11 @@ macro_rules! impl_tx {
                      AND id IN (SELECT id FROM ( \
                          SELECT id, next_attempt_at, seq, ROW_NUMBER() OVER ( \
                              PARTITION BY partner_tenant_id ORDER BY next_attempt_at, seq) AS nth \
-                         FROM webhook_deliveries WHERE status = 'pending' \
+                         FROM webhook_deliveries d WHERE status = 'pending' \
                          AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) \
+                         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries busy \
+                             WHERE busy.partner_tenant_id = d.partner_tenant_id \
+                             AND busy.status = 'pending' AND busy.lease_until > $2) \
                      ) due WHERE nth <= $6 ORDER BY next_attempt_at, seq LIMIT $5) \
                      RETURNING ", sql::delivery_columns!()
                 );
