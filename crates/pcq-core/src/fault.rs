@@ -355,6 +355,19 @@ impl ApiFault {
         .with_param("role", role)
     }
 
+    /// A GovernmentCommunityCloud request from a token without a GDAP directory role.
+    pub fn gdap_role_required() -> Self {
+        Self::new(
+            403,
+            codes::ROLE_NOT_PERMITTED,
+            "GdapRoleRequired",
+            "The supplied role does not have the rights to perform the requested operation: \
+             GovernmentCommunityCloud qualifications need one of the GDAP roles Directory \
+             Readers, Directory Writers, License Administrator or User Administrator in the \
+             token (its wids or roles claim).",
+        )
+    }
+
     /// The customer exists but belongs to another partner.
     pub fn no_relationship(partner: &str, customer: &str) -> Self {
         Self::new(

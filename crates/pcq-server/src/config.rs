@@ -69,8 +69,48 @@ pub struct Config {
 pub struct AuthConfig {
     /// Required token audience.
     pub audience: String,
-    /// Whether the development issuer is trusted.
-    pub dev_issuer: bool,
+    /// Whether the development issuer is trusted (`auto`: when listening on loopback only).
+    pub dev_issuer: AutoBool,
+    /// Whether GovernmentCommunityCloud requests need a GDAP directory role.
+    pub gcc_requires_gdap_role: bool,
+    /// The GDAP directory roles that allow GCC requests: template ids (`wids`) or names (`roles`).
+    pub gdap_roles: Vec<String>,
+    /// Shortest time between two JWKS fetches of one issuer, in seconds.
+    pub jwks_min_refresh_seconds: u64,
+    /// Age after which an issuer's JWKS is fetched again, in seconds.
+    pub jwks_max_age_seconds: u64,
+    /// External identity providers.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+impl AuthConfig {
+    /// Whether the development issuer is trusted by a node listening on `listen`: as configured,
+    /// or under `auto` only when every connection comes from this machine.
+    pub fn dev_issuer_on(&self, listen: SocketAddr) -> bool {
+        self.dev_issuer
+            .explicit()
+            .unwrap_or_else(|| listen.ip().is_loopback())
+    }
+}
+
+/// One `[[auth.issuers]]` entry: an identity provider whose tokens pcq accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` its tokens carry; `{tenantid}` stands for the token's own `tid`.
+    pub issuer: String,
+    /// Where its signing keys are published: an `https://` (or `http://`) URL or a file path.
+    pub jwks: String,
+    /// Audiences accepted from it; empty: `auth.audience`.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    60
 }
 
 /// `[worker]`
@@ -288,6 +328,23 @@ impl Config {
         anyhow::ensure!(
             !self.auth.audience.is_empty(),
             "auth.audience must not be empty"
+        );
+        for (n, issuer) in self.auth.issuers.iter().enumerate() {
+            let at = format!("auth.issuers[{n}]");
+            anyhow::ensure!(!issuer.issuer.is_empty(), "{at}.issuer must not be empty");
+            anyhow::ensure!(
+                issuer.issuer != crate::auth::dev_issuer::DEV_ISSUER,
+                "{at}.issuer is the development issuer's; use auth.dev_issuer for it"
+            );
+            anyhow::ensure!(!issuer.jwks.is_empty(), "{at}.jwks must not be empty");
+            anyhow::ensure!(
+                issuer.leeway_seconds <= 600,
+                "{at}.leeway_seconds must be at most 600"
+            );
+        }
+        anyhow::ensure!(
+            self.auth.jwks_min_refresh_seconds <= self.auth.jwks_max_age_seconds,
+            "auth.jwks_min_refresh_seconds must not exceed auth.jwks_max_age_seconds"
         );
         anyhow::ensure!(
             self.limits.max_body_bytes >= 1024,

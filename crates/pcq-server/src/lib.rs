@@ -26,9 +26,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, OnceCell};
 use uuid::Uuid;
 
-use crate::auth::{Authenticator, DevIssuer, Issuer};
+use crate::auth::{Authenticator, DevIssuer, JwksIssuer};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{AuthConfig, Config};
 use crate::http::context::RequestContext;
 use crate::http::fault::ApiError;
 use crate::service::keys;
@@ -307,6 +307,26 @@ pub async fn tool_dev_issuer(config: &Config) -> anyhow::Result<Arc<DevIssuer>> 
     issuer?.context("the development issuer is off")
 }
 
+/// The external identity providers of the configuration, with their keys loaded.
+pub async fn external_issuers(auth: &AuthConfig) -> anyhow::Result<Vec<Arc<JwksIssuer>>> {
+    let mut issuers = Vec::with_capacity(auth.issuers.len());
+    for (n, config) in auth.issuers.iter().enumerate() {
+        let issuer = JwksIssuer::new(
+            config,
+            &auth.audience,
+            std::time::Duration::from_secs(auth.jwks_min_refresh_seconds),
+            std::time::Duration::from_secs(auth.jwks_max_age_seconds),
+        )
+        .with_context(|| format!("auth.issuers[{n}] ({})", config.issuer))?;
+        issuer
+            .load()
+            .await
+            .with_context(|| format!("auth.issuers[{n}] ({})", config.issuer))?;
+        issuers.push(Arc::new(issuer));
+    }
+    Ok(issuers)
+}
+
 /// Loads the development issuer the configuration asks for: the key in `shared` (a store that
 /// several nodes share), else the key in the data directory, or a key for this run only when
 /// the database is in memory and no data directory was given.
@@ -314,7 +334,7 @@ pub async fn load_dev_issuer(
     config: &Config,
     shared: Option<&Store>,
 ) -> anyhow::Result<Option<Arc<DevIssuer>>> {
-    if !config.auth.dev_issuer {
+    if config.auth.dev_issuer.explicit() == Some(false) {
         return Ok(None);
     }
     if let Some(store) = shared {
@@ -335,12 +355,23 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         install_tls_provider();
         let store = open_store(&config).await?;
-        let dev_issuer = load_dev_issuer(&config, store.is_shared().then_some(&store)).await?;
-        let issuers: Vec<Box<dyn Issuer>> = dev_issuer
-            .iter()
-            .map(|d| Box::new(d.clone()) as Box<dyn Issuer>)
-            .collect();
-        let auth = Authenticator::new(config.auth.audience.clone(), issuers);
+        let dev_issuer = if config.auth.dev_issuer_on(config.listen) {
+            load_dev_issuer(&config, store.is_shared().then_some(&store)).await?
+        } else {
+            if config.auth.dev_issuer.explicit().is_none() {
+                tracing::info!(
+                    listen = %config.listen,
+                    "the development issuer is off because pcq listens beyond this machine; \
+                     set auth.dev_issuer = true to trust `pcq token` tokens anyway"
+                );
+            }
+            None
+        };
+        let auth = Authenticator::new(
+            config.auth.audience.clone(),
+            dev_issuer.clone(),
+            external_issuers(&config.auth).await?,
+        );
         let dev_partner = store.write(DevPartner).await?;
         let clock = Clock::system();
         clock.set_offset_micros(store.read(service::clock::StoredOffset).await?);

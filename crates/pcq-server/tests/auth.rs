@@ -423,10 +423,11 @@ async fn admin_routes_need_the_admin_role() {
 }
 
 async fn the_development_issuer_can_be_switched_off() {
-    let app = TestApp::spawn_with(|c| c.auth.dev_issuer = false).await;
+    let app =
+        TestApp::spawn_with(|c| c.auth.dev_issuer = pcq_server::config::AutoBool::Set(false)).await;
     // The key this node would sign with if the issuer were on.
     let mut config = app.state.config.clone();
-    config.auth.dev_issuer = true;
+    config.auth.dev_issuer = pcq_server::config::AutoBool::Set(true);
     let issuer = pcq_server::tool_dev_issuer(&config).await.unwrap();
     let token = issuer
         .mint(&TestApp::spawn_spec(uuid::Uuid::new_v4()))

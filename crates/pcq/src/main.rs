@@ -103,9 +103,13 @@ struct TokenArgs {
     /// Application role to include (`roles`), e.g. Pcq.Admin or Pcq.Reviewer; repeatable.
     #[arg(long = "role", value_name = "NAME")]
     roles: Vec<String>,
-    /// Directory role template id to include (`wids`); repeatable.
-    #[arg(long = "wid", value_name = "GUID")]
+    /// Directory role template id to include (`wids`); repeatable [default for App+User tokens:
+    /// Directory Readers, a GDAP role that GovernmentCommunityCloud requests need].
+    #[arg(long = "wid", value_name = "GUID", conflicts_with = "no_wids")]
     wids: Vec<String>,
+    /// Include no directory role (`wids`): GovernmentCommunityCloud requests then get 403.
+    #[arg(long)]
+    no_wids: bool,
     /// Audience (`aud`) [default: the configured audience].
     #[arg(long, value_name = "URL")]
     audience: Option<String>,
@@ -206,7 +210,7 @@ fn print_banner(app: &Application) {
         tenant: state.dev_partner,
         user: Some(DEFAULT_USER.to_owned()),
         roles: vec![],
-        wids: vec![],
+        wids: vec![pcq_server::auth::DIRECTORY_READERS.to_owned()],
         audience: state.config.auth.audience.clone(),
         ttl_seconds: 24 * 3600,
     };
@@ -273,7 +277,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         config.database_url = url;
     }
     config.in_memory = false;
-    config.auth.dev_issuer = true;
+    config.auth.dev_issuer = pcq_server::config::AutoBool::Set(true);
     config.validate()?;
     let tenant = pcq_core::ids::parse_guid(&args.tenant)
         .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;
@@ -287,7 +291,11 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
             Some(args.user.unwrap_or_else(|| DEFAULT_USER.to_owned()))
         },
         roles: args.roles,
-        wids: args.wids,
+        wids: if !args.wids.is_empty() || args.no_wids || args.app_only {
+            args.wids
+        } else {
+            vec![pcq_server::auth::DIRECTORY_READERS.to_owned()]
+        },
         audience: args.audience.unwrap_or(config.auth.audience),
         ttl_seconds: args.ttl,
     };

@@ -525,3 +525,125 @@ fn a_database_that_cannot_be_used_stops_pcq_with_the_reason() {
         assert!(out.stdout.is_empty(), "{args:?} printed a banner");
     }
 }
+
+/// Tokens and signing keys never reach the logs, even at the most verbose level, and the key
+/// files are readable by their owner only.
+#[tokio::test]
+async fn secrets_stay_out_of_the_logs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let log_path = cwd.path().join("pcq.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(PCQ)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "trace")
+        .env("PCQ_WORKER__POLL_INTERVAL_MS", "20")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap();
+    let url = url.strip_prefix("pcq listening on ").unwrap().to_owned();
+    let partner = lines.next().unwrap().unwrap();
+    let partner = partner
+        .strip_prefix("development partner tenant: ")
+        .unwrap()
+        .to_owned();
+    let banner = lines.next().unwrap().unwrap();
+    let example = banner
+        .split("Authorization: Bearer ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'')
+        .to_owned();
+
+    let user = token(&data, &partner, &[]);
+    let admin = token(&data, &partner, &["--role", "Pcq.Admin"]);
+    let expired = token(&data, &partner, &["--ttl", "-60"]);
+    let forged = format!("{}x", &user[..user.len() - 1]);
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("{url}/v1/customers"),
+        &user,
+        Some(json!({"companyProfile": {"domain": "logs.example.edu"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    for bad in [&expired, &forged, &example] {
+        call(
+            reqwest::Method::GET,
+            &format!("{url}/v1/customers"),
+            bad,
+            None,
+        )
+        .await;
+    }
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("{url}/_pcq/admin/worker/drain"),
+        &admin,
+        Some(json!({})),
+    )
+    .await;
+    assert!(status < 300, "{status}");
+    // The webhook signing key is made when first needed.
+    let certificate = client()
+        .get(format!("{url}/_pcq/webhooks/certificate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(certificate.status(), 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logged.lines().count() > 20,
+        "trace logging wrote little: {logged}"
+    );
+    let mut secrets: Vec<(String, &str)> = Vec::new();
+    for (name, t) in [
+        ("user token", &user),
+        ("admin token", &admin),
+        ("expired token", &expired),
+        ("forged token", &forged),
+        ("example token", &example),
+    ] {
+        secrets.push((t.clone(), name));
+        // The signature alone identifies a token too.
+        secrets.push((t.rsplit('.').next().unwrap().to_owned(), name));
+    }
+    for file in ["dev-issuer.key", "webhook-signing.key"] {
+        let path = data.join(file);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        let pem = std::fs::read_to_string(&path).unwrap();
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        {
+            secrets.push((line.to_owned(), "a signing key"));
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data directory");
+    }
+    for (secret, name) in &secrets {
+        assert!(
+            !logged.contains(secret.as_str()),
+            "the log holds the {name}"
+        );
+    }
+}

@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::Issuer;
-
 /// The `iss` of development tokens.
 pub const DEV_ISSUER: &str = "urn:pcq:dev-issuer";
 /// The application id development tokens carry.
@@ -176,12 +174,9 @@ impl DevIssuer {
     }
 }
 
-impl Issuer for DevIssuer {
-    fn issuer(&self) -> &str {
-        DEV_ISSUER
-    }
-
-    fn key(&self, kid: &str) -> Option<(&DecodingKey, Algorithm)> {
+impl DevIssuer {
+    /// The verification key with id `kid`, if it is this issuer's.
+    pub fn verification_key(&self, kid: &str) -> Option<(&DecodingKey, Algorithm)> {
         (kid == self.kid).then_some((&self.decoding, Algorithm::EdDSA))
     }
 }
@@ -243,6 +238,8 @@ pub fn write_private_file_once(path: &Path, contents: &[u8]) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use crate::auth::{Authenticator, CredentialKind};
 
     const AUD: &str = "https://api.partnercenter.microsoft.com";
@@ -280,22 +277,27 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temporary files remain");
     }
 
-    #[test]
-    fn minted_tokens_verify_and_classify() {
+    #[tokio::test]
+    async fn minted_tokens_verify_and_classify() {
         let issuer = DevIssuer::ephemeral().unwrap();
         let user = spec(Some("ana@contoso.onmicrosoft.com"));
         let token = issuer.mint(&user).unwrap();
-        let auth = Authenticator::new(AUD, vec![Box::new(DevIssuer::ephemeral().unwrap())]);
+        let other = Arc::new(DevIssuer::ephemeral().unwrap());
+        let auth = Authenticator::new(AUD, Some(other), vec![]);
         assert_eq!(
             auth.authenticate(Some(&format!("Bearer {token}")))
+                .await
                 .unwrap_err()
                 .status,
             401
         );
 
         let kid = issuer.kid().to_owned();
-        let auth = Authenticator::new(AUD, vec![Box::new(issuer)]);
-        let principal = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        let auth = Authenticator::new(AUD, Some(Arc::new(issuer)), vec![]);
+        let principal = auth
+            .authenticate(Some(&format!("Bearer {token}")))
+            .await
+            .unwrap();
         assert_eq!(principal.tenant_id, user.tenant);
         assert_eq!(principal.kind, CredentialKind::AppUser);
         assert_eq!(

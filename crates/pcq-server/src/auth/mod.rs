@@ -1,24 +1,32 @@
 //! Authentication: bearer JWTs to a [`Principal`].
 //!
-//! A token is accepted when its signing key belongs to a trusted issuer (today the development
-//! issuer; external issuers plug in beside it as further [`Issuer`]s), its signature and times
-//! check out, its audience is the configured one and it names a partner tenant (`tid`).
+//! A token is accepted when its issuer (`iss`) is a trusted one — the development issuer, or an
+//! external identity provider configured with its JWKS ([`jwks`]) — the key its `kid` names is
+//! one that issuer publishes, the signature checks out with that key's own algorithm, its times
+//! are valid, its audience is one the issuer may use and it names a partner tenant (`tid`).
 //! Authorisation (which credential kind or role a route needs) happens in the HTTP extractors.
 
 pub mod dev_issuer;
+pub mod jwks;
+
+use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use pcq_core::ApiFault;
 use serde::Deserialize;
 use uuid::Uuid;
 
 pub use dev_issuer::{DevIssuer, TokenSpec};
+pub use jwks::JwksIssuer;
 
 /// Role that may decide vetting reviews.
 pub const ROLE_REVIEWER: &str = "Pcq.Reviewer";
 /// Role that may use the sandbox controls.
 pub const ROLE_ADMIN: &str = "Pcq.Admin";
+
+/// Template id of the Directory Readers directory role, a GDAP role that allows GCC requests.
+pub const DIRECTORY_READERS: &str = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b";
 
 /// Longest accepted token, in bytes.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -54,20 +62,40 @@ impl Principal {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
     }
+
+    /// Whether the token carries one of `accepted`, a list of directory role template ids
+    /// (matched against `wids`) and role names (matched against `roles`), case-insensitively.
+    pub fn has_any_directory_role(&self, accepted: &[String]) -> bool {
+        self.wids.iter().chain(&self.roles).any(|held| {
+            accepted
+                .iter()
+                .any(|a| a.trim().eq_ignore_ascii_case(held.trim()))
+        })
+    }
 }
 
-/// A trusted token issuer: its identifier and its verification keys by `kid`.
-pub trait Issuer: Send + Sync {
-    /// The `iss` value its tokens carry.
-    fn issuer(&self) -> &str;
-    /// The key and algorithm for a `kid`, if the issuer has it.
-    fn key(&self, kid: &str) -> Option<(&DecodingKey, Algorithm)>;
-}
-
-/// Verifies bearer tokens against the trusted issuers.
+/// Verifies bearer tokens against the trusted issuers: the development issuer (when it is on)
+/// and the configured external identity providers.
 pub struct Authenticator {
     audience: String,
-    issuers: Vec<Box<dyn Issuer>>,
+    dev: Option<Arc<DevIssuer>>,
+    external: Vec<Arc<JwksIssuer>>,
+}
+
+/// The claims read before the signature is checked, to choose the issuer whose key checks it.
+/// Nothing else is taken from an unverified token.
+#[derive(Debug, Deserialize)]
+struct Unverified {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    tid: Option<serde_json::Value>,
+}
+
+/// The issuer that signed a token, with what it accepts.
+enum Signer<'a> {
+    Dev(&'a DevIssuer),
+    External(&'a JwksIssuer),
 }
 
 /// The claims pcq reads. Entra ID access tokens use the same names.
@@ -118,12 +146,34 @@ fn same_audience(a: &str, b: &str) -> bool {
 }
 
 impl Authenticator {
-    /// An authenticator for `audience` trusting `issuers`.
-    pub fn new(audience: impl Into<String>, issuers: Vec<Box<dyn Issuer>>) -> Self {
+    /// An authenticator for `audience` trusting the development issuer `dev` (if any) and the
+    /// external identity providers `external`.
+    pub fn new(
+        audience: impl Into<String>,
+        dev: Option<Arc<DevIssuer>>,
+        external: Vec<Arc<JwksIssuer>>,
+    ) -> Self {
         Authenticator {
             audience: audience.into(),
-            issuers,
+            dev,
+            external,
         }
+    }
+
+    /// The external identity providers.
+    pub fn external_issuers(&self) -> &[Arc<JwksIssuer>] {
+        &self.external
+    }
+
+    /// The trusted issuer a token claiming `iss` (and `tid`) must be signed by.
+    fn signer(&self, iss: &str, tid: Option<&str>) -> Option<Signer<'_>> {
+        if iss == dev_issuer::DEV_ISSUER {
+            return self.dev.as_deref().map(Signer::Dev);
+        }
+        self.external
+            .iter()
+            .find(|i| i.matches(iss, tid))
+            .map(|i| Signer::External(i))
     }
 
     /// The audience tokens must carry.
@@ -132,7 +182,7 @@ impl Authenticator {
     }
 
     /// Verifies the value of an `Authorization` header.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiFault> {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiFault> {
         let header = authorization
             .map(str::trim)
             .filter(|h| !h.is_empty())
@@ -161,36 +211,76 @@ impl Authenticator {
             .kid
             .as_deref()
             .ok_or_else(|| ApiFault::access_denied("the token has no key id (kid)"))?;
-        let (issuer, key, algorithm) = self
-            .issuers
-            .iter()
-            .find_map(|i| i.key(kid).map(|(k, a)| (i, k, a)))
-            .ok_or_else(|| {
-                ApiFault::access_denied("the token was signed with a key pcq does not trust")
-            })?;
+        let unverified: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| ApiFault::access_denied("the token is not a well-formed JWT"))?;
+        let iss = unverified
+            .iss
+            .ok_or_else(|| ApiFault::access_denied("the token has no iss claim"))?;
+        let tid = unverified.tid.as_ref().and_then(serde_json::Value::as_str);
 
+        let signer = self.signer(&iss, tid).ok_or_else(|| {
+            ApiFault::access_denied(format!(
+                "the token's issuer (iss) {} is not one pcq trusts",
+                shown(&iss)
+            ))
+        })?;
+        let (key, algorithm, leeway, audiences) = match signer {
+            Signer::Dev(dev) => {
+                let (key, algorithm) = dev.verification_key(kid).ok_or_else(|| {
+                    ApiFault::access_denied(
+                        "the token was signed with a development key pcq does not have \
+                         (was it minted with another data directory or database?)",
+                    )
+                })?;
+                (
+                    KeyRef::Borrowed(key),
+                    algorithm,
+                    0,
+                    std::slice::from_ref(&self.audience),
+                )
+            }
+            Signer::External(issuer) => {
+                let found = issuer.key(kid).await.map_err(|_| {
+                    ApiFault::access_denied(format!(
+                        "the token was signed with a key (kid {}) that its issuer does not publish",
+                        shown(kid)
+                    ))
+                })?;
+                (
+                    KeyRef::Shared(found.key),
+                    found.algorithm,
+                    issuer.leeway_seconds(),
+                    issuer.audiences(),
+                )
+            }
+        };
+
+        // The algorithm comes from the key, never from the token: a token whose header names
+        // another one (`none`, HMAC over a public key, ...) fails here.
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 0;
+        validation.leeway = leeway;
         validation.validate_nbf = true;
         validation.validate_aud = false;
-        validation.set_issuer(&[issuer.issuer()]);
+        validation.set_issuer(&[iss.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key.get(), &validation)
             .map_err(|e| ApiFault::access_denied(describe_jwt_error(e.kind())))?
             .claims;
 
-        let audiences = claims
+        let token_audiences = claims
             .aud
             .as_ref()
             .map(Audience::values)
             .unwrap_or_default();
-        if !audiences.iter().any(|a| same_audience(a, &self.audience)) {
+        if !token_audiences
+            .iter()
+            .any(|a| audiences.iter().any(|want| same_audience(a, want)))
+        {
             return Err(ApiFault::invalid_audience(
+                &token_audiences.join(" "),
                 &audiences.join(" "),
-                &self.audience,
             ));
         }
-
         let tenant_id = claims
             .tid
             .as_deref()
@@ -237,12 +327,31 @@ fn describe_jwt_error(kind: &ErrorKind) -> String {
     }
 }
 
-impl<T: Issuer + ?Sized> Issuer for std::sync::Arc<T> {
-    fn issuer(&self) -> &str {
-        (**self).issuer()
-    }
+/// A verification key owned by the development issuer or shared from a JWKS cache.
+enum KeyRef<'a> {
+    Borrowed(&'a DecodingKey),
+    Shared(Arc<DecodingKey>),
+}
 
-    fn key(&self, kid: &str) -> Option<(&DecodingKey, Algorithm)> {
-        (**self).key(kid)
+impl KeyRef<'_> {
+    fn get(&self) -> &DecodingKey {
+        match self {
+            KeyRef::Borrowed(key) => key,
+            KeyRef::Shared(key) => key,
+        }
     }
+}
+
+/// A value from an unverified token, quoted and cut short for an error description.
+fn shown(value: &str) -> String {
+    const MAX: usize = 120;
+    let mut cut: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX)
+        .collect();
+    if value.chars().count() > MAX {
+        cut.push('…');
+    }
+    format!("'{cut}'")
 }

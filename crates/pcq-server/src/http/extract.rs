@@ -168,14 +168,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
-fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiFault> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiFault> {
     let header = match parts.headers.get(AUTHORIZATION) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
             ApiFault::invalid_authorization_header("the Authorization header is not visible ASCII")
         })?),
     };
-    state.auth.authenticate(header)
+    state.auth.authenticate(header).await
 }
 
 /// A caller with App+User or App-only credentials.
@@ -188,7 +188,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Caller(authenticate(parts, state)?))
+        Ok(Caller(authenticate(parts, state).await?))
     }
 }
 
@@ -202,7 +202,7 @@ impl FromRequestParts<AppState> for UserCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state)?;
+        let principal = authenticate(parts, state).await?;
         if principal.kind != CredentialKind::AppUser {
             return Err(ApiFault::app_only_not_allowed().into());
         }
@@ -220,7 +220,7 @@ impl FromRequestParts<AppState> for AdminCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state)?;
+        let principal = authenticate(parts, state).await?;
         if !principal.has_role(ROLE_ADMIN) {
             return Err(ApiFault::role_required(ROLE_ADMIN).into());
         }
@@ -238,7 +238,7 @@ impl FromRequestParts<AppState> for ReviewerCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state)?;
+        let principal = authenticate(parts, state).await?;
         if !principal.has_role(ROLE_REVIEWER) && !principal.has_role(ROLE_ADMIN) {
             return Err(ApiFault::role_required(ROLE_REVIEWER).into());
         }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 use pcq_core::rules::{self, Held};
 use pcq_core::wire::{CustomerQualification, ValidationCode};
-use pcq_core::{Qualification, QualificationRequest};
+use pcq_core::{ApiFault, Qualification, QualificationRequest};
 use uuid::Uuid;
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, UserCaller};
@@ -69,14 +69,24 @@ async fn create(
             Some(query.raw()),
             &body.raw,
             || {
+                let request = QualificationRequest::parse(
+                    &body.value,
+                    query.get("code"),
+                    state.config.contract,
+                )?;
+                // Partner Center asks a GDAP role of GCC requests on the current endpoint only.
+                let auth = &state.config.auth;
+                if endpoint == Endpoint::Post
+                    && request.qualification == Qualification::GovernmentCommunityCloud
+                    && auth.gcc_requires_gdap_role
+                    && !caller.has_any_directory_role(&auth.gdap_roles)
+                {
+                    return Err(ApiFault::gdap_role_required());
+                }
                 Ok(CreateQualification {
                     partner: caller.tenant_id,
                     customer,
-                    request: QualificationRequest::parse(
-                        &body.value,
-                        query.get("code"),
-                        state.config.contract,
-                    )?,
+                    request,
                     endpoint,
                     actor: Actor::caller(caller),
                     request_id: ctx.request_id.clone(),

@@ -306,7 +306,7 @@ impl TestApp {
             tenant,
             user: Some("agent@partner.onmicrosoft.com".into()),
             roles: vec![],
-            wids: vec![],
+            wids: vec![pcq_server::auth::DIRECTORY_READERS.into()],
             audience: AUDIENCE.into(),
             ttl_seconds: 3600,
         }
