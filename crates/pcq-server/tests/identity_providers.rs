@@ -840,10 +840,6 @@ async fn gcc_needs_a_gdap_role() {
 
 /// `auth.dev_issuer = "auto"` trusts development tokens on loopback only; explicit values win.
 async fn the_development_issuer_follows_the_listen_address() {
-    let minted_elsewhere = {
-        let app = TestApp::spawn().await;
-        app.user_token(Uuid::new_v4())
-    };
     for (listen, setting, trusted) in [
         (
             "127.0.0.1:0",
@@ -870,7 +866,6 @@ async fn the_development_issuer_follows_the_listen_address() {
         );
         if !trusted {
             // The key in the data directory would sign it; the node does not trust it.
-            let _ = &minted_elsewhere;
             let key = pcq_server::auth::DevIssuer::load_or_create(&app.data_dir).unwrap();
             let token = key.mint(&TestApp::spec(Uuid::new_v4())).unwrap();
             let fault = assert_fault(
