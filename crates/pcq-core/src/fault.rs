@@ -44,6 +44,10 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: u32 = 950413;
     /// 415: the request body is not JSON (pcq).
     pub const UNSUPPORTED_MEDIA_TYPE: u32 = 950415;
+    /// 429: the partner sent more requests than its limit (pcq).
+    pub const TOO_MANY_REQUESTS: u32 = 950429;
+    /// 431: the request headers are larger than the configured limit (pcq).
+    pub const HEADERS_TOO_LARGE: u32 = 950431;
 }
 
 /// A failure answered to the client in the Partner Center error envelope.
@@ -637,7 +641,7 @@ impl ApiFault {
         )
     }
 
-    // ---- 408 / 413 / 415 / 500 / 503 -----------------------------------------------------
+    // ---- 408 / 413 / 415 / 429 / 431 / 500 / 503 -------------------------------------------
 
     /// The request body exceeds the configured limit.
     pub fn payload_too_large(limit_bytes: usize) -> Self {
@@ -663,7 +667,8 @@ impl ApiFault {
     }
 
     /// The request took too long. A write may still complete after the answer.
-    pub fn request_timeout(limit_seconds: u64) -> Self {
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        let limit_seconds = limit.as_secs_f64();
         Self::new(
             408,
             codes::REQUEST_TIMEOUT,
@@ -674,6 +679,59 @@ impl ApiFault {
                  without an MS-RequestId may be carried out twice)."
             ),
         )
+        .retryable()
+    }
+
+    /// The request line and headers together exceed the configured limit.
+    pub fn headers_too_large(size_bytes: usize, limit_bytes: usize) -> Self {
+        Self::new(
+            431,
+            codes::HEADERS_TOO_LARGE,
+            "RequestHeaderFieldsTooLarge",
+            format!(
+                "The request line and headers take {size_bytes} bytes, more than the limit of \
+                 {limit_bytes} bytes; send fewer or shorter headers (a bearer token from Entra ID \
+                 takes a few kilobytes)."
+            ),
+        )
+        .with_param("limitBytes", limit_bytes.to_string())
+    }
+
+    /// The JSON body nests objects and arrays deeper than the configured limit.
+    pub fn json_too_deep(limit: usize) -> Self {
+        Self::new(
+            400,
+            codes::INVALID_INPUT,
+            "JsonNestingTooDeep",
+            format!(
+                "The request body nests objects and arrays more than {limit} levels deep, the \
+                 limit of this service; Partner Center request bodies need only a few levels."
+            ),
+        )
+        .with_param("maxDepth", limit.to_string())
+    }
+
+    /// The partner used up a throttling limit. `limit` says which (for example "500 requests \
+    /// per minute for customer resources"); the answer carries `Retry-After: retry_after_seconds`.
+    pub fn too_many_requests(
+        partner: &str,
+        family: &str,
+        limit: &str,
+        retry_after_seconds: u64,
+    ) -> Self {
+        let retry_after_seconds = retry_after_seconds.max(1);
+        Self::new(
+            429,
+            codes::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!(
+                "Rate limit is exceeded: partner tenant {partner} has used its limit of {limit}. \
+                 Try again in {retry_after_seconds} seconds (Retry-After), then back off \
+                 exponentially if 429 persists."
+            ),
+        )
+        .with_param("routeFamily", family)
+        .with_param("retryAfterSeconds", retry_after_seconds.to_string())
         .retryable()
     }
 

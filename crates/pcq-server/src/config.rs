@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
 use figment::{Figment, Provider};
@@ -52,6 +53,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// Per-partner request throttling.
+    pub throttle: ThrottleConfig,
     /// Collection paging.
     pub paging: PagingConfig,
     /// Storage tuning.
@@ -175,8 +178,79 @@ pub struct WebhooksConfig {
 pub struct LimitsConfig {
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Request timeout in seconds.
-    pub request_timeout_seconds: u64,
+    /// Request timeout in seconds (fractions allowed).
+    pub request_timeout_seconds: f64,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Deepest nesting of objects and arrays in a JSON body.
+    pub max_json_depth: usize,
+    /// Time for an HTTP/1 request head to arrive, in seconds (fractions allowed).
+    pub header_read_timeout_seconds: f64,
+    /// Time a connection may sit with no request in progress and no bytes moving, in seconds
+    /// (fractions allowed).
+    pub idle_timeout_seconds: f64,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+impl LimitsConfig {
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout_seconds)
+    }
+
+    /// The HTTP/1 header read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_read_timeout_seconds)
+    }
+
+    /// The idle connection timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.idle_timeout_seconds)
+    }
+}
+
+/// `[throttle]`: token buckets per partner tenant and route family.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Whether requests are throttled at all.
+    pub enabled: bool,
+    /// Customer resources: `/v1/customers` and everything under it but validation codes.
+    pub customers: RouteQuota,
+    /// `GET /v1/customers/all/validations`.
+    pub validation_codes: RouteQuota,
+    /// `/v1/auditrecords`.
+    pub audit: RouteQuota,
+    /// `/webhooks/v1/...` other than posting a validation (test) event.
+    pub webhooks: RouteQuota,
+    /// `POST /webhooks/v1/registration/validationEvents`.
+    pub webhook_test_events: RouteQuota,
+    /// Reviewer routes (`/_pcq/review/...`, qualification history).
+    pub review: RouteQuota,
+    /// Sandbox controls (`/_pcq/admin/...`).
+    pub admin: RouteQuota,
+}
+
+/// The limit of one route family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteQuota {
+    /// Sustained rate per partner tenant; 0 switches the family's throttling off.
+    pub requests_per_minute: u32,
+    /// Requests a partner may send at once after a quiet spell; 0 means `requests_per_minute`.
+    pub burst: u32,
+}
+
+impl RouteQuota {
+    /// The bucket capacity in force (`burst`, or `requests_per_minute` when it is 0).
+    pub fn capacity(&self) -> u32 {
+        if self.burst == 0 {
+            self.requests_per_minute
+        } else {
+            self.burst
+        }
+    }
 }
 
 /// `[paging]`
@@ -350,9 +424,31 @@ impl Config {
             self.limits.max_body_bytes >= 1024,
             "limits.max_body_bytes must be at least 1024"
         );
+        let limits = &self.limits;
+        for (key, seconds) in [
+            ("request_timeout_seconds", limits.request_timeout_seconds),
+            (
+                "header_read_timeout_seconds",
+                limits.header_read_timeout_seconds,
+            ),
+            ("idle_timeout_seconds", limits.idle_timeout_seconds),
+        ] {
+            anyhow::ensure!(
+                (0.01..=86_400.0).contains(&seconds),
+                "limits.{key} must be between 0.01 and 86400 seconds"
+            );
+        }
         anyhow::ensure!(
-            self.limits.request_timeout_seconds >= 1,
-            "limits.request_timeout_seconds must be at least 1"
+            (1024..=1024 * 1024).contains(&limits.max_header_bytes),
+            "limits.max_header_bytes must be between 1024 and 1048576"
+        );
+        anyhow::ensure!(
+            (1..=128).contains(&limits.max_json_depth),
+            "limits.max_json_depth must be between 1 and 128"
+        );
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&limits.max_connections),
+            "limits.max_connections must be between 1 and 1000000"
         );
         anyhow::ensure!(
             self.paging.default_size >= 1 && self.paging.default_size <= self.paging.max_size,
@@ -412,6 +508,47 @@ mod tests {
     }
 
     #[test]
+    fn limits_take_whole_or_fractional_seconds_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pcq.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file))
+        };
+        let config = load("[limits]\nrequest_timeout_seconds = 45\n").unwrap();
+        assert_eq!(config.limits.request_timeout(), Duration::from_secs(45));
+        let config = load(
+            "[limits]\nrequest_timeout_seconds = 0.25\nheader_read_timeout_seconds = 1.5\n\
+             [throttle.customers]\nrequests_per_minute = 10\nburst = 3\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.request_timeout(), Duration::from_millis(250));
+        assert_eq!(
+            config.limits.header_read_timeout(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(config.throttle.customers.capacity(), 3);
+        assert_eq!(config.throttle.audit.requests_per_minute, 500);
+        for (bad, key) in [
+            (
+                "[limits]\nheader_read_timeout_seconds = 0\n",
+                "header_read_timeout_seconds",
+            ),
+            (
+                "[limits]\nidle_timeout_seconds = -1\n",
+                "idle_timeout_seconds",
+            ),
+            ("[limits]\nmax_json_depth = 200\n", "max_json_depth"),
+            ("[limits]\nmax_connections = 0\n", "max_connections"),
+            ("[limits]\nmax_header_bytes = 100\n", "max_header_bytes"),
+            ("[throttle.customers]\nrate = 5\n", "rate"),
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn every_default_key_is_known() {
         let keys = known_keys();
         for key in [
@@ -420,6 +557,10 @@ mod tests {
             "contract",
             "auth.audience",
             "limits.max_body_bytes",
+            "limits.max_connections",
+            "throttle.enabled",
+            "throttle.customers.requests_per_minute",
+            "throttle.webhook_test_events.burst",
             "log.format",
         ] {
             assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod serve;
 pub mod service;
 pub mod settings;
 pub mod store;
@@ -70,6 +71,8 @@ pub struct AppInner {
     pub http: reqwest::Client,
     /// Whether webhook events may go to private addresses.
     pub allow_private_targets: bool,
+    /// Per-partner request throttling.
+    pub throttle: http::throttle::Throttle,
     signer: OnceCell<Arc<WebhookSigner>>,
 }
 
@@ -406,6 +409,7 @@ impl Application {
             http = http.dns_resolver(Arc::new(webhook_targets::PublicOnlyResolver));
         }
         let http = http.build().context("building the webhook HTTP client")?;
+        let throttle = http::throttle::Throttle::new(&config.throttle, clock.clone());
         let state = AppState(Arc::new(AppInner {
             config,
             store,
@@ -419,6 +423,7 @@ impl Application {
             node_id: format!("pcq-{}", Uuid::new_v4().simple()),
             http,
             allow_private_targets,
+            throttle,
             signer: OnceCell::new(),
         }));
         Ok(Application { listener, state })
@@ -465,9 +470,11 @@ impl Application {
         // on every step).
         let settings = (self.state.store.is_shared() && !self.state.config.worker.enabled)
             .then(|| tokio::spawn(settings::follow(self.state.clone(), worker_stopped)));
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let tidy = tokio::spawn(http::throttle::keep_tidy(
+            self.state.clone(),
+            stop_worker.subscribe(),
+        ));
+        let served = serve::serve(self.listener, router, &self.state.config.limits, shutdown).await;
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;
@@ -475,6 +482,7 @@ impl Application {
         if let Some(settings) = settings {
             let _ = settings.await;
         }
+        let _ = tidy.await;
         self.state.store.close().await;
         served.context("serving HTTP")
     }

@@ -63,6 +63,10 @@ struct ServeArgs {
     /// Do not run the background worker (vetting decisions, webhook deliveries) in this node.
     #[arg(long)]
     no_worker: bool,
+    /// Do not throttle requests in this node (the [throttle] limits per partner and route
+    /// family); same as throttle.enabled = false.
+    #[arg(long)]
+    no_throttle: bool,
 }
 
 #[derive(Args)]
@@ -164,6 +168,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.validate()?;
     if args.no_worker {
         config.worker.enabled = false;
+    }
+    if args.no_throttle {
+        config.throttle.enabled = false;
     }
     let seed = args.seed.as_deref().map(Seed::from_file).transpose()?;
     pcq_server::telemetry::init(&config.log);

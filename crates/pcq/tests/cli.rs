@@ -388,6 +388,65 @@ fn bad_start_up_inputs_fail_clearly() {
 }
 
 #[tokio::test]
+async fn throttling_is_configured_by_environment_and_no_throttle_turns_it_off() {
+    let cwd = tempfile::tempdir().unwrap();
+    for (args, throttled) in [
+        (&["--in-memory"][..], true),
+        (&["--in-memory", "--no-throttle"][..], false),
+    ] {
+        let mut child = Command::new(PCQ)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(cwd.path())
+            .env("PCQ_THROTTLE__CUSTOMERS__REQUESTS_PER_MINUTE", "2")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            lines.push(line);
+        }
+        let url = lines[0].trim().strip_prefix("pcq listening on ").unwrap();
+        let example = lines[2]
+            .split("Bearer ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(['\'', '\n'])
+            .to_owned();
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let resp = client()
+                .get(format!("{url}/v1/customers"))
+                .bearer_auth(&example)
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 429 {
+                let retry_after = resp.headers()["retry-after"].to_str().unwrap();
+                assert!(retry_after.parse::<u64>().unwrap() >= 1, "{retry_after}");
+            }
+            statuses.push(resp.status().as_u16());
+        }
+        let expected = if throttled {
+            vec![200, 200, 429, 429]
+        } else {
+            vec![200; 4]
+        };
+        assert_eq!(statuses, expected, "pcq serve {args:?}");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[tokio::test]
 async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(PCQ)

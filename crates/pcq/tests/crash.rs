@@ -4,6 +4,8 @@
 //! answer byte for byte, a request that got no answer takes effect exactly once when retried,
 //! and the database passes SQLite's integrity check.
 //!
+//! The load is far above a partner's request rate, so throttling is off.
+//!
 //! `PCQ_CRASH_ROUNDS` sets the number of kills (default 5); a longer run by hand:
 //! `PCQ_CRASH_ROUNDS=50 cargo test -p pcq --test crash -- --nocapture`.
 
@@ -34,7 +36,13 @@ struct Sent {
 
 fn start(data: &Path) -> (Child, String, String) {
     let mut child = Command::new(PCQ)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-throttle",
+            "--data-dir",
+        ])
         .arg(data)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())

@@ -59,6 +59,7 @@ impl FromRequest<AppState> for JsonBody {
                         "The request body could not be read: {other}."
                     )),
                 })?;
+        super::limits::check_json_depth(&raw, state.config.limits.max_json_depth)?;
         Ok(JsonBody {
             value: parse_json(&raw)?,
             raw,
@@ -175,7 +176,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
             ApiFault::invalid_authorization_header("the Authorization header is not visible ASCII")
         })?),
     };
-    state.auth.authenticate(header).await
+    let principal = state.auth.authenticate(header).await?;
+    super::throttle::admit(parts, state, &principal)?;
+    Ok(principal)
 }
 
 /// A caller with App+User or App-only credentials.

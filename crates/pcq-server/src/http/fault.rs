@@ -92,7 +92,14 @@ pub fn fault_response(fault: &ApiFault) -> Response {
         }
     }
     if status == StatusCode::TOO_MANY_REQUESTS && !headers.contains_key(header::RETRY_AFTER) {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        // Always present (the .NET SDK fails on a 429 without it), in whole seconds, at least 1.
+        let seconds = fault
+            .parameters
+            .get("retryAfterSeconds")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -154,7 +161,7 @@ pub async fn ensure_envelope(
             ApiFault::method_not_allowed(method.as_str(), &path, &allow)
         }
         StatusCode::REQUEST_TIMEOUT => {
-            ApiFault::request_timeout(state.config.limits.request_timeout_seconds)
+            ApiFault::request_timeout(state.config.limits.request_timeout())
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiFault::payload_too_large(state.config.limits.max_body_bytes)

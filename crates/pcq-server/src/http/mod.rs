@@ -6,14 +6,15 @@ pub mod context;
 pub mod customers;
 pub mod extract;
 pub mod fault;
+pub mod limits;
 pub mod openapi;
 pub mod paging;
 pub mod qualifications;
 pub mod review;
+pub mod throttle;
 pub mod webhooks;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -84,8 +85,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole application: routes plus the middleware stack, outermost first:
-/// request ids and logging, the envelope safety net, panic catching, the request timeout and
-/// the body limit.
+/// request ids and logging, the envelope safety net, the request head size limit, panic
+/// catching, the request timeout and the body limit. Throttling happens in the authenticating
+/// extractors (see [`throttle`]), once the partner is known.
 ///
 /// The first two wrap the finished router (as the fallback service of an empty one), so they see
 /// responses exactly as axum completes them, `Allow` header of a 405 included.
@@ -105,12 +107,16 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(limits.request_timeout_seconds),
+            limits.request_timeout(),
         ))
         .layer(CatchPanicLayer::new())
         .with_state(state.clone());
     Router::new()
         .fallback_service(inner)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::check_head_size,
+        ))
         .layer(middleware::from_fn_with_state(
             state,
             fault::ensure_envelope,

@@ -165,6 +165,7 @@ impl Modify for CommonParts {
                     ("400", "Invalid input (bad id, body, enum value or header)"),
                     ("405", "Method not allowed on this route"),
                     ("408", "The request took too long"),
+                    ("431", "Request line and headers too large"),
                     ("500", "Unexpected service error"),
                 ];
                 if !public {

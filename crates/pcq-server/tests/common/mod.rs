@@ -183,14 +183,16 @@ pub struct Partner {
     pub app: String,
 }
 
-/// The test configuration: port 0, the given data directory, and no background worker (tests
-/// drain it through the admin API, so nothing happens behind their back).
+/// The test configuration: port 0, the given data directory, no background worker (tests
+/// drain it through the admin API, so nothing happens behind their back) and no throttling (the
+/// throttling tests switch it on).
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.to_path_buf();
     config.data_dir_explicit = true;
     config.worker.enabled = false;
+    config.throttle.enabled = false;
     config.store.pg_max_connections = 4;
     config
 }
