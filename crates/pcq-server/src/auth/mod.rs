@@ -15,6 +15,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
 use pcq_core::ApiFault;
 use serde::Deserialize;
+use sha2::Digest;
 use uuid::Uuid;
 
 pub use dev_issuer::{DevIssuer, TokenSpec};
@@ -80,6 +81,50 @@ pub struct Authenticator {
     audience: String,
     dev: Option<Arc<DevIssuer>>,
     external: Vec<Arc<JwksIssuer>>,
+    verified: VerifiedTokens,
+}
+
+/// Most verified tokens remembered.
+const MAX_VERIFIED_TOKENS: usize = 16_384;
+
+/// Tokens verified before, by the SHA-256 of their text, with what they proved and until when
+/// (`exp` plus the issuer's leeway, in Unix seconds). A client sends the same token with every
+/// request until it expires, so the signature is checked once per token rather than once per
+/// request. Only fully verified tokens are remembered; a token is never served from here after
+/// its expiry.
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: std::sync::RwLock<std::collections::HashMap<[u8; 32], (Principal, i64)>>,
+    /// Signature verifications performed (for tests and diagnostics).
+    verifications: std::sync::atomic::AtomicU64,
+}
+
+impl VerifiedTokens {
+    fn get(&self, digest: &[u8; 32], now: i64) -> Option<Principal> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        match entries.get(digest) {
+            Some((principal, until)) if now < *until => Some(principal.clone()),
+            _ => None,
+        }
+    }
+
+    fn insert(&self, digest: [u8; 32], principal: Principal, until: i64, now: i64) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_VERIFIED_TOKENS {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= MAX_VERIFIED_TOKENS {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (principal, until));
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The claims read before the signature is checked, to choose the issuer whose key checks it.
@@ -103,6 +148,8 @@ enum Signer<'a> {
 struct Claims {
     #[serde(default)]
     aud: Option<Audience>,
+    #[serde(default)]
+    exp: Option<i64>,
     #[serde(default)]
     tid: Option<String>,
     #[serde(default)]
@@ -157,12 +204,21 @@ impl Authenticator {
             audience: audience.into(),
             dev,
             external,
+            verified: VerifiedTokens::default(),
         }
     }
 
     /// The external identity providers.
     pub fn external_issuers(&self) -> &[Arc<JwksIssuer>] {
         &self.external
+    }
+
+    /// How many token signatures were verified so far (tokens seen before are not verified
+    /// again until they expire).
+    pub fn verifications(&self) -> u64 {
+        self.verified
+            .verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The trusted issuer a token claiming `iss` (and `tid`) must be signed by.
@@ -204,7 +260,21 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiFault::access_denied("the token is too long"));
         }
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        if let Some(principal) = self.verified.get(&digest, now) {
+            return Ok(principal);
+        }
+        let (principal, until) = self.verify(token).await?;
+        self.verified.insert(digest, principal.clone(), until, now);
+        Ok(principal)
+    }
 
+    /// Verifies a token: the principal it proves, and until when (Unix seconds) it does.
+    async fn verify(&self, token: &str) -> Result<(Principal, i64), ApiFault> {
+        self.verified
+            .verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiFault::access_denied("the token is not a well-formed JWT"))?;
         let kid = header
@@ -295,7 +365,12 @@ impl Authenticator {
             .upn
             .or(claims.unique_name)
             .or(claims.preferred_username);
-        Ok(Principal {
+        // `exp` is required and was checked; the leeway extends it as it did above.
+        let until = claims
+            .exp
+            .unwrap_or(0)
+            .saturating_add(i64::try_from(leeway).unwrap_or(0));
+        let principal = Principal {
             tenant_id,
             kind: if delegated {
                 CredentialKind::AppUser
@@ -306,7 +381,8 @@ impl Authenticator {
             wids: claims.wids.unwrap_or_default(),
             app_id: claims.appid.or(claims.azp),
             upn: if delegated { upn } else { None },
-        })
+        };
+        Ok((principal, until))
     }
 }
 
@@ -354,4 +430,100 @@ fn shown(value: &str) -> String {
         cut.push('…');
     }
     format!("'{cut}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUD: &str = "https://api.partnercenter.microsoft.com";
+
+    fn spec(ttl_seconds: i64) -> TokenSpec {
+        TokenSpec {
+            tenant: Uuid::new_v4(),
+            user: Some("ana@contoso.onmicrosoft.com".into()),
+            roles: vec![],
+            wids: vec![],
+            audience: AUD.into(),
+            ttl_seconds,
+        }
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    #[tokio::test]
+    async fn a_token_is_verified_once_until_it_expires() {
+        let issuer = Arc::new(DevIssuer::ephemeral().unwrap());
+        let auth = Authenticator::new(AUD, Some(issuer.clone()), vec![]);
+        let token = issuer.mint(&spec(600)).unwrap();
+        let header = format!("Bearer {token}");
+        let first = auth.authenticate(Some(&header)).await.unwrap();
+        let again = auth.authenticate(Some(&header)).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(auth.verifications(), 1);
+        let other = issuer.mint(&spec(600)).unwrap();
+        auth.authenticate(Some(&format!("Bearer {other}")))
+            .await
+            .unwrap();
+        assert_eq!(auth.verifications(), 2);
+
+        // Failures are not remembered: each is verified (and refused) again.
+        let expired = format!("Bearer {}", issuer.mint(&spec(-60)).unwrap());
+        for n in 3..5 {
+            assert_eq!(
+                auth.authenticate(Some(&expired)).await.unwrap_err().status,
+                401
+            );
+            assert_eq!(auth.verifications(), n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_not_served_past_its_expiry() {
+        let issuer = Arc::new(DevIssuer::ephemeral().unwrap());
+        let auth = Authenticator::new(AUD, Some(issuer.clone()), vec![]);
+        // A token that has expired, remembered as valid until a moment that has passed too.
+        let token = issuer.mint(&spec(-60)).unwrap();
+        let principal = Principal {
+            tenant_id: Uuid::new_v4(),
+            kind: CredentialKind::AppUser,
+            roles: vec![],
+            wids: vec![],
+            app_id: None,
+            upn: None,
+        };
+        let now = unix_now();
+        auth.verified
+            .insert(digest(&token), principal.clone(), now - 1, now);
+        let header = format!("Bearer {token}");
+        let refused = auth.authenticate(Some(&header)).await.unwrap_err();
+        assert!(refused.description.contains("expired"), "{refused:?}");
+        assert_eq!(auth.verifications(), 1);
+        // While the remembered moment lasts, the entry is what answers.
+        auth.verified
+            .insert(digest(&token), principal.clone(), now + 60, now);
+        assert_eq!(auth.authenticate(Some(&header)).await.unwrap(), principal);
+        assert_eq!(auth.verifications(), 1);
+    }
+
+    #[test]
+    fn the_memory_of_tokens_is_bounded() {
+        let cache = VerifiedTokens::default();
+        let principal = Principal {
+            tenant_id: Uuid::nil(),
+            kind: CredentialKind::AppOnly,
+            roles: vec![],
+            wids: vec![],
+            app_id: None,
+            upn: None,
+        };
+        for n in 0..(MAX_VERIFIED_TOKENS as u32 + 10) {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&n.to_le_bytes());
+            cache.insert(key, principal.clone(), 100, 0);
+        }
+        assert!(cache.entries.read().unwrap().len() <= MAX_VERIFIED_TOKENS);
+    }
 }
