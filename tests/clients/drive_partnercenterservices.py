@@ -240,9 +240,10 @@ try:
 
     foreign = other_client.getvversioncustomerscustomer.id(cid, API_VERSION, raw=True)
     foreign_body = foreign.response.json() if foreign.response.content else None
-    check("[generated] another partner's token on this customer -> 403 code 20002 (None)",
-          foreign.output is None and foreign.response.status_code == 403
-          and is_error_envelope(foreign_body) and foreign_body["code"] == 20002,
+    check("[generated] another partner's token on this customer -> 404 code 60003 (None), "
+          "as for an unknown customer",
+          foreign.output is None and foreign.response.status_code == 404
+          and is_error_envelope(foreign_body) and foreign_body["code"] == 60003,
           f"HTTP {foreign.response.status_code} {foreign.response.text}")
 
     unauthorized = make_client("not-a-jwt").getvversioncustomerscustomer.id(
@@ -489,23 +490,23 @@ try:
 
     # Another partner -------------------------------------------------------------------------
     foreign_read = qualifications_of("edu", client=other_client)
-    check("other partner GET qualifications of this partner's customer -> 403 code 20002",
-          foreign_read.status == 403 and is_error_envelope(foreign_read.body)
-          and error_code(foreign_read) == 20002, repr(foreign_read))
+    check("other partner GET qualifications of this partner's customer -> 404 code 60003",
+          foreign_read.status == 404 and is_error_envelope(foreign_read.body)
+          and error_code(foreign_read) == 60003, repr(foreign_read))
     foreign_post = post_qualification("fresh", {"qualification": "StateOwnedEntity"},
                                       client=other_client)
-    check("other partner POST qualification on this partner's customer -> 403 code 20002",
-          foreign_post.status == 403 and is_error_envelope(foreign_post.body)
-          and error_code(foreign_post) == 20002, repr(foreign_post))
+    check("other partner POST qualification on this partner's customer -> 404 code 60003",
+          foreign_post.status == 404 and is_error_envelope(foreign_post.body)
+          and error_code(foreign_post) == 60003, repr(foreign_post))
     foreign_legacy = legacy_of("fresh", client=other_client)
-    check("other partner legacy GET qualification -> 403 code 20002",
-          foreign_legacy.status == 403 and error_code(foreign_legacy) == 20002,
+    check("other partner legacy GET qualification -> 404 code 60003",
+          foreign_legacy.status == 404 and error_code(foreign_legacy) == 60003,
           repr(foreign_legacy))
     foreign_gcc = post_qualification("fresh", {"qualification": GCC,
                                                "validationCode": VALIDATION_ID},
                                      client=other_client)
-    check("other partner GCC on this partner's customer with this partner's code -> 403",
-          foreign_gcc.status == 403 and error_code(foreign_gcc) == 20002, repr(foreign_gcc))
+    check("other partner GCC on this partner's customer with this partner's code -> 404",
+          foreign_gcc.status == 404 and error_code(foreign_gcc) == 60003, repr(foreign_gcc))
     got = qualifications_of("fresh")
     check("... and this partner's customer still has no qualification, code unchanged",
           got.status == 200 and got.body == [] and remaining_creates() == 3,

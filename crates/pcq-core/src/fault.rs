@@ -355,7 +355,8 @@ impl ApiFault {
         .with_param("role", role)
     }
 
-    /// The customer exists but belongs to another partner.
+    /// The customer exists but belongs to another partner (pcq answers such requests with
+    /// [`ApiFault::customer_not_found`] instead, so that partners learn nothing of each other).
     pub fn no_relationship(partner: &str, customer: &str) -> Self {
         Self::new(
             403,
@@ -371,13 +372,13 @@ impl ApiFault {
 
     // ---- 404 / 405 -----------------------------------------------------------------------
 
-    /// The customer tenant does not exist.
+    /// The caller has no customer with this id (none exists, or it is another partner's).
     pub fn customer_not_found(customer: &str) -> Self {
         Self::new(
             404,
             codes::TENANT_NOT_FOUND,
             "TenantNotFound",
-            format!("Tenant not found: no customer with id {customer} exists."),
+            format!("Tenant not found: the caller has no customer with id {customer}."),
         )
         .with_param("customerId", customer)
     }

@@ -408,9 +408,10 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
         .send()
         .await
         .unwrap();
-    assert_fault(resp, 403, 20002).await;
+    assert_fault(resp, 404, 60003).await;
 
-    // Histories: the owner and reviewers; nobody else.
+    // Histories: the owner and reviewers; nobody else (another partner gets the answer for an
+    // unknown customer).
     assert_eq!(
         history(&app, &partner.app, customer).await.0,
         StatusCode::OK
@@ -422,7 +423,7 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
     let (status, fault) = history(&app, &other.user, customer).await;
     assert_eq!(
         (status, fault["code"].as_u64()),
-        (StatusCode::FORBIDDEN, Some(20002))
+        (StatusCode::NOT_FOUND, Some(60003))
     );
     assert_eq!(
         history(&app, &reviewer, Uuid::new_v4()).await.0,

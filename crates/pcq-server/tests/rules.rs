@@ -326,7 +326,7 @@ async fn concurrent_gcc_creates_never_overdraw_a_code() {
     assert_eq!(qualified, 5);
 }
 
-async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
+async fn customers_of_other_partners_answer_like_unknown_ones() {
     let app = TestApp::spawn().await;
     let owner = app.partner();
     let stranger = app.partner();
@@ -357,7 +357,7 @@ async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
             .send()
             .await
             .unwrap();
-        let fault = assert_fault(resp, 403, 20002).await;
+        let fault = assert_fault(resp, 404, 60003).await;
         assert!(
             fault["description"]
                 .as_str()
@@ -365,6 +365,7 @@ async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
                 .contains(&customer.to_string()),
             "{method} {path}"
         );
+        assert_eq!(fault["errorName"], "TenantNotFound", "{method} {path}");
     }
     assert_eq!(app.qualifications(&owner, customer).await, json!([]));
 
@@ -549,7 +550,7 @@ common::backend_tests!(
     denied_education_may_be_requested_again,
     gcc_validation_code_rules,
     concurrent_gcc_creates_never_overdraw_a_code,
-    customers_of_other_partners_are_403_20002_unknown_ones_404,
+    customers_of_other_partners_answer_like_unknown_ones,
     partners_only_ever_list_their_own_customers_and_codes,
     customer_domains_are_unique_per_partner_and_validated,
     customer_list_pages_with_continuation_tokens,

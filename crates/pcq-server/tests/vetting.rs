@@ -149,7 +149,8 @@ async fn after_reads_policy_decides_on_the_nth_get() {
             .send()
             .await
             .unwrap();
-        assert_fault(resp, 403, 20002).await;
+        // Like an unknown customer: the other partner learns nothing, and its reads do not count.
+        assert_fault(resp, 404, 60003).await;
     }
     assert_eq!(
         education(&app, &partner, second_customer).await["vettingStatus"],

@@ -93,19 +93,18 @@ pub fn reply_fault(fault: &ApiFault) -> StoredReply {
     reply_json(fault.status, fault)
 }
 
-/// The customer `id` if it exists and belongs to `partner`; otherwise the 404 or 403 fault.
+/// The customer `id` if it exists and belongs to `partner`; otherwise the 404 fault.
+///
+/// Another partner's customer answers exactly like one that does not exist (404, code 60003),
+/// so that no partner learns which customer ids other partners hold.
 pub fn owned_customer(
     row: Option<CustomerRow>,
     partner: Uuid,
     id: Uuid,
 ) -> Result<CustomerRow, ApiFault> {
     match row {
-        None => Err(ApiFault::customer_not_found(&id.to_string())),
-        Some(c) if c.partner_tenant_id != partner => Err(ApiFault::no_relationship(
-            &partner.to_string(),
-            &id.to_string(),
-        )),
-        Some(c) => Ok(c),
+        Some(c) if c.partner_tenant_id == partner => Ok(c),
+        _ => Err(ApiFault::customer_not_found(&id.to_string())),
     }
 }
 
