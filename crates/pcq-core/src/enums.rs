@@ -336,6 +336,56 @@ mod tests {
         }
 
         #[test]
+        fn every_casing_and_separation_of_a_name_parses(
+            i in 0usize..5,
+            flips in prop::collection::vec(any::<bool>(), 32),
+            separators in prop::collection::vec(prop::sample::select(&["", "", "", "_", "-", " "][..]), 32),
+            pad in prop::sample::select(&["", " ", "\t", "  \n"][..]),
+        ) {
+            let respell = |name: &str| -> String {
+                let mut out = String::from(pad);
+                for (j, c) in name.chars().enumerate() {
+                    out.push(if flips[j % 32] { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() });
+                    out.push_str(separators[j % 32]);
+                }
+                out.push_str(pad);
+                out
+            };
+            let q = Qualification::ALL[i];
+            prop_assert_eq!(Qualification::parse_str(&respell(q.as_str())), Some(q));
+            prop_assert_eq!(Qualification::parse_value(&json!(respell(q.as_str()))).ok(), Some(q));
+            let segment = EducationSegment::ALL[i % 2];
+            prop_assert_eq!(EducationSegment::parse_str(&respell(segment.as_str())), Some(segment));
+            let status = VettingStatus::ALL[i % 3];
+            prop_assert_eq!(VettingStatus::parse_str(&respell(status.as_str())), Some(status));
+        }
+
+        #[test]
+        fn any_json_value_is_a_member_or_a_900126(
+            value in prop_oneof![
+                any::<String>().prop_map(Value::String),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<u64>().prop_map(|n| json!(n)),
+                any::<f64>().prop_map(|f| json!(f)),
+                "[ ]{0,2}[+-]?[0-9]{1,30}[ ]{0,2}".prop_map(Value::String),
+                Just(json!([1])),
+                Just(json!({"qualification": "Education"})),
+            ],
+        ) {
+            match Qualification::parse_value(&value) {
+                Ok(q) => {
+                    if let Some(n) = value.as_i64() {
+                        prop_assert_eq!(q.index(), n);
+                    }
+                }
+                Err(fault) => prop_assert_eq!((fault.status, fault.code), (400, 900126)),
+            }
+            if let Err(fault) = EducationSegment::parse_value(&value) {
+                prop_assert_eq!((fault.status, fault.code), (400, 900126));
+            }
+        }
+
+        #[test]
         fn wire_names_round_trip_in_any_case(i in 0usize..5, upper in any::<bool>()) {
             let q = Qualification::ALL[i];
             let s = if upper { q.as_str().to_uppercase() } else { q.as_str().to_lowercase() };

@@ -75,6 +75,36 @@ mod tests {
         }
 
         #[test]
+        fn only_hyphenated_guids_are_accepted(
+            s in prop_oneof![
+                ".*",
+                "\\{?[0-9a-fA-F-]{30,40}\\}?",
+                "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}[\\x00-\\x7f]?",
+            ],
+        ) {
+            if let Some(id) = parse_guid(&s) {
+                let inner = s.strip_prefix('{').unwrap_or(&s);
+                let inner = inner.strip_suffix('}').unwrap_or(inner);
+                prop_assert_eq!(inner.to_ascii_lowercase(), id.to_string());
+            } else {
+                let fault = parse_customer_id(&s).unwrap_err();
+                prop_assert_eq!((fault.status, fault.code), (400, 900118));
+            }
+        }
+
+        #[test]
+        fn guids_in_mixed_case_parse(bytes in any::<[u8; 16]>(), flips in any::<[bool; 36]>()) {
+            let id = Uuid::from_bytes(bytes);
+            let mixed: String = id
+                .to_string()
+                .chars()
+                .zip(flips)
+                .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            prop_assert_eq!(parse_guid(&mixed), Some(id));
+        }
+
+        #[test]
         fn any_uuid_round_trips(bytes in any::<[u8; 16]>(), braces in any::<bool>()) {
             let id = Uuid::from_bytes(bytes);
             let raw = if braces { format!("{{{id}}}") } else { id.to_string() };

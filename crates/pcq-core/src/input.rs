@@ -1077,6 +1077,130 @@ mod tests {
         }
 
         #[test]
+        fn key_case_unknown_keys_and_nulls_change_no_request(
+            qualification in prop::sample::select(&[
+                "Education", "education", "GOVERNMENTCOMMUNITYCLOUD", "government_community_cloud",
+                "StateOwnedEntity", "state-owned-entity", "1", "3", "4",
+            ][..]),
+            segment in proptest::option::of(prop::sample::select(&["K12", "k-12", "higher_education"][..])),
+            website in proptest::option::of("[a-z]{1,10}\\.edu"),
+            code in proptest::option::of("[0-9]{6}"),
+            flips in prop::collection::vec(any::<bool>(), 16),
+            extra in prop::collection::vec(("[A-Za-z]{1,12}", arb_json()), 0..3),
+            nulls in any::<bool>(),
+        ) {
+            let respell = |key: &str| -> String {
+                key.chars()
+                    .enumerate()
+                    .map(|(j, c)| if flips[j % 16] { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                    .collect()
+            };
+            let mut canonical = Map::new();
+            let mut tolerant = Map::new();
+            for (key, value) in [
+                ("qualification", Some(qualification.to_owned())),
+                ("educationSegment", segment.map(str::to_owned)),
+                ("website", website),
+                ("validationCode", code),
+            ] {
+                match value {
+                    Some(v) => {
+                        canonical.insert(key.to_owned(), json!(v));
+                        tolerant.insert(respell(key), json!(v));
+                    }
+                    None if nulls => {
+                        tolerant.insert(respell(key), Value::Null);
+                    }
+                    None => {}
+                }
+            }
+            for (key, value) in extra {
+                let known = ["qualification", "educationsegment", "website", "validationcode"];
+                if !known.contains(&key.to_ascii_lowercase().as_str()) {
+                    tolerant.insert(key, value);
+                }
+            }
+            for contract in [Contract::V2021, Contract::V2023] {
+                let want = QualificationRequest::parse(&Value::Object(canonical.clone()), None, contract);
+                let got = QualificationRequest::parse(&Value::Object(tolerant.clone()), None, contract);
+                prop_assert_eq!(got, want);
+            }
+        }
+
+        #[test]
+        fn customer_bodies_in_any_key_case(
+            domain in "[a-z0-9]{1,12}(\\.[a-z0-9]{1,12}){1,3}",
+            name in proptest::option::of("\\PC{1,40}"),
+            flips in prop::collection::vec(any::<bool>(), 16),
+            billing in arb_json(),
+        ) {
+            let respell = |key: &str| -> String {
+                key.chars()
+                    .enumerate()
+                    .map(|(j, c)| if flips[j % 16] { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                    .collect()
+            };
+            let mut company = Map::new();
+            company.insert(respell("domain"), json!(domain.to_uppercase()));
+            if let Some(name) = &name {
+                company.insert(respell("companyName"), json!(name));
+            }
+            let mut body = Map::new();
+            body.insert(respell("companyProfile"), Value::Object(company));
+            if billing.is_object() {
+                body.insert(respell("billingProfile"), billing);
+            }
+            let parsed = NewCustomer::parse(&Value::Object(body));
+            prop_assert!(parsed.is_ok(), "{:?}", parsed);
+            let parsed = parsed.unwrap_or_else(|_| unreachable!());
+            prop_assert_eq!(parsed.domain, domain);
+            let want_name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+            prop_assert_eq!(parsed.company_name.filter(|n| !n.is_empty()), want_name);
+        }
+
+        #[test]
+        fn deep_nesting_huge_numbers_and_odd_text_never_panic(
+            depth in 1usize..120,
+            objects in any::<bool>(),
+            leaf in prop_oneof![
+                Just(json!(f64::MAX)),
+                Just(json!(f64::MIN_POSITIVE)),
+                Just(json!(u64::MAX)),
+                Just(json!(i64::MIN)),
+                Just(json!("\u{0}\u{0}")),
+                Just(json!("\u{202e}\u{fe0f}\u{1f600}\u{10ffff}")),
+                "\\PC{0,20}".prop_map(Value::String),
+            ],
+            place in 0usize..6,
+        ) {
+            let mut nested = leaf.clone();
+            for _ in 0..depth {
+                nested = if objects { json!({"companyProfile": nested}) } else { json!([nested]) };
+            }
+            let body = match place {
+                0 => json!({"qualification": nested}),
+                1 => json!({"qualification": "Education", "website": nested, "educationSegment": leaf}),
+                2 => json!({"companyProfile": {"domain": leaf, "companyName": nested}}),
+                3 => json!({"companyProfile": {"domain": "deep.example.com"}, "billingProfile": {"x": nested}}),
+                4 => json!({"WebhookUrl": leaf, "WebhookEvents": [nested]}),
+                _ => nested,
+            };
+            for outcome in [
+                QualificationRequest::parse(&body, None, Contract::V2023).err(),
+                NewCustomer::parse(&body).err(),
+                NewValidationCode::parse(&body).err(),
+                ReviewDecision::parse(&body).err(),
+                WebhookRegistrationInput::parse(&body, &["test-created"]).err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                prop_assert_eq!(outcome.status, 400);
+                prop_assert!(!outcome.description.is_empty());
+            }
+        }
+
+        #[test]
         fn accepted_requests_are_settable(body in arb_json()) {
             if let Ok(req) = QualificationRequest::parse(&body, None, Contract::V2021) {
                 prop_assert!(req.qualification.is_settable());

@@ -19,7 +19,7 @@ use crate::store::{Op, StoreResult, Tx};
     post,
     path = "/_pcq/admin/partners/{partner_tenant_id}/validation-codes",
     tag = "sandbox",
-    params(("partner_tenant_id" = String, Path, description = "The partner receiving the code")),
+    params(("partner_tenant_id" = uuid::Uuid, Path, description = "The partner receiving the code")),
     request_body = ValidationCodeIssueBody,
     responses((status = 201, description = "The new validation code", body = ValidationCode)),
     security(("bearer" = []))
@@ -158,7 +158,8 @@ pub async fn get_clock(
 /// `{"advance": "72h"}`: moves pcq's clock forward for the whole server.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AdvanceBody {
-    /// How far, e.g. `72h`, `30m`, `1d12h`.
+    /// How far, e.g. `72h`, `30m`, `1d12h` (pcq's clock cannot pass 9999-12-31).
+    #[schema(pattern = r"^([0-9]{1,3}(d|h|m|s|ms)){1,3}$")]
     pub advance: String,
 }
 
@@ -276,7 +277,7 @@ pub async fn get_policy(
     put,
     path = "/_pcq/admin/vetting-policy",
     tag = "sandbox",
-    request_body(content = Object, description = "Policy settings (any key case)"),
+    request_body = super::openapi::PolicyChangesBody,
     responses((status = 200, description = "The policy now in force", body = PolicyView)),
     security(("bearer" = []))
 )]

@@ -64,7 +64,7 @@ pub async fn create_customer(
     path = "/v1/customers",
     tag = "customers",
     params(
-        ("size" = Option<u32>, Query, description = "Page size (1 to the configured maximum, default 100)"),
+        ("size" = Option<u32>, Query, minimum = 1, description = "Page size (1 to the configured maximum, default 100)"),
         ("seekOperation" = Option<String>, Query, description = "`Next` when following a continuation token"),
         ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
     ),
@@ -106,7 +106,7 @@ pub async fn list_customers(
     get,
     path = "/v1/customers/{customer_tenant_id}",
     tag = "customers",
-    params(("customer_tenant_id" = String, Path, description = "The customer's tenant id (GUID, braces allowed)")),
+    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
     responses((status = 200, description = "The customer", body = Customer)),
     security(("bearer" = []))
 )]

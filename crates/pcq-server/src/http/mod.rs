@@ -29,14 +29,15 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
-/// The OpenAPI document of every route pcq serves.
+/// The OpenAPI document of every route pcq serves, with the default configuration's limits.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes_and_document().1
+    api_routes_and_document(crate::config::Config::defaults().paging.max_size).1
 }
 
-fn api_routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+fn api_routes_and_document(max_page_size: u32) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut api) = api_routes().split_for_parts();
     utoipa::Modify::modify(&openapi::CommonParts, &mut api);
+    utoipa::Modify::modify(&openapi::PageSizeLimit(max_page_size), &mut api);
     (routes, api)
 }
 
@@ -92,7 +93,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 /// The first two wrap the finished router (as the fallback service of an empty one), so they see
 /// responses exactly as axum completes them, `Allow` header of a 405 included.
 pub fn router(state: AppState) -> Router {
-    let (routes, api) = api_routes_and_document();
+    let (routes, api) = api_routes_and_document(state.config.paging.max_size);
     let document: Arc<[u8]> = openapi::document_json(&api).into_bytes().into();
     let limits = &state.config.limits;
     let inner = routes

@@ -111,7 +111,7 @@ async fn create(
     path = "/v1/customers/{customer_tenant_id}/qualifications",
     tag = "qualifications",
     params(
-        ("customer_tenant_id" = String, Path, description = "The customer's tenant id (GUID, braces allowed)"),
+        ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
         ("code" = Option<String>, Query, description = "GCC validation code (older contract; the body's validationCode is preferred)"),
     ),
     request_body = QualificationRequestBody,
@@ -143,7 +143,7 @@ pub async fn create_qualification(
     get,
     path = "/v1/customers/{customer_tenant_id}/qualifications",
     tag = "qualifications",
-    params(("customer_tenant_id" = String, Path, description = "The customer's tenant id (GUID, braces allowed)")),
+    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
     responses((status = 200, description = "The customer's qualifications", body = Vec<CustomerQualification>)),
     security(("bearer" = []))
 )]
@@ -162,7 +162,7 @@ pub async fn get_qualifications(
     get,
     path = "/v1/customers/{customer_tenant_id}/qualification",
     tag = "qualifications (legacy)",
-    params(("customer_tenant_id" = String, Path, description = "The customer's tenant id (GUID, braces allowed)")),
+    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
     responses((status = 200, description = "The qualification", body = Qualification)),
     security(("bearer" = []))
 )]
@@ -190,7 +190,7 @@ pub async fn get_legacy_qualification(
     path = "/v1/customers/{customer_tenant_id}/qualification",
     tag = "qualifications (legacy)",
     params(
-        ("customer_tenant_id" = String, Path, description = "The customer's tenant id (GUID, braces allowed)"),
+        ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
         ("code" = Option<String>, Query, description = "GCC validation code"),
     ),
     request_body = LegacyQualificationBody,

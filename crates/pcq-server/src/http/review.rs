@@ -98,10 +98,10 @@ fn decode_position(raw: &str) -> Option<(Timestamp, Uuid, Qualification)> {
     path = "/_pcq/review/queue",
     tag = "review",
     params(
-        ("partnerId" = Option<String>, Query, description = "Only this partner's customers"),
-        ("qualification" = Option<String>, Query, description = "Only this qualification (Education, GovernmentCommunityCloud)"),
-        ("olderThan" = Option<String>, Query, description = "Only those waiting longer than this, e.g. 72h"),
-        ("size" = Option<u32>, Query, description = "Page size"),
+        ("partnerId" = Option<uuid::Uuid>, Query, description = "Only this partner's customers"),
+        ("qualification" = Option<super::openapi::VettedQualification>, Query, description = "Only this qualification"),
+        ("olderThan" = Option<String>, Query, pattern = r"^([0-9]{1,3}(d|h|m|s|ms)){1,3}$", description = "Only those waiting longer than this, e.g. 72h"),
+        ("size" = Option<u32>, Query, minimum = 1, description = "Page size"),
         ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
     ),
     responses((status = 200, description = "A page of the queue", body = Collection<ReviewItem>)),
@@ -185,18 +185,28 @@ pub async fn queue(
 }
 
 /// A reviewer's decision: `{"decision": "Approved"}` or
-/// `{"decision": "Denied", "reason": "Not an Academic Domain"}` (a documented reason).
+/// `{"decision": "Denied", "reason": "Not an Academic Domain"}` (a documented reason, any case).
+/// With `round` (as the queue shows it) the decision is refused with 409 when the qualification
+/// has moved on to another round.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DecisionBody {
-    /// Approved or Denied.
-    pub decision: VettingStatus,
-    /// The documented reason of a denial.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The vetting round decided (as the queue shows it); when given and the qualification is in
-    /// another round, the decision is refused with 409.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub round: Option<i64>,
+#[serde(tag = "decision")]
+pub enum DecisionBody {
+    /// Approve; no reason is given.
+    Approved {
+        /// The vetting round decided.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 1)]
+        round: Option<i64>,
+    },
+    /// Deny, with a documented reason.
+    Denied {
+        /// Why.
+        reason: super::openapi::VettingReason,
+        /// The vetting round decided.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(minimum = 1)]
+        round: Option<i64>,
+    },
 }
 
 /// Approves or denies a qualification in review (409 when it is not in review).
@@ -205,8 +215,8 @@ pub struct DecisionBody {
     path = "/_pcq/review/customers/{customer_tenant_id}/qualifications/{qualification}/decision",
     tag = "review",
     params(
-        ("customer_tenant_id" = String, Path, description = "The customer's tenant id"),
-        ("qualification" = String, Path, description = "Education or GovernmentCommunityCloud"),
+        ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
+        ("qualification" = super::openapi::VettedQualification, Path, description = "The qualification in review"),
     ),
     request_body = DecisionBody,
     responses((status = 200, description = "The decided qualification", body = CustomerQualification)),
@@ -289,7 +299,7 @@ pub struct HistoryEntry {
     get,
     path = "/_pcq/customers/{customer_tenant_id}/qualifications/history",
     tag = "review",
-    params(("customer_tenant_id" = String, Path, description = "The customer's tenant id")),
+    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
     responses((status = 200, description = "The history", body = Vec<HistoryEntry>)),
     security(("bearer" = []))
 )]

@@ -62,7 +62,7 @@ async fn register(
     post,
     path = "/webhooks/v1/registration",
     tag = "webhooks",
-    request_body = WebhookRegistration,
+    request_body = super::openapi::WebhookRegistrationBody,
     responses((status = 200, description = "The registration", body = WebhookRegistration)),
     security(("bearer" = []))
 )]
@@ -80,7 +80,7 @@ pub async fn create_registration(
     put,
     path = "/webhooks/v1/registration",
     tag = "webhooks",
-    request_body = WebhookRegistration,
+    request_body = super::openapi::WebhookRegistrationBody,
     responses((status = 200, description = "The registration", body = WebhookRegistration)),
     security(("bearer" = []))
 )]
@@ -301,7 +301,7 @@ fn log_entry((delivery, attempts): &DeliveryWithAttempts) -> DeliveryLogEntry {
     get,
     path = "/webhooks/v1/registration/deliveries",
     tag = "webhooks",
-    params(("size" = Option<u32>, Query, description = "How many (default 100)")),
+    params(("size" = Option<u32>, Query, minimum = 1, description = "How many (default 100)")),
     responses((status = 200, description = "The delivery log", body = Vec<DeliveryLogEntry>)),
     security(("bearer" = []))
 )]

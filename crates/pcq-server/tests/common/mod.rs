@@ -56,6 +56,12 @@ pub async fn on_backend(backend: Backend, name: &str, test: impl std::future::Fu
     BACKEND.scope(backend, test).await
 }
 
+/// Runs `future` with `backend` as the test's backend (for work a test hands to another thread,
+/// such as proptest cases driven from a blocking thread).
+pub async fn with_backend<F: std::future::Future>(backend: Backend, future: F) -> F::Output {
+    BACKEND.scope(backend, future).await
+}
+
 /// Turns `async fn`s into tests, one on SQLite and one on PostgreSQL each:
 /// `sqlite::name` and `postgres::name`.
 #[allow(unused_macros)]
