@@ -11,6 +11,7 @@ use pcq_server::config::Config;
 use pcq_server::service::seed::Seed;
 use pcq_server::{Application, tool_dev_issuer};
 
+mod load;
 mod review;
 
 /// pcq: a self-hostable Partner Center customer-qualification service.
@@ -30,6 +31,11 @@ enum Command {
     /// Apply the database migrations this version needs, and exit (pcq serve also applies
     /// them at start).
     Migrate(MigrateArgs),
+    /// Operator tools that work on the store directly.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Review qualifications waiting for a decision (role Pcq.Reviewer).
     Review {
         #[command(subcommand)]
@@ -67,6 +73,13 @@ struct ServeArgs {
     /// family); same as throttle.enabled = false.
     #[arg(long)]
     no_throttle: bool,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Fill the store with generated customers, each with an approved qualification (to try
+    /// pcq with a large store). Works with pcq serve running or not.
+    Load(load::LoadArgs),
 }
 
 #[derive(Args)]
@@ -133,6 +146,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
         Command::Migrate(args) => migrate(args),
+        Command::Admin {
+            command: AdminCommand::Load(args),
+        } => load::load(args),
         Command::Review {
             command,
             connection,

@@ -706,3 +706,51 @@ async fn secrets_stay_out_of_the_logs() {
         );
     }
 }
+
+/// `pcq admin load` fills the data directory; `pcq serve` then serves what it loaded.
+#[tokio::test]
+async fn admin_load_fills_the_store() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let out = Command::new(PCQ)
+        .args([
+            "admin",
+            "load",
+            "--customers",
+            "1500",
+            "--batch",
+            "600",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.starts_with("loaded 1500 customers for partner "),
+        "{said}"
+    );
+    assert!(said.contains("(4500 rows)"), "{said}");
+
+    let data_arg = data.to_str().unwrap().to_owned();
+    let served = serve(cwd.path(), &["--data-dir", &data_arg]);
+    let user = token(&data, &served.partner, &[]);
+    let (status, page) = call(
+        reqwest::Method::GET,
+        &format!("{}/v1/customers?size=1000", served.url),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1000);
+    assert!(page["continuationToken"].is_string(), "{page}");
+
+    let fails = fails(cwd.path(), &["admin", "load", "--customers", "0"]);
+    assert!(fails.contains("--customers"), "{fails}");
+}

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clock;
 pub mod customers;
 pub mod keys;
+pub mod load;
 pub mod qualifications;
 pub mod render;
 pub mod review;

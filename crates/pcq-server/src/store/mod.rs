@@ -441,6 +441,15 @@ pub trait Tx: Send {
         reply: &StoredReply,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Inserts many customers, qualifications and qualification events with few statements
+    /// (bulk loading). Any conflict fails the whole transaction.
+    fn bulk_insert(
+        &mut self,
+        customers: &[CustomerRow],
+        qualifications: &[QualificationRow],
+        events: &[QualificationEvent],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
     /// Inserts a customer; `false` when the partner already has a customer with its domain.
     fn insert_customer(
         &mut self,

@@ -132,6 +132,31 @@ pub(super) fn like_escape(raw: &str) -> String {
 /// `skip_locked` is appended to the query that claims due vetting jobs: `""` where one writer
 /// runs at a time, `" FOR UPDATE SKIP LOCKED"` where concurrent workers must not take the same
 /// rows.
+/// Rows per statement of a bulk insert (at most 11 columns: well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bind parameters).
+pub const BULK_ROWS: usize = 500;
+
+/// `prefix` followed by `rows` groups of `columns` numbered parameters: `($1, $2), ($3, $4)`.
+pub fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(prefix.len() + rows * columns * 7);
+    sql.push_str(prefix);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 macro_rules! impl_tx {
     ($conn:ty, $row:ty, skip_locked = $skip_locked:literal) => {
         mod shared_tx {
@@ -402,6 +427,81 @@ macro_rules! impl_tx {
                 .bind(&reply.body)
                 .execute(&mut *self)
                 .await?;
+                Ok(())
+            }
+
+            async fn bulk_insert(
+                &mut self,
+                customers: &[CustomerRow],
+                qualifications: &[QualificationRow],
+                events: &[QualificationEvent],
+            ) -> StoreResult<()> {
+                for chunk in customers.chunks(sql::BULK_ROWS) {
+                    let statement = sql::multi_row_insert(
+                        "INSERT INTO customers (id, partner_tenant_id, commerce_id, domain, company_name, \
+                         company_profile, billing_profile, billing_profile_id, created_at) VALUES ",
+                        9,
+                        chunk.len(),
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for row in chunk {
+                        query = query
+                            .bind(row.id.to_string())
+                            .bind(row.partner_tenant_id.to_string())
+                            .bind(row.commerce_id.to_string())
+                            .bind(row.domain.clone())
+                            .bind(row.company_name.clone())
+                            .bind(serde_json::Value::Object(row.company_profile.clone()).to_string())
+                            .bind(row.billing_profile.as_ref().map(|b| serde_json::Value::Object(b.clone()).to_string()))
+                            .bind(row.billing_profile_id.to_string())
+                            .bind(row.created_at.as_micros());
+                    }
+                    query.execute(&mut *self).await?;
+                }
+                for chunk in qualifications.chunks(sql::BULK_ROWS) {
+                    let statement = sql::multi_row_insert(
+                        concat!("INSERT INTO customer_qualifications (", sql::qualification_columns!(), ") VALUES "),
+                        11,
+                        chunk.len(),
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for row in chunk {
+                        query = query
+                            .bind(row.customer_id.to_string())
+                            .bind(row.qualification.as_str())
+                            .bind(row.vetting_status.map(VettingStatus::as_str))
+                            .bind(row.vetting_reason.clone())
+                            .bind(row.vetting_create_date.map(Timestamp::as_micros))
+                            .bind(row.education_segment.map(EducationSegment::as_str))
+                            .bind(row.website.clone())
+                            .bind(row.validation_id.clone())
+                            .bind(row.round)
+                            .bind(row.created_at.as_micros())
+                            .bind(row.updated_at.as_micros());
+                    }
+                    query.execute(&mut *self).await?;
+                }
+                for chunk in events.chunks(sql::BULK_ROWS) {
+                    let statement = sql::multi_row_insert(
+                        concat!("INSERT INTO qualification_events (", sql::event_columns!(), ") VALUES "),
+                        9,
+                        chunk.len(),
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for e in chunk {
+                        query = query
+                            .bind(e.customer_id.to_string())
+                            .bind(e.qualification.as_str())
+                            .bind(e.round)
+                            .bind(e.from_status.map(VettingStatus::as_str))
+                            .bind(e.to_status.map(VettingStatus::as_str))
+                            .bind(e.reason.clone())
+                            .bind(e.actor.clone())
+                            .bind(e.request_id.clone())
+                            .bind(e.at.as_micros());
+                    }
+                    query.execute(&mut *self).await?;
+                }
                 Ok(())
             }
 

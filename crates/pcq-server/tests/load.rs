@@ -1,0 +1,130 @@
+//! Bulk loading (`pcq admin load`): generated customers are stored as if created through the
+//! API, with their qualification and one history step, on both backends.
+
+mod common;
+
+use common::TestApp;
+use pcq_server::service::load::{BulkLoad, LOAD_ACTOR, LoadedQualification};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Every customer of a partner, through the paged list.
+async fn list_all(app: &TestApp, token: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut continuation: Option<String> = None;
+    loop {
+        let mut req = app.get("/v1/customers?size=1000", token);
+        if let Some(c) = &continuation {
+            req = req.header("MS-ContinuationToken", c);
+        }
+        let page: Value = req.send().await.unwrap().json().await.unwrap();
+        all.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["continuationToken"].as_str() {
+            Some(c) => continuation = Some(c.to_owned()),
+            None => return all,
+        }
+    }
+}
+
+async fn loaded_customers_are_like_created_ones() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let other = app.partner();
+    let now = app.state.clock.now();
+    // More rows than one statement takes, in two transactions.
+    for (first, count) in [(0, 700), (700, 600)] {
+        let load = BulkLoad::generate(
+            partner.tenant,
+            "t1",
+            first,
+            count,
+            LoadedQualification::Education,
+            now,
+        );
+        assert_eq!(load.rows(), 3 * count as usize);
+        app.state.store.write(load).await.unwrap();
+    }
+    let sov = BulkLoad::generate(
+        other.tenant,
+        "t2",
+        0,
+        3,
+        LoadedQualification::StateOwnedEntity,
+        now,
+    );
+    app.state.store.write(sov).await.unwrap();
+
+    let customers = list_all(&app, &partner.user).await;
+    assert_eq!(customers.len(), 1300);
+    assert_eq!(list_all(&app, &other.user).await.len(), 3);
+    let some = &customers[777];
+    let id: uuid::Uuid = some["id"].as_str().unwrap().parse().unwrap();
+    let domain = some["companyProfile"]["domain"].as_str().unwrap();
+    assert!(domain.ends_with("-t1.load.example.edu"), "{some}");
+    assert!(
+        some["companyProfile"]["companyName"]
+            .as_str()
+            .unwrap()
+            .starts_with("Loaded Customer ")
+    );
+
+    // The customer reads like any other, with its approved Education qualification and one
+    // history step.
+    let (status, customer) = common::status_json(
+        app.get(&format!("/v1/customers/{id}"), &partner.user)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{customer}");
+    assert_eq!(customer["companyProfile"]["domain"], domain);
+    let qualifications = app.qualifications(&partner, id).await;
+    assert_eq!(
+        qualifications.as_array().unwrap().len(),
+        1,
+        "{qualifications}"
+    );
+    assert_eq!(qualifications[0]["qualification"], "Education");
+    assert_eq!(qualifications[0]["vettingStatus"], "Approved");
+    let (status, history) = common::status_json(
+        app.get(
+            &format!("/_pcq/customers/{id}/qualifications/history"),
+            &partner.user,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert!(history.to_string().contains(LOAD_ACTOR), "{history}");
+
+    // The domains are taken like created ones: creating one again is refused.
+    let (status, body) = common::status_json(
+        app.post(
+            "/v1/customers",
+            &partner.user,
+            &json!({"companyProfile": {"domain": domain}}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // A load that collides with existing rows fails whole.
+    let again = BulkLoad::generate(
+        partner.tenant,
+        "t1",
+        1299,
+        2,
+        LoadedQualification::None,
+        now,
+    );
+    assert!(app.state.store.write(again).await.is_err());
+    assert_eq!(list_all(&app, &partner.user).await.len(), 1300);
+}
+
+common::backend_tests!(loaded_customers_are_like_created_ones);
