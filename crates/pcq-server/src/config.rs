@@ -271,6 +271,8 @@ pub struct StoreConfig {
     pub sqlite_readers: u32,
     /// Largest group-commit batch.
     pub sqlite_max_batch: usize,
+    /// SQLite page cache of the writer in MiB (readers get a quarter each).
+    pub sqlite_cache_mib: u32,
     /// PostgreSQL pool size.
     pub pg_max_connections: u32,
     /// PostgreSQL connections kept when idle.

@@ -241,6 +241,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         path: path.clone(),
         readers: config.store.sqlite_readers,
         max_batch: config.store.sqlite_max_batch,
+        cache_mib: config.store.sqlite_cache_mib,
     })
     .await
     .with_context(|| match &path {

@@ -9,6 +9,9 @@ use pcq_server::config::Config;
 use pcq_server::service::DevPartner;
 use pcq_server::service::load::{BulkLoad, LoadedQualification};
 
+/// SQLite page cache of the loading process, in MiB (at least).
+const LOAD_CACHE_MIB: u32 = 256;
+
 /// Arguments of `pcq admin load`.
 #[derive(Args)]
 pub struct LoadArgs {
@@ -22,7 +25,7 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value_t = Kind::Education)]
     qualification: Kind,
     /// Customers per transaction.
-    #[arg(long, value_name = "N", default_value_t = 20_000,
+    #[arg(long, value_name = "N", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     batch: u64,
     /// Data directory of the SQLite database [default: ./pcq-data].
@@ -57,6 +60,8 @@ pub fn load(args: LoadArgs) -> anyhow::Result<()> {
         config.database_url = url;
     }
     config.in_memory = false;
+    // A load changes many pages per transaction; a short-lived process can afford a big cache.
+    config.store.sqlite_cache_mib = config.store.sqlite_cache_mib.max(LOAD_CACHE_MIB);
     config.validate()?;
     let partner = args
         .partner

@@ -399,6 +399,7 @@ mod tests {
                 path: Some(dir.path().join("pcq.db")),
                 readers: 1,
                 max_batch: 8,
+                cache_mib: 0,
             })
             .await
             .unwrap(),

@@ -29,7 +29,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 impl_tx!(
     sqlx::postgres::PgConnection,
     sqlx::postgres::PgRow,
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    numbered_params = true
 );
 
 /// How to reach and use the database.

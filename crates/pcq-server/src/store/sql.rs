@@ -136,8 +136,10 @@ pub(super) fn like_escape(raw: &str) -> String {
 /// PostgreSQL's 65,535 bind parameters).
 pub const BULK_ROWS: usize = 500;
 
-/// `prefix` followed by `rows` groups of `columns` numbered parameters: `($1, $2), ($3, $4)`.
-pub fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
+/// `prefix` followed by `rows` groups of `columns` parameters: numbered (`($1, $2), ($3, $4)`,
+/// PostgreSQL) or anonymous (`(?, ?), (?, ?)`, SQLite, which looks numbered parameters up by
+/// name at a cost that grows with their number).
+pub fn multi_row_insert(prefix: &str, columns: usize, rows: usize, numbered: bool) -> String {
     use std::fmt::Write;
     let mut sql = String::with_capacity(prefix.len() + rows * columns * 7);
     sql.push_str(prefix);
@@ -150,7 +152,11 @@ pub fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "${}", row * columns + column + 1);
+            if numbered {
+                let _ = write!(sql, "${}", row * columns + column + 1);
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -158,7 +164,7 @@ pub fn multi_row_insert(prefix: &str, columns: usize, rows: usize) -> String {
 }
 
 macro_rules! impl_tx {
-    ($conn:ty, $row:ty, skip_locked = $skip_locked:literal) => {
+    ($conn:ty, $row:ty, skip_locked = $skip_locked:literal, numbered_params = $numbered:literal) => {
         mod shared_tx {
         use pcq_core::time::Timestamp;
         use pcq_core::{EducationSegment, VettingStatus};
@@ -442,6 +448,7 @@ macro_rules! impl_tx {
                          company_profile, billing_profile, billing_profile_id, created_at) VALUES ",
                         9,
                         chunk.len(),
+                        $numbered,
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
                     for row in chunk {
@@ -463,6 +470,7 @@ macro_rules! impl_tx {
                         concat!("INSERT INTO customer_qualifications (", sql::qualification_columns!(), ") VALUES "),
                         11,
                         chunk.len(),
+                        $numbered,
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
                     for row in chunk {
@@ -486,6 +494,7 @@ macro_rules! impl_tx {
                         concat!("INSERT INTO qualification_events (", sql::event_columns!(), ") VALUES "),
                         9,
                         chunk.len(),
+                        $numbered,
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
                     for e in chunk {

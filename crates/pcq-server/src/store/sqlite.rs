@@ -31,7 +31,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 impl_tx!(
     sqlx::sqlite::SqliteConnection,
     sqlx::sqlite::SqliteRow,
-    skip_locked = ""
+    skip_locked = "",
+    numbered_params = false
 );
 
 /// Where and how to open the SQLite store.
@@ -43,6 +44,10 @@ pub struct SqliteOptions {
     pub readers: u32,
     /// Most ops committed in one transaction.
     pub max_batch: usize,
+    /// Page cache of the writer connection in MiB (each reader gets a quarter); 0 keeps
+    /// SQLite's default (2 MiB). A large store needs a cache that holds the pages one group
+    /// commit changes.
+    pub cache_mib: u32,
 }
 
 /// The SQLite store: one writer task, a pool of readers.
@@ -117,8 +122,14 @@ fn connect_options(path: Option<&PathBuf>) -> StoreResult<SqliteConnectOptions> 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database, and starts the writer.
     pub async fn open(options: SqliteOptions) -> StoreResult<Self> {
-        let base = connect_options(options.path.as_ref())?;
-        let writer_options = base.clone().create_if_missing(true);
+        let mut base = connect_options(options.path.as_ref())?;
+        let mut writer_options = base.clone().create_if_missing(true);
+        if options.cache_mib > 0 {
+            // A negative cache_size is in KiB.
+            let kib = i64::from(options.cache_mib) * 1024;
+            writer_options = writer_options.pragma("cache_size", format!("-{kib}"));
+            base = base.pragma("cache_size", format!("-{}", (kib / 4).max(2048)));
+        }
         let mut conn = SqliteConnection::connect_with(&writer_options).await?;
         MIGRATOR
             .run(&mut conn)
@@ -405,6 +416,7 @@ mod tests {
                 path: Some(dir.path().join("pcq.db")),
                 readers: 2,
                 max_batch: 64,
+                cache_mib: 0,
             })
             .await
             .unwrap(),
@@ -559,6 +571,7 @@ mod tests {
             path: Some(dir.path().join("pcq.db")),
             readers: 1,
             max_batch: 4,
+            cache_mib: 0,
         })
         .await
         .unwrap();
@@ -596,6 +609,7 @@ mod tests {
                 path: None,
                 readers: 1,
                 max_batch: 8,
+                cache_mib: 0,
             })
             .await
             .unwrap(),
