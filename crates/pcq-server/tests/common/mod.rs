@@ -155,11 +155,18 @@ impl Drop for PgSchema {
                     let _ = sqlx::query("SET lock_timeout = '10s'")
                         .execute(&mut admin)
                         .await;
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP SCHEMA IF EXISTS {name} CASCADE"
-                    )))
-                    .execute(&mut admin)
-                    .await;
+                    // A node that is still shutting down may hold the schema's locks for a
+                    // moment: try again rather than leave the schema behind.
+                    for _ in 0..3 {
+                        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA IF EXISTS {name} CASCADE"
+                        )))
+                        .execute(&mut admin)
+                        .await;
+                        if dropped.is_ok() {
+                            break;
+                        }
+                    }
                     let _ = admin.close().await;
                 }
             });
