@@ -1,136 +1,18 @@
 //! The `pcq` binary as a black box: a spawned process on port 0 over a fresh data directory.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-const PCQ: &str = env!("CARGO_BIN_EXE_pcq");
+mod common;
 
-/// A running `pcq serve` and what its banner said.
-struct Served {
-    child: Child,
-    url: String,
-    partner: String,
-    example_token: Option<String>,
-    _lines: mpsc::Receiver<String>,
-}
-
-fn serve(cwd: &Path, args: &[&str]) -> Served {
-    let mut child = Command::new(PCQ)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pcq starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| {
-        rx.recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("pcq printed no {what} line"))
-    };
-    let first = next("listening");
-    let url = first
-        .strip_prefix("pcq listening on ")
-        .unwrap_or_else(|| panic!("first line is {first:?}"))
-        .to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
-        "{url}"
-    );
-    let partner = next("partner")
-        .strip_prefix("development partner tenant: ")
-        .expect("second line names the partner")
-        .to_owned();
-    let third = next("example");
-    let example_token = third
-        .split("Authorization: Bearer ")
-        .nth(1)
-        .map(|t| t.trim_end_matches('\'').to_owned());
-    Served {
-        child,
-        url,
-        partner,
-        example_token,
-        _lines: rx,
-    }
-}
-
-impl Served {
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn token(data_dir: &Path, tenant: &str, extra: &[&str]) -> String {
-    let out = Command::new(PCQ)
-        .args(["token", "--data-dir"])
-        .arg(data_dir)
-        .args(["--tenant", tenant])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        text.lines().count(),
-        1,
-        "pcq token prints the token and nothing else"
-    );
-    text.trim().to_owned()
-}
-
-fn client() -> reqwest::Client {
-    pcq_server::install_tls_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client().request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
+use common::{Key, PCQ, Server, call, client, serve_command, serve_in, token};
 
 #[tokio::test]
 async fn serve_on_a_fresh_directory_then_restart() {
     let cwd = tempfile::tempdir().unwrap();
-    let served = serve(cwd.path(), &[]);
+    let served = serve_in(cwd.path(), &[]);
     let data = cwd.path().join("pcq-data");
     assert!(
         data.join("pcq.db").exists(),
@@ -161,7 +43,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     assert_eq!((status, list["totalCount"].as_u64()), (200, Some(0)));
 
     // Tokens from `pcq token` work against the running server.
-    let user = token(&data, &served.partner, &[]);
+    let user = token(Key::DataDir(&data), &served.partner, &[]);
     let (status, customer) = call(
         reqwest::Method::POST,
         &format!("{}/v1/customers", served.url),
@@ -183,7 +65,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
         (201, Some("InReview"))
     );
 
-    let app_only = token(&data, &served.partner, &["--app-only"]);
+    let app_only = token(Key::DataDir(&data), &served.partner, &["--app-only"]);
     let (status, fault) = call(
         reqwest::Method::POST,
         &format!("{}/v1/customers/{id}/qualifications", served.url),
@@ -193,7 +75,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     .await;
     assert_eq!((status, fault["code"].as_u64()), (403, Some(900150)));
 
-    let expired = token(&data, &served.partner, &["--ttl", "-60"]);
+    let expired = token(Key::DataDir(&data), &served.partner, &["--ttl", "-60"]);
     let (status, _) = call(
         reqwest::Method::GET,
         &format!("{}/v1/customers", served.url),
@@ -204,7 +86,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     assert_eq!(status, 401);
 
     let admin = token(
-        &data,
+        Key::DataDir(&data),
         &served.partner,
         &["--role", "Pcq.Admin", "--app-only"],
     );
@@ -228,7 +110,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     );
 
     // Everything is still there after a restart, under the same development partner.
-    let again = serve(cwd.path(), &[]);
+    let again = serve_in(cwd.path(), &[]);
     assert_eq!(again.partner, partner);
     let (status, got) = call(
         reqwest::Method::GET,
@@ -253,7 +135,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
 #[tokio::test]
 async fn in_memory_writes_nothing_to_disk() {
     let cwd = tempfile::tempdir().unwrap();
-    let served = serve(cwd.path(), &["--in-memory"]);
+    let served = serve_in(cwd.path(), &["--in-memory"]);
     let example = served.example_token.clone().unwrap();
     let (status, _) = call(
         reqwest::Method::POST,
@@ -294,8 +176,8 @@ async fn seed_file_loads_at_every_start_without_duplicates() {
     .unwrap();
     let seed_arg = seed.to_str().unwrap();
     for _ in 0..2 {
-        let served = serve(cwd.path(), &["--seed", seed_arg]);
-        let user = token(&cwd.path().join("pcq-data"), &served.partner, &[]);
+        let served = serve_in(cwd.path(), &["--seed", seed_arg]);
+        let user = token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
         let (_, list) = call(
             reqwest::Method::GET,
             &format!("{}/v1/customers", served.url),
@@ -394,30 +276,13 @@ async fn throttling_is_configured_by_environment_and_no_throttle_turns_it_off() 
         (&["--in-memory"][..], true),
         (&["--in-memory", "--no-throttle"][..], false),
     ] {
-        let mut child = Command::new(PCQ)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut command = serve_command(args);
+        command
             .current_dir(cwd.path())
-            .env("PCQ_THROTTLE__CUSTOMERS__REQUESTS_PER_MINUTE", "2")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut lines = Vec::new();
-        for _ in 0..3 {
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            lines.push(line);
-        }
-        let url = lines[0].trim().strip_prefix("pcq listening on ").unwrap();
-        let example = lines[2]
-            .split("Bearer ")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches(['\'', '\n'])
-            .to_owned();
+            .env("PCQ_THROTTLE__CUSTOMERS__REQUESTS_PER_MINUTE", "2");
+        let served = Server::start(command);
+        let url = &served.url;
+        let example = served.example_token.clone().unwrap();
         let mut statuses = Vec::new();
         for _ in 0..4 {
             let resp = client()
@@ -438,18 +303,17 @@ async fn throttling_is_configured_by_environment_and_no_throttle_turns_it_off() 
             vec![200; 4]
         };
         assert_eq!(statuses, expected, "pcq serve {args:?}");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(served.stop().success());
     }
 }
 
 #[tokio::test]
 async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = Command::new(PCQ)
+    let log_path = cwd.path().join("pcq.log");
+    // The address comes from the environment, not from --listen.
+    let mut command = Command::new(PCQ);
+    command
         .args(["serve", "--in-memory"])
         .current_dir(cwd.path())
         .env("PCQ_LISTEN", "127.0.0.1:0")
@@ -457,28 +321,10 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
         .env("PCQ_SOMETHING_ELSE", "1")
         .env("PCQ_CONTRACT", "2023")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("pcq listening on ")
-        .expect("started")
-        .to_owned();
-    let mut rest = String::new();
-    stdout.read_line(&mut rest).unwrap();
-    rest.clear();
-    stdout.read_line(&mut rest).unwrap();
-    let example = rest
-        .split("Bearer ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(['\'', '\n'])
-        .to_owned();
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let served = Server::start(command);
+    let url = served.url.clone();
+    let example = served.example_token.clone().unwrap();
     // The banner token carries the audience from the environment, and the server accepts it.
     let (status, customer) = call(
         reqwest::Method::POST,
@@ -501,13 +347,8 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
         (status, fault["errorName"].as_str()),
         (400, Some("EducationSegmentRequired"))
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(served.stop().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("PCQ_SOMETHING_ELSE"), "{log}");
 }
 
@@ -593,34 +434,19 @@ async fn secrets_stay_out_of_the_logs() {
     let data = cwd.path().join("data");
     let log_path = cwd.path().join("pcq.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(PCQ)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+    let data_arg = data.to_str().unwrap().to_owned();
+    let mut command = serve_command(&["--data-dir", &data_arg]);
+    command
         .env("RUST_LOG", "trace")
         .env("PCQ_WORKER__POLL_INTERVAL_MS", "20")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines.next().unwrap().unwrap();
-    let url = url.strip_prefix("pcq listening on ").unwrap().to_owned();
-    let partner = lines.next().unwrap().unwrap();
-    let partner = partner
-        .strip_prefix("development partner tenant: ")
-        .unwrap()
-        .to_owned();
-    let banner = lines.next().unwrap().unwrap();
-    let example = banner
-        .split("Authorization: Bearer ")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('\'')
-        .to_owned();
+        .stderr(log);
+    let served = Server::start(command);
+    let (url, partner) = (served.url.clone(), served.partner.clone());
+    let example = served.example_token.clone().unwrap();
 
-    let user = token(&data, &partner, &[]);
-    let admin = token(&data, &partner, &["--role", "Pcq.Admin"]);
-    let expired = token(&data, &partner, &["--ttl", "-60"]);
+    let user = token(Key::DataDir(&data), &partner, &[]);
+    let admin = token(Key::DataDir(&data), &partner, &["--role", "Pcq.Admin"]);
+    let expired = token(Key::DataDir(&data), &partner, &["--ttl", "-60"]);
     let forged = format!("{}x", &user[..user.len() - 1]);
     let (status, _) = call(
         reqwest::Method::POST,
@@ -654,11 +480,7 @@ async fn secrets_stay_out_of_the_logs() {
         .await
         .unwrap();
     assert_eq!(certificate.status(), 200);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(served.stop().success());
 
     let logged = std::fs::read_to_string(&log_path).unwrap();
     assert!(
@@ -738,8 +560,8 @@ async fn admin_load_fills_the_store() {
     assert!(said.contains("(4500 rows)"), "{said}");
 
     let data_arg = data.to_str().unwrap().to_owned();
-    let served = serve(cwd.path(), &["--data-dir", &data_arg]);
-    let user = token(&data, &served.partner, &[]);
+    let served = serve_in(cwd.path(), &["--data-dir", &data_arg]);
+    let user = token(Key::DataDir(&data), &served.partner, &[]);
     let (status, page) = call(
         reqwest::Method::GET,
         &format!("{}/v1/customers?size=1000", served.url),

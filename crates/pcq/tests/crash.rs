@@ -10,9 +10,7 @@
 //! `PCQ_CRASH_ROUNDS=50 cargo test -p pcq --test crash -- --nocapture`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +19,10 @@ use sqlx::Connection;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-const PCQ: &str = env!("CARGO_BIN_EXE_pcq");
+mod common;
+
+use common::{Key, Server, count_customers, serve_command, token};
+
 /// Concurrent clients during each round.
 const CLIENTS: usize = 8;
 
@@ -34,50 +35,11 @@ struct Sent {
     answer: Option<(u16, String)>,
 }
 
-fn start(data: &Path) -> (Child, String, String) {
-    let mut child = Command::new(PCQ)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-throttle",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("pcq listening on ")
-        .expect("the first line names the address")
-        .to_owned();
-    let partner = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, url, partner)
-}
-
-fn token(data: &Path, tenant: &str) -> String {
-    let out = Command::new(PCQ)
-        .args(["token", "--data-dir"])
-        .arg(data)
-        .args(["--tenant", tenant, "--ttl", "3600"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+/// `pcq serve` on `data`, throttling off (the load is far above a partner's rate).
+fn start(data: &Path) -> Server {
+    let mut command = serve_command(&["--no-throttle", "--data-dir"]);
+    command.arg(data).env("RUST_LOG", "error");
+    Server::start(command)
 }
 
 async fn post(
@@ -175,16 +137,16 @@ fn rounds() -> usize {
 async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    pcq_server::install_tls_provider();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = common::client();
     let log: Arc<Mutex<BTreeMap<String, Sent>>> = Arc::default();
     let mut partner_token: Option<(String, String)> = None;
 
     let rounds = rounds();
     for round in 0..rounds {
-        let (mut child, url, partner) = start(&data);
+        let mut server = start(&data);
+        let (url, partner) = (server.url.clone(), server.partner.clone());
         let token = partner_token
-            .get_or_insert_with(|| (partner.clone(), token(&data, &partner)))
+            .get_or_insert_with(|| (partner.clone(), token(Key::DataDir(&data), &partner, &[])))
             .1
             .clone();
         assert_eq!(partner_token.as_ref().unwrap().0, partner);
@@ -206,8 +168,7 @@ async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
         while shared.acknowledged.load(Ordering::SeqCst) < moment {
             shared.progress.notified().await;
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        server.kill();
         shared.dead.store(true, Ordering::SeqCst);
         for c in clients {
             c.await.unwrap();
@@ -217,7 +178,8 @@ async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
 
     // Start once more: every answered write replays its first answer; an unanswered one takes
     // effect when retried.
-    let (mut child, url, _) = start(&data);
+    let server = start(&data);
+    let url = server.url.clone();
     let token = partner_token.unwrap().1;
     let entries: Vec<(String, Sent)> = log
         .lock()
@@ -245,7 +207,7 @@ async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
         .iter()
         .filter(|(_, s)| s.path == "/v1/customers" && s.answer.is_some())
         .count();
-    let listed = list_customers(&http, &url, &token).await;
+    let listed = count_customers(&http, &url, &token).await;
     assert_eq!(
         listed,
         answered_customers + unanswered_customers,
@@ -256,11 +218,7 @@ async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
          {listed} customers",
         entries.len() - answered
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(server.stop().success());
 
     let mut db = sqlx::SqliteConnection::connect(&format!(
         "sqlite://{}?mode=ro",
@@ -273,23 +231,4 @@ async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
         .await
         .unwrap();
     assert_eq!(check, "ok");
-}
-
-async fn list_customers(http: &reqwest::Client, url: &str, token: &str) -> usize {
-    let mut listed = 0;
-    let mut continuation: Option<String> = None;
-    loop {
-        let mut req = http
-            .get(format!("{url}/v1/customers?size=1000"))
-            .bearer_auth(token);
-        if let Some(c) = &continuation {
-            req = req.header("MS-ContinuationToken", c);
-        }
-        let page: Value = req.send().await.unwrap().json().await.unwrap();
-        listed += page["items"].as_array().unwrap().len();
-        match page["continuationToken"].as_str() {
-            Some(c) => continuation = Some(c.to_owned()),
-            None => return listed,
-        }
-    }
 }

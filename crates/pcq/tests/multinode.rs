@@ -4,8 +4,7 @@
 //! that variable the tests say they were skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
@@ -14,7 +13,9 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
 
-const PCQ: &str = env!("CARGO_BIN_EXE_pcq");
+mod common;
+
+use common::{Key, Server, count_customers, serve_command, token};
 
 /// The test database server, or `None` after saying the test is skipped.
 fn database_server(test: &str) -> Option<String> {
@@ -83,68 +84,36 @@ impl Drop for Schema {
     }
 }
 
-/// One `pcq serve` process.
+/// One `pcq serve` process on `database_url`, with a data directory of its own.
 struct Node {
-    child: Child,
-    url: String,
-    partner: String,
+    server: Server,
     _data: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl Node {
     fn start(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(PCQ)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
+        let mut command = serve_command(&["--database-url", database_url]);
+        command
             .arg("--data-dir")
             .arg(data.path())
             .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("pcq prints its address").unwrap();
-        let url = first
-            .strip_prefix("pcq listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
-        let partner = lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .to_owned();
-        std::thread::spawn(move || lines.for_each(drop));
+            .envs(env.iter().copied());
         Node {
-            child,
-            url,
-            partner,
+            server: Server::start(command),
             _data: data,
         }
     }
 
     fn kill(&mut self) {
-        // SIGKILL: no graceful shutdown, no chance to finish anything.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.kill();
     }
 }
 
@@ -171,14 +140,17 @@ impl Cluster {
             a.partner, b.partner,
             "the nodes share the development partner"
         );
-        let user = token(&schema.url, &a.partner, &[]);
-        let admin = token(&schema.url, &a.partner, &["--role", "Pcq.Admin"]);
-        pcq_server::install_tls_provider();
+        let user = token(Key::Database(&schema.url), &a.partner, &[]);
+        let admin = token(
+            Key::Database(&schema.url),
+            &a.partner,
+            &["--role", "Pcq.Admin"],
+        );
         Cluster {
             nodes: vec![a, b],
             user,
             admin,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: common::client(),
             _schema: schema,
         }
     }
@@ -242,20 +214,6 @@ impl Cluster {
         join_all((0..2).map(|node| self.ok(node, Method::POST, "/_pcq/admin/worker/drain", None)))
             .await
     }
-}
-
-fn token(database_url: &str, tenant: &str, extra: &[&str]) -> String {
-    let out = Command::new(PCQ)
-        .args(["token", "--database-url", database_url, "--tenant", tenant])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -504,7 +462,7 @@ async fn both_nodes_deliver_each_webhook_event_once() {
     .await;
     let url = cluster._schema.url.clone();
     let tokens: Vec<String> = (0..PARTNERS)
-        .map(|_| token(&url, &Uuid::new_v4().to_string(), &[]))
+        .map(|_| token(Key::Database(&url), &Uuid::new_v4().to_string(), &[]))
         .collect();
     for (i, token) in tokens.iter().enumerate() {
         let registration = json!({"WebhookUrl": receiver.url, "WebhookEvents": ["test-created"]});
@@ -764,23 +722,7 @@ async fn a_killed_node_loses_nothing_it_acknowledged() {
             .unwrap();
         assert_eq!(status, 200, "customer {id} was acknowledged");
     }
-    let mut listed = 0;
-    let mut continuation: Option<String> = None;
-    loop {
-        let mut req = cluster
-            .http
-            .get(format!("{}/v1/customers?size=100", cluster.nodes[1].url))
-            .bearer_auth(&cluster.user);
-        if let Some(token) = &continuation {
-            req = req.header("MS-ContinuationToken", token);
-        }
-        let page: Value = req.send().await.unwrap().json().await.unwrap();
-        listed += page["items"].as_array().unwrap().len();
-        match page["continuationToken"].as_str() {
-            Some(token) => continuation = Some(token.to_owned()),
-            None => break,
-        }
-    }
+    let listed = count_customers(&cluster.http, &cluster.nodes[1].url, &cluster.user).await;
     assert_eq!(
         listed,
         acknowledged.len() + unanswered.len(),

@@ -1,66 +1,14 @@
 //! `pcq review` and the vetting worker in a real `pcq serve` process, including a crash in the
 //! middle of decisions.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-const PCQ: &str = env!("CARGO_BIN_EXE_pcq");
+mod common;
 
-struct Served {
-    child: Child,
-    url: String,
-    partner: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(cwd: &Path, args: &[&str]) -> Served {
-    serve_with(cwd, args, &[])
-}
-
-fn serve_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
-    let mut child = Command::new(PCQ)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(cwd)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("pcq listening on ")
-        .unwrap()
-        .to_owned();
-    let partner = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    // Keep reading whatever else pcq prints.
-    std::thread::spawn(move || lines.for_each(drop));
-    Served {
-        child,
-        url,
-        partner,
-    }
-}
+use common::{Key, PCQ, Server, call, serve_command, serve_in, token};
 
 fn pcq(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(PCQ)
@@ -75,37 +23,11 @@ fn pcq(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn token(cwd: &Path, tenant: &str, extra: &[&str]) -> String {
-    let mut args = vec!["token", "--tenant", tenant];
-    args.extend_from_slice(extra);
-    let (ok, out, err) = pcq(cwd, &args);
-    assert!(ok, "{err}");
-    out.trim().to_owned()
-}
-
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    pcq_server::install_tls_provider();
-    let mut req = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn reviewers_decide_from_the_command_line() {
     let cwd = tempfile::tempdir().unwrap();
-    let served = serve(cwd.path(), &[]);
-    let user = token(cwd.path(), &served.partner, &[]);
+    let served = serve_in(cwd.path(), &[]);
+    let user = token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
     let mut customers = Vec::new();
     for domain in ["cli-one.example.edu", "cli-two.example.com"] {
         let (_, c) = call(
@@ -252,13 +174,15 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     .unwrap();
     // Small batches: decisions commit a few at a time, so a crash can fall between commits.
     let small_batches = [("PCQ_WORKER__BATCH_SIZE", "5")];
-    let mut served = serve_with(
-        cwd.path(),
-        &["--no-worker", "--seed", "seed.json"],
-        &small_batches,
+    let mut command = serve_command(&["--no-worker", "--seed", "seed.json"]);
+    command.current_dir(cwd.path()).envs(small_batches);
+    let mut served = Server::start(command);
+    let admin = token(
+        Key::InWorkingDir(cwd.path()),
+        &served.partner,
+        &["--role", "Pcq.Admin"],
     );
-    let admin = token(cwd.path(), &served.partner, &["--role", "Pcq.Admin"]);
-    let user = token(cwd.path(), &served.partner, &[]);
+    let user = token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
     let (status, _) = call(
         reqwest::Method::PUT,
         &format!("{}/_pcq/admin/vetting-policy", served.url),
@@ -303,8 +227,7 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
             break;
         }
     }
-    served.child.kill().unwrap();
-    served.child.wait().unwrap();
+    served.kill();
     let interrupted = drain.await.unwrap();
     assert!(
         interrupted.is_err(),
@@ -312,7 +235,7 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     );
 
     // Restart; finish the work.
-    let served = serve(cwd.path(), &["--no-worker", "--seed", "seed.json"]);
+    let served = serve_in(cwd.path(), &["--no-worker", "--seed", "seed.json"]);
     let (_, before) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
     let decided_before = decided(&before);
     eprintln!("{decided_before} of {CUSTOMERS} were decided before the crash");
