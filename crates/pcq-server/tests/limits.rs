@@ -229,18 +229,18 @@ async fn test_webhook_events_are_limited_to_two_per_minute_by_default() {
     let partner = app.partner();
     app.register_webhook(&partner, "http://127.0.0.1:9/hook", &["test-created"])
         .await;
-    let send = || {
-        app.req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .send()
-    };
     for _ in 0..2 {
-        assert_eq!(send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            app.send_test_event(&partner, None).await.status(),
+            StatusCode::OK
+        );
     }
-    assert_throttled(send().await.unwrap(), "webhook_test_events", 30).await;
+    assert_throttled(
+        app.send_test_event(&partner, None).await,
+        "webhook_test_events",
+        30,
+    )
+    .await;
     // The rest of the webhook routes are another family.
     let resp = app
         .get("/webhooks/v1/registration", &partner.app)
@@ -266,15 +266,7 @@ async fn with_throttling_off_nothing_is_ever_429() {
             list_customers(&app, &partner).await.status(),
             StatusCode::OK
         );
-        let resp = app
-            .req(
-                Method::POST,
-                "/webhooks/v1/registration/validationEvents",
-                &partner.app,
-            )
-            .send()
-            .await
-            .unwrap();
+        let resp = app.send_test_event(&partner, None).await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
 }

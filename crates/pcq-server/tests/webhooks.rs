@@ -154,27 +154,11 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
     let receiver = Receiver::start().await;
 
     // Without a registration for test-created there is nothing to send.
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, None).await;
     assert_fault(resp, 404, 1000).await;
     app.register_webhook(&partner, &receiver.url, &["customer-qualification-updated"])
         .await;
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, None).await;
     assert_eq!(
         assert_fault(resp, 400, 800002).await["errorName"],
         "NotRegisteredForTestEvents"
@@ -188,16 +172,7 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
     app.register_webhook(&partner, &receiver.url, &EVENTS).await;
 
     let correlation = "3ef0202b-9d00-4f75-9cff-15420f7612b3";
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .header("MS-CorrelationId", correlation)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, Some(correlation)).await;
     assert_eq!(
         status_json(resp).await,
         (StatusCode::OK, json!({"correlationId": correlation}))
@@ -413,16 +388,7 @@ async fn deliveries_are_given_up_after_the_last_attempt() {
     let receiver = Receiver::start().await;
     receiver.respond_with(500);
     app.register_webhook(&partner, &receiver.url, &EVENTS).await;
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .header("MS-CorrelationId", "give-up")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, Some("give-up")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     for _ in 0..5 {
         app.drain().await;
@@ -453,15 +419,7 @@ async fn the_background_worker_delivers_without_being_asked() {
     let partner = app.partner();
     let receiver = Receiver::start().await;
     app.register_webhook(&partner, &receiver.url, &EVENTS).await;
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     // The request wakes the worker, which delivers in the background.
     receiver
@@ -475,16 +433,7 @@ async fn a_slow_receiver_gets_one_post_however_far_the_sandbox_clock_moves() {
     let partner = app.partner();
     let receiver = Receiver::start().await;
     app.register_webhook(&partner, &receiver.url, &EVENTS).await;
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .header("MS-CorrelationId", "slow")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, Some("slow")).await;
     assert_eq!(resp.status(), StatusCode::OK);
 
     // The first drain's attempt is in flight while the receiver takes its time.
@@ -528,16 +477,7 @@ async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     let partner = app.partner();
     app.register_webhook(&partner, "https://hooks.example.com/pc", &EVENTS)
         .await;
-    let resp = app
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .header("MS-CorrelationId", "late")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_test_event(&partner, Some("late")).await;
     assert_eq!(resp.status(), StatusCode::OK);
 
     let now = app.state.clock.now();
@@ -655,15 +595,7 @@ async fn private_targets_are_refused_when_not_allowed() {
     allowed
         .register_webhook(&other, &receiver.url, &EVENTS)
         .await;
-    let resp = allowed
-        .req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &other.app,
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = allowed.send_test_event(&other, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let mut config = allowed.state.config.clone();
     let mut allowed = allowed;
@@ -698,23 +630,17 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
         app.register_webhook(partner, "https://hooks.example.com/pc", &EVENTS)
             .await;
     }
-    let send = |partner: &Partner, correlation: String| {
-        app.req(
-            Method::POST,
-            "/webhooks/v1/registration/validationEvents",
-            &partner.app,
-        )
-        .header("MS-CorrelationId", correlation)
-        .send()
-    };
     for i in 0..6 {
+        let correlation = format!("busy-{i}");
         assert_eq!(
-            send(&busy, format!("busy-{i}")).await.unwrap().status(),
+            app.send_test_event(&busy, Some(&correlation))
+                .await
+                .status(),
             StatusCode::OK
         );
     }
     assert_eq!(
-        send(&quiet, "quiet".to_owned()).await.unwrap().status(),
+        app.send_test_event(&quiet, Some("quiet")).await.status(),
         StatusCode::OK
     );
 

@@ -409,6 +409,20 @@ impl TestApp {
         body["validationId"].as_str().unwrap().to_owned()
     }
 
+    /// Asks for a test `test-created` event (Partner Center's validation event), with
+    /// `correlation` as its `MS-CorrelationId` when given.
+    pub async fn send_test_event(&self, partner: &Partner, correlation: Option<&str>) -> Response {
+        let mut req = self.req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        );
+        if let Some(correlation) = correlation {
+            req = req.header("MS-CorrelationId", correlation);
+        }
+        req.send().await.unwrap()
+    }
+
     /// The customer's qualifications as the API returns them.
     pub async fn qualifications(&self, partner: &Partner, customer: Uuid) -> Value {
         let resp = self
