@@ -207,6 +207,28 @@ struct Case<'a> {
     world: World,
 }
 
+/// The string `key` of every object in the JSON array `items` (none if it is not an array).
+fn strings_at(items: &Value, key: &str) -> BTreeSet<String> {
+    items
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item[key].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ids in `world` (id, owner) that belong to partner `actor`, as text.
+fn owned_by<T: ToString>(world: &[(T, usize)], actor: usize) -> BTreeSet<String> {
+    world
+        .iter()
+        .filter(|(_, owner)| *owner == actor)
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
 fn fail(message: String) -> TestCaseError {
     TestCaseError::fail(message)
 }
@@ -486,22 +508,8 @@ impl Case<'_> {
                     .await;
                 prop_assert_eq!(answer.status, 200);
                 self.check_no_foreign_names(actor, "/v1/customers", &answer)?;
-                let listed: BTreeSet<String> = answer.json()["items"]
-                    .as_array()
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(|c| c["id"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let own: BTreeSet<String> = self
-                    .world
-                    .customers
-                    .iter()
-                    .filter(|(_, p)| *p == actor)
-                    .map(|(id, _)| id.to_string())
-                    .collect();
+                let listed = strings_at(&answer.json()["items"], "id");
+                let own = owned_by(&self.world.customers, actor);
                 prop_assert_eq!(listed, own, "partner {}'s customer list", actor);
             }
             Step::ReadCustomer { actor, target } => {
@@ -578,23 +586,8 @@ impl Case<'_> {
                     .await;
                 prop_assert_eq!(answer.status, 200);
                 self.check_no_foreign_names(actor, "/v1/customers/all/validations", &answer)?;
-                let listed: BTreeSet<String> = answer
-                    .json()
-                    .as_array()
-                    .map(|codes| {
-                        codes
-                            .iter()
-                            .filter_map(|c| c["validationId"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let own: BTreeSet<String> = self
-                    .world
-                    .codes
-                    .iter()
-                    .filter(|(_, p)| *p == actor)
-                    .map(|(c, _)| c.clone())
-                    .collect();
+                let listed = strings_at(&answer.json(), "validationId");
+                let own = owned_by(&self.world.codes, actor);
                 prop_assert_eq!(listed, own, "partner {}'s validation codes", actor);
             }
             Step::ListAudit { actor } => {
