@@ -286,9 +286,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<String> {
 /// directory (created on first use).
 pub async fn tool_dev_issuer(config: &Config) -> anyhow::Result<Arc<DevIssuer>> {
     if config.database_url.is_empty() {
-        return load_dev_issuer(config, None)
-            .await?
-            .context("the development issuer is off");
+        return load_dev_issuer(config, None).await;
     }
     let url = store::postgres::redact_url(&config.database_url);
     let mut options = pg_options(config);
@@ -308,7 +306,7 @@ pub async fn tool_dev_issuer(config: &Config) -> anyhow::Result<Arc<DevIssuer>> 
             )
         });
     store.close().await;
-    issuer?.context("the development issuer is off")
+    issuer
 }
 
 /// The external identity providers of the configuration, with their keys loaded.
@@ -331,26 +329,24 @@ pub async fn external_issuers(auth: &AuthConfig) -> anyhow::Result<Vec<Arc<JwksI
     Ok(issuers)
 }
 
-/// Loads the development issuer the configuration asks for: the key in `shared` (a store that
-/// several nodes share), else the key in the data directory, or a key for this run only when
-/// the database is in memory and no data directory was given.
+/// Loads the development issuer's key (whether a node trusts it is decided by
+/// [`config::AuthConfig::dev_issuer_on`]): the key in `shared` (a store that several nodes
+/// share), else the key in the data directory, or a key for this run only when the database is
+/// in memory and no data directory was given.
 pub async fn load_dev_issuer(
     config: &Config,
     shared: Option<&Store>,
-) -> anyhow::Result<Option<Arc<DevIssuer>>> {
-    if config.auth.dev_issuer.explicit() == Some(false) {
-        return Ok(None);
-    }
+) -> anyhow::Result<Arc<DevIssuer>> {
     if let Some(store) = shared {
         let pem = shared_key(store, keys::DEV_ISSUER_KEY, DevIssuer::generate_pem).await?;
-        return Ok(Some(Arc::new(DevIssuer::from_pem(&pem, "the database")?)));
+        return Ok(Arc::new(DevIssuer::from_pem(&pem, "the database")?));
     }
     let issuer = if config.in_memory && !config.data_dir_explicit {
         DevIssuer::ephemeral()?
     } else {
         DevIssuer::load_or_create(&config.data_dir)?
     };
-    Ok(Some(Arc::new(issuer)))
+    Ok(Arc::new(issuer))
 }
 
 impl Application {
@@ -360,7 +356,7 @@ impl Application {
         install_tls_provider();
         let store = open_store(&config).await?;
         let dev_issuer = if config.auth.dev_issuer_on(config.listen) {
-            load_dev_issuer(&config, store.is_shared().then_some(&store)).await?
+            Some(load_dev_issuer(&config, store.is_shared().then_some(&store)).await?)
         } else {
             if config.auth.dev_issuer.explicit().is_none() {
                 tracing::info!(

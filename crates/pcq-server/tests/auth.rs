@@ -426,8 +426,7 @@ async fn the_development_issuer_can_be_switched_off() {
     let app =
         TestApp::spawn_with(|c| c.auth.dev_issuer = pcq_server::config::AutoBool::Set(false)).await;
     // The key this node would sign with if the issuer were on.
-    let mut config = app.state.config.clone();
-    config.auth.dev_issuer = pcq_server::config::AutoBool::Set(true);
+    let config = app.state.config.clone();
     let issuer = pcq_server::tool_dev_issuer(&config).await.unwrap();
     let token = issuer
         .mint(&TestApp::spawn_spec(uuid::Uuid::new_v4()))

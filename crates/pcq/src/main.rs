@@ -300,7 +300,6 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         config.database_url = url;
     }
     config.in_memory = false;
-    config.auth.dev_issuer = pcq_server::config::AutoBool::Set(true);
     config.validate()?;
     let tenant = pcq_core::ids::parse_guid(&args.tenant)
         .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;

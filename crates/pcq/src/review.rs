@@ -100,7 +100,6 @@ impl Client {
                     config.database_url = url.clone();
                 }
                 config.in_memory = false;
-                config.auth.dev_issuer = pcq_server::config::AutoBool::Set(true);
                 config.validate()?;
                 let issuer = pcq_server::tool_dev_issuer(&config).await?;
                 issuer.mint(&TokenSpec {
