@@ -91,18 +91,22 @@ pub fn redact_url(url: &str) -> String {
 
 fn connect_options(options: &PgOptions) -> StoreResult<PgConnectOptions> {
     let millis = options.statement_timeout.as_millis().max(1);
-    Ok(parse_url(&options.url)
-        .map_err(StoreError::Config)?
-        .application_name("pcq")
-        .options([
-            ("statement_timeout", millis.to_string()),
-            // A connection left inside a transaction by a stuck node does not hold locks for
-            // long.
-            (
-                "idle_in_transaction_session_timeout",
-                (millis * 6).to_string(),
-            ),
-        ]))
+    let parsed = parse_url(&options.url).map_err(StoreError::Config)?;
+    // The name the URL (`?application_name=`) or PGAPPNAME gives, so that an operator can tell
+    // nodes apart in pg_stat_activity; "pcq" otherwise.
+    let parsed = match parsed.get_application_name() {
+        Some(_) => parsed,
+        None => parsed.application_name("pcq"),
+    };
+    Ok(parsed.options([
+        ("statement_timeout", millis.to_string()),
+        // A connection left inside a transaction by a stuck node does not hold locks for
+        // long.
+        (
+            "idle_in_transaction_session_timeout",
+            (millis * 6).to_string(),
+        ),
+    ]))
 }
 
 /// Whether an error is a conflict with a concurrent transaction, after which the op can simply

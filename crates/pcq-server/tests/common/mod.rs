@@ -121,7 +121,9 @@ impl PgSchema {
             .unwrap();
         let _ = admin.close().await;
         let separator = if server.contains('?') { '&' } else { '?' };
-        let url = format!("{server}{separator}options[search_path]={name}");
+        // The schema's name is also the connections' application name, so that the guard can
+        // end the connections of nodes still running when it drops the schema.
+        let url = format!("{server}{separator}options[search_path]={name}&application_name={name}");
         let mut config = Config::defaults();
         config.database_url = url.clone();
         let store = pcq_server::open_store(&config)
@@ -152,21 +154,24 @@ impl Drop for PgSchema {
             runtime.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
+                    // A node dropped with the test may still be running (its runtime is the
+                    // one this drop blocks), holding the schema's locks in a transaction that
+                    // cannot finish: end its connections first.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    )
+                    .bind(&name)
+                    .execute(&mut admin)
+                    .await;
                     let _ = sqlx::query("SET lock_timeout = '10s'")
                         .execute(&mut admin)
                         .await;
-                    // A node that is still shutting down may hold the schema's locks for a
-                    // moment: try again rather than leave the schema behind.
-                    for _ in 0..3 {
-                        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "DROP SCHEMA IF EXISTS {name} CASCADE"
-                        )))
-                        .execute(&mut admin)
-                        .await;
-                        if dropped.is_ok() {
-                            break;
-                        }
-                    }
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {name} CASCADE"
+                    )))
+                    .execute(&mut admin)
+                    .await;
                     let _ = admin.close().await;
                 }
             });
