@@ -278,12 +278,6 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-async fn customer_count(app: &TestApp, token: &str) -> usize {
-    let (status, body) = status_json(app.get("/v1/customers", token).send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().len()
-}
-
 /// Real-shaped tokens of both providers are accepted and act for their own tenant.
 async fn tokens_of_configured_providers_are_accepted() {
     let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
@@ -306,7 +300,7 @@ async fn tokens_of_configured_providers_are_accepted() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let customer = body["id"].as_str().unwrap().to_owned();
     // The customer belongs to the token's tenant: its development token sees it too.
-    assert_eq!(customer_count(&app, &app.user_token(tenant)).await, 1);
+    assert_eq!(app.customer_count_with(&app.user_token(tenant)).await, 1);
     // App+User: it may request qualifications (GCC included, through Directory Readers).
     let (status, body) = status_json(
         app.post(
@@ -322,7 +316,7 @@ async fn tokens_of_configured_providers_are_accepted() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     let es256 = keys().ec.sign(&file_claims(tenant));
-    assert_eq!(customer_count(&app, &es256).await, 1);
+    assert_eq!(app.customer_count_with(&es256).await, 1);
     // Keys were served from the cache.
     assert_eq!(jwks.hits(), 1);
 }
@@ -537,7 +531,7 @@ async fn forged_and_invalid_tokens_never_reach_a_handler() {
         );
     }
     // Nothing was created, for this tenant or the tampered one.
-    assert_eq!(customer_count(&app, &good).await, 0);
+    assert_eq!(app.customer_count_with(&good).await, 0);
     // The unknown kid did not refetch inside the minimum interval.
     assert_eq!(jwks.hits(), 1);
 }
@@ -581,7 +575,7 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
     .await;
     assert_eq!(fault["errorName"], "ApplicationCredentialsNotAllowed");
     // ...but App-only may read.
-    assert_eq!(customer_count(&app, &app_only).await, 1);
+    assert_eq!(app.customer_count_with(&app_only).await, 1);
 
     // A partner's token on reviewer and admin routes.
     for (method, path) in [
@@ -619,7 +613,7 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
         20002,
     )
     .await;
-    assert_eq!(customer_count(&app, &reviewer).await, 0);
+    assert_eq!(app.customer_count_with(&reviewer).await, 0);
 }
 
 /// A key rotation: the provider publishes a new key; the first token naming it makes pcq fetch
@@ -638,11 +632,12 @@ async fn key_rotation_refetches_within_the_rate_limit() {
     .await;
     assert_eq!(jwks.hits(), 2, "an unknown kid refetches");
     *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk, keys().rotated.jwk]});
-    assert_eq!(customer_count(&app, &rotated).await, 0);
+    assert_eq!(app.customer_count_with(&rotated).await, 0);
     assert_eq!(jwks.hits(), 3);
     // Both keys are cached now.
     assert_eq!(
-        customer_count(&app, &keys().entra.sign(&entra_claims(tenant))).await,
+        app.customer_count_with(&keys().entra.sign(&entra_claims(tenant)))
+            .await,
         0
     );
     assert_eq!(jwks.hits(), 3);
@@ -677,7 +672,7 @@ async fn unreachable_or_invalid_key_sources() {
     )
     .await;
     *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk]});
-    assert_eq!(customer_count(&app, &token).await, 0);
+    assert_eq!(app.customer_count_with(&token).await, 0);
 
     for (contents, words) in [
         (None, "reading the JWKS file"),

@@ -444,11 +444,12 @@ impl TestApp {
 
     /// How many customers the partner's first page of `GET /v1/customers` lists.
     pub async fn customer_count(&self, partner: &Partner) -> u64 {
-        let resp = self
-            .get("/v1/customers", &partner.user)
-            .send()
-            .await
-            .unwrap();
+        self.customer_count_with(&partner.user).await
+    }
+
+    /// How many customers the first page of `GET /v1/customers` shows to `token`.
+    pub async fn customer_count_with(&self, token: &str) -> u64 {
+        let resp = self.get("/v1/customers", token).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let list: Value = resp.json().await.unwrap();
         list["totalCount"].as_u64().unwrap()
