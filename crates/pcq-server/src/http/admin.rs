@@ -113,6 +113,7 @@ struct Ping;
 
 impl Op for Ping {
     type Output = ();
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
         tx.meta_get("dev_partner_tenant_id").await.map(|_| ())

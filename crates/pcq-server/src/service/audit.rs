@@ -95,6 +95,7 @@ pub struct FindAuditRecord(pub Uuid, pub String);
 
 impl Op for FindAuditRecord {
     type Output = Option<AuditRecordRow>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<AuditRecordRow>> {
         tx.audit_record(self.0, &self.1).await

@@ -11,6 +11,7 @@ pub struct StoredOffset;
 
 impl Op for StoredOffset {
     type Output = i64;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<i64> {
         Ok(tx

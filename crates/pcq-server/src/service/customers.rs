@@ -73,6 +73,7 @@ pub struct FindCustomer(pub Uuid);
 
 impl Op for FindCustomer {
     type Output = Option<CustomerRow>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<CustomerRow>> {
         tx.customer(self.0).await
@@ -93,6 +94,8 @@ pub struct CustomerPage {
 impl Op for CustomerPage {
     /// The page and whether more customers follow it.
     type Output = (Vec<CustomerRow>, bool);
+    // A page is at most a few hundred rows, found by the partner's index.
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<(Vec<CustomerRow>, bool)> {
         let mut rows = tx

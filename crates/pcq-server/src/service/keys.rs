@@ -15,6 +15,7 @@ pub struct StoredKey(pub &'static str);
 
 impl Op for StoredKey {
     type Output = Option<String>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
         tx.meta_get(self.0).await

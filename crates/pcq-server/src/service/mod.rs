@@ -169,6 +169,7 @@ pub struct FindIdempotencyRecord(pub IdemKey);
 
 impl Op for FindIdempotencyRecord {
     type Output = Option<IdemRecord>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<IdemRecord>> {
         tx.idem_get(&self.0).await

@@ -154,6 +154,7 @@ pub struct CustomerQualifications(pub Uuid);
 
 impl Op for CustomerQualifications {
     type Output = Option<(CustomerRow, Vec<QualificationRow>)>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
         let Some(customer) = tx.customer(self.0).await? else {

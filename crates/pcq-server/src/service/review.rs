@@ -24,6 +24,7 @@ pub struct History(pub Uuid);
 
 impl Op for History {
     type Output = Option<(CustomerRow, Vec<QualificationEvent>)>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
         let Some(customer) = tx.customer(self.0).await? else {

@@ -71,6 +71,7 @@ pub struct PartnerValidationCodes(pub Uuid);
 
 impl Op for PartnerValidationCodes {
     type Output = Vec<ValidationCodeRow>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<ValidationCodeRow>> {
         tx.validation_codes(self.0).await

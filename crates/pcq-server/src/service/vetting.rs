@@ -406,6 +406,7 @@ pub struct StoredPolicy;
 
 impl Op for StoredPolicy {
     type Output = StoredPolicyState;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredPolicyState> {
         stored_policy(tx).await

@@ -323,6 +323,7 @@ pub struct FindRegistration(pub Uuid);
 
 impl Op for FindRegistration {
     type Output = Option<WebhookRegistrationRow>;
+    const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
         tx.webhook_registration(self.0).await

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(Arc<sqlx::Error>),
+    /// The embedded SQLite database reported an error.
+    #[error("database error: {0}")]
+    Sqlite(Arc<rusqlite::Error>),
     /// Stored data could not be read back (a bug or a damaged database).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -60,6 +63,10 @@ impl StoreError {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::Io(_)
                     | sqlx::Error::Tls(_)
+            ),
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
             ),
             _ => false,
         }
@@ -663,6 +670,9 @@ pub trait Op: Send + Clone + 'static {
     /// How strictly the op must be isolated from concurrent ones where writers run in parallel
     /// (PostgreSQL; SQLite's one writer runs ops one after another anyway).
     const ISOLATION: Isolation = Isolation::Serializable;
+    /// Whether the op, run as a read, looks up a few rows by key and never scans: SQLite then runs
+    /// it in the calling task (microseconds) instead of on a blocking thread.
+    const BRIEF_READ: bool = false;
     /// Runs the op.
     fn run<T: Tx>(self, tx: &mut T) -> impl Future<Output = StoreResult<Self::Output>> + Send;
 }

@@ -19,19 +19,81 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
-use super::sql::impl_tx;
+use super::sql::{Arg, Db, Decode, Row};
 use super::{Isolation, Op, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-impl_tx!(
-    sqlx::postgres::PgConnection,
-    sqlx::postgres::PgRow,
-    skip_locked = " FOR UPDATE SKIP LOCKED",
-    numbered_params = true
-);
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds `args` in order (`$1` first), ids as text.
+fn bind<'q, 'a: 'q>(mut query: PgQuery<'q>, args: &'q [Arg<'a>]) -> PgQuery<'q> {
+    for arg in args {
+        query = match arg {
+            Arg::Int(v) => query.bind(*v),
+            Arg::Text(v) => query.bind(*v),
+            Arg::String(v) => query.bind(v.as_deref()),
+            Arg::Uuid(v) => query.bind(v.map(|id| id.to_string())),
+            Arg::Blob(v) => query.bind(*v),
+        };
+    }
+    query
+}
+
+impl Row for PgRow {
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+
+    fn opt_str(&self, column: &str) -> StoreResult<Option<&str>> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+
+    fn opt_bytes(&self, column: &str) -> StoreResult<Option<&[u8]>> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+}
+
+impl Db for sqlx::PgConnection {
+    const SKIP_LOCKED: bool = true;
+    const NUMBERED_PARAMS: bool = true;
+
+    async fn fetch_all<T: Send>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        decode: Decode<T>,
+    ) -> StoreResult<Vec<T>> {
+        let rows = bind(sqlx::query(sql), args).fetch_all(&mut *self).await?;
+        rows.iter().map(|row| decode(row)).collect()
+    }
+
+    async fn fetch_optional<T: Send>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        decode: Decode<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = bind(sqlx::query(sql), args)
+            .fetch_optional(&mut *self)
+            .await?;
+        row.as_ref().map(|row| decode(row)).transpose()
+    }
+
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let done = bind(sqlx::query(sql), args).execute(&mut *self).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execute_built(&mut self, sql: String, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let done = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+            .execute(&mut *self)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
 
 /// How to reach and use the database.
 #[derive(Debug, Clone)]

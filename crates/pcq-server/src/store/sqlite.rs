@@ -1,46 +1,47 @@
 //! The embedded SQLite backend.
 //!
 //! Durability: WAL with `synchronous=FULL`, so a committed transaction is on disk. Throughput:
-//! group commit. One writer task owns the only write connection; write ops queue up while it
+//! group commit. One writer thread owns the only write connection; write ops queue up while it
 //! commits, and it runs everything that queued in one transaction, each op inside its own
 //! savepoint (an op that fails rolls back alone). Every op's caller is answered only after the
-//! commit that holds its writes returned. Reads run on a separate pool and never wait for the
-//! writer. An in-memory database has a single connection, so its reads go through the writer.
+//! commit that holds its writes returned. Reads run on separate connections and never wait for
+//! the writer. An in-memory database has a single connection, so its reads go through the writer.
+//!
+//! The statements run through rusqlite, in the thread that asks for them: a statement is a call
+//! into SQLite, not a message to a connection thread and back, so the writer runs a whole batch
+//! without a thread switch and a point read costs microseconds. Migrations are applied with
+//! sqlx's migrator, so the database keeps sqlx's migration table.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{Connection, Executor};
+use rusqlite::types::ValueRef;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::sql::impl_tx;
+use super::sql::{Arg, Db, Decode, Row};
 use super::{Op, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-impl_tx!(
-    sqlx::sqlite::SqliteConnection,
-    sqlx::sqlite::SqliteRow,
-    skip_locked = "",
-    numbered_params = false
-);
+/// How long a statement waits for a lock another connection holds (a checkpoint, or a second
+/// process on the same file) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Prepared statements each connection keeps (pcq has about fifty distinct ones).
+const STATEMENT_CACHE: usize = 128;
 
 /// Where and how to open the SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// Database file; `None` keeps the database in memory.
     pub path: Option<PathBuf>,
-    /// Read connections (file databases only).
+    /// Read connections kept open (file databases only).
     pub readers: u32,
     /// Most ops committed in one transaction.
     pub max_batch: usize,
@@ -50,11 +51,225 @@ pub struct SqliteOptions {
     pub cache_mib: u32,
 }
 
-/// The SQLite store: one writer task, a pool of readers.
+/// The SQLite store: one writer thread, a set of read connections.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Message>,
-    readers: Option<SqlitePool>,
+    readers: Option<Arc<Readers>>,
     writer_done: watch::Receiver<bool>,
+}
+
+/// One SQLite connection, on which the shared statements run ([`Db`]).
+pub struct Conn(rusqlite::Connection);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(Arc::new(e))
+    }
+}
+
+/// Binds `args` to the statement's parameters: `$n` takes the n-th argument, an anonymous `?`
+/// the one at its position.
+fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg<'_>]) -> StoreResult<()> {
+    for index in 1..=statement.parameter_count() {
+        let position = match statement.parameter_name(index) {
+            None => index - 1,
+            Some(name) => name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+                .ok_or_else(|| StoreError::Corrupt(format!("unexpected parameter {name}")))?,
+        };
+        let arg = args.get(position).ok_or_else(|| {
+            StoreError::Corrupt(format!("no value for statement parameter {}", position + 1))
+        })?;
+        match arg {
+            Arg::Int(v) => statement.raw_bind_parameter(index, v)?,
+            Arg::Text(v) => statement.raw_bind_parameter(index, v)?,
+            Arg::String(v) => statement.raw_bind_parameter(index, v)?,
+            Arg::Uuid(Some(id)) => {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                statement.raw_bind_parameter(index, &*id.hyphenated().encode_lower(&mut text))?;
+            }
+            Arg::Uuid(None) => statement.raw_bind_parameter(index, rusqlite::types::Null)?,
+            Arg::Blob(v) => statement.raw_bind_parameter(index, v)?,
+        }
+    }
+    Ok(())
+}
+
+fn wrong_type(column: &str, found: ValueRef<'_>, wanted: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "column {column} holds {}, not {wanted}",
+        found.data_type()
+    ))
+}
+
+impl Row for rusqlite::Row<'_> {
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        match self.get_ref(column)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(v) => Ok(Some(v)),
+            other => Err(wrong_type(column, other, "an integer")),
+        }
+    }
+
+    fn opt_str(&self, column: &str) -> StoreResult<Option<&str>> {
+        match self.get_ref(column)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(raw) => std::str::from_utf8(raw)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("column {column} is not UTF-8"))),
+            other => Err(wrong_type(column, other, "text")),
+        }
+    }
+
+    fn opt_bytes(&self, column: &str) -> StoreResult<Option<&[u8]>> {
+        match self.get_ref(column)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(raw) | ValueRef::Text(raw) => Ok(Some(raw)),
+            other => Err(wrong_type(column, other, "bytes")),
+        }
+    }
+}
+
+impl Conn {
+    /// Opens a connection to the database file with pcq's settings. A reader refuses to write.
+    fn open(path: &Path, cache_kib: i64, reader: bool) -> StoreResult<Conn> {
+        let db = rusqlite::Connection::open(path)?;
+        db.busy_timeout(BUSY_TIMEOUT)?;
+        Self::configure(db, cache_kib, reader)
+    }
+
+    fn configure(db: rusqlite::Connection, cache_kib: i64, reader: bool) -> StoreResult<Conn> {
+        db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        if cache_kib > 0 {
+            // A negative cache_size is in KiB.
+            db.pragma_update(None, "cache_size", -cache_kib)?;
+        }
+        if reader {
+            db.pragma_update(None, "query_only", "ON")?;
+        }
+        Ok(Conn(db))
+    }
+
+    /// Runs a statement that takes no parameters (transaction control).
+    fn run(&mut self, sql: &str) -> StoreResult<()> {
+        self.0.prepare_cached(sql)?.raw_execute()?;
+        Ok(())
+    }
+
+    fn rows<T>(&mut self, sql: &str, args: &[Arg<'_>], decode: Decode<T>) -> StoreResult<Vec<T>> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        bind(&mut statement, args)?;
+        let mut rows = statement.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(decode(row)?);
+        }
+        Ok(out)
+    }
+
+    fn first<T>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        decode: Decode<T>,
+    ) -> StoreResult<Option<T>> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        bind(&mut statement, args)?;
+        let mut rows = statement.raw_query();
+        match rows.next()? {
+            Some(row) => decode(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn changes(&mut self, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        bind(&mut statement, args)?;
+        Ok(statement.raw_execute()? as u64)
+    }
+}
+
+// Every statement completes inside the call: these futures are ready when first polled.
+impl Db for Conn {
+    const SKIP_LOCKED: bool = false;
+    const NUMBERED_PARAMS: bool = false;
+
+    async fn fetch_all<T: Send>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        decode: Decode<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.rows(sql, args, decode)
+    }
+
+    async fn fetch_optional<T: Send>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        decode: Decode<T>,
+    ) -> StoreResult<Option<T>> {
+        self.first(sql, args, decode)
+    }
+
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        self.changes(sql, args)
+    }
+
+    async fn execute_built(&mut self, sql: String, args: &[Arg<'_>]) -> StoreResult<u64> {
+        self.changes(&sql, args)
+    }
+}
+
+/// Runs `op` to its end on `conn`, in the calling thread. An op only awaits the statements it
+/// runs, which complete inside the call (or something that is ready again at once, such as a
+/// yield), so it finishes without waiting; one that panics or would wait for anything else is a
+/// bug, and fails.
+fn run_op<O: Op>(op: O, conn: &mut Conn) -> StoreResult<O::Output> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| finish_now(op.run(conn)))) {
+        Ok(Some(result)) => result,
+        Ok(None) => {
+            tracing::error!("an operation waited on something other than the database");
+            Err(StoreError::Panicked)
+        }
+        Err(_) => {
+            tracing::error!("an operation panicked; its changes are rolled back");
+            Err(StoreError::Panicked)
+        }
+    }
+}
+
+/// Records whether a future asked to be polled again.
+struct Woken(AtomicBool);
+
+impl std::task::Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Polls `future` for as long as it is ready to go on; `None` when it waits for something.
+fn finish_now<F: Future>(future: F) -> Option<F::Output> {
+    let woken = Arc::new(Woken(AtomicBool::new(false)));
+    let waker = std::task::Waker::from(Arc::clone(&woken));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        if !woken.0.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+    }
 }
 
 enum Message {
@@ -64,7 +279,7 @@ enum Message {
 
 /// An op with its reply channel, with the output type erased so the writer can queue any op.
 trait Job: Send {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Finished>;
+    fn run(self: Box<Self>, conn: &mut Conn) -> Finished;
     fn fail(self: Box<Self>, err: StoreError);
 }
 
@@ -80,26 +295,18 @@ struct OpJob<O: Op> {
 }
 
 impl<O: Op> Job for OpJob<O> {
-    fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Finished> {
+    fn run(self: Box<Self>, conn: &mut Conn) -> Finished {
         let OpJob { op, reply } = *self;
-        Box::pin(async move {
-            let result = match AssertUnwindSafe(op.run(conn)).catch_unwind().await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::error!("a write operation panicked; its changes are rolled back");
-                    Err(StoreError::Panicked)
-                }
-            };
-            Finished {
-                ok: result.is_ok(),
-                deliver: Box::new(move |commit_error| {
-                    let _ = reply.send(match commit_error {
-                        Some(e) => Err(e),
-                        None => result,
-                    });
-                }),
-            }
-        })
+        let result = run_op(op, conn);
+        Finished {
+            ok: result.is_ok(),
+            deliver: Box::new(move |commit_error| {
+                let _ = reply.send(match commit_error {
+                    Some(e) => Err(e),
+                    None => result,
+                });
+            }),
+        }
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
@@ -107,45 +314,121 @@ impl<O: Op> Job for OpJob<O> {
     }
 }
 
-fn connect_options(path: Option<&PathBuf>) -> StoreResult<SqliteConnectOptions> {
-    Ok(match path {
-        Some(path) => SqliteConnectOptions::new()
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal),
-        None => SqliteConnectOptions::from_str("sqlite::memory:")?,
+/// The read connections of a file database: idle ones are reused, and a read that finds none
+/// idle opens one (kept afterwards if fewer than `keep` are idle), so a read never waits for
+/// another.
+struct Readers {
+    path: PathBuf,
+    cache_kib: i64,
+    keep: usize,
+    idle: Mutex<Vec<Conn>>,
+    closed: AtomicBool,
+}
+
+impl Readers {
+    fn take(&self) -> StoreResult<Conn> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable);
+        }
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => Conn::open(&self.path, self.cache_kib, true),
+        }
     }
-    .synchronous(SqliteSynchronous::Full)
-    .foreign_keys(true)
-    .busy_timeout(Duration::from_secs(10)))
+
+    fn put(&self, conn: Conn) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.keep {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `op` in a read transaction (a snapshot from its first statement on).
+    fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+        let mut conn = self.take()?;
+        conn.run("BEGIN")?;
+        let result = run_op(op, &mut conn);
+        // A connection whose transaction cannot be ended is not reused.
+        if conn.run("ROLLBACK").is_ok() {
+            self.put(conn);
+        }
+        result
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// The options sqlx migrates the database file with.
+fn migration_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .create_if_missing(true)
+}
+
+/// Creates (if needed) and migrates the database file.
+async fn migrate_file(path: &Path) -> StoreResult<()> {
+    let mut conn = SqliteConnection::connect_with(&migration_options(path)).await?;
+    MIGRATOR
+        .run(&mut conn)
+        .await
+        .map_err(|e| StoreError::Migration(Arc::new(e)))?;
+    lower_audit_names(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Creates the schema in a fresh in-memory database: every migration in order.
+fn migrate_memory(conn: &mut Conn) -> StoreResult<()> {
+    for migration in MIGRATOR.iter() {
+        if migration.migration_type.is_up_migration() {
+            conn.0.execute_batch(migration.sql.as_str())?;
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database, and starts the writer.
     pub async fn open(options: SqliteOptions) -> StoreResult<Self> {
-        let mut base = connect_options(options.path.as_ref())?;
-        let mut writer_options = base.clone().create_if_missing(true);
-        if options.cache_mib > 0 {
-            // A negative cache_size is in KiB.
-            let kib = i64::from(options.cache_mib) * 1024;
-            writer_options = writer_options.pragma("cache_size", format!("-{kib}"));
-            base = base.pragma("cache_size", format!("-{}", (kib / 4).max(2048)));
-        }
-        let mut conn = SqliteConnection::connect_with(&writer_options).await?;
-        MIGRATOR
-            .run(&mut conn)
-            .await
-            .map_err(|e| StoreError::Migration(Arc::new(e)))?;
-        lower_audit_names(&mut conn).await?;
-
-        let readers = match options.path {
-            Some(_) => Some(
-                SqlitePoolOptions::new()
-                    .max_connections(options.readers.max(1))
-                    .min_connections(1)
-                    .connect_with(base)
-                    .await?,
-            ),
-            None => None,
+        let cache_kib = i64::from(options.cache_mib) * 1024;
+        let (conn, readers) = match &options.path {
+            Some(path) => {
+                migrate_file(path).await?;
+                let conn = Conn::open(path, cache_kib, false)?;
+                let readers = Readers {
+                    path: path.clone(),
+                    cache_kib: if cache_kib > 0 {
+                        (cache_kib / 4).max(2048)
+                    } else {
+                        0
+                    },
+                    keep: options.readers.max(1) as usize,
+                    idle: Mutex::new(Vec::new()),
+                    closed: AtomicBool::new(false),
+                };
+                for _ in 0..readers.keep {
+                    let reader = Conn::open(path, readers.cache_kib, true)?;
+                    readers.put(reader);
+                }
+                (conn, Some(Arc::new(readers)))
+            }
+            None => {
+                let mut conn =
+                    Conn::configure(rusqlite::Connection::open_in_memory()?, cache_kib, false)?;
+                migrate_memory(&mut conn)?;
+                (conn, None)
+            }
         };
 
         let (jobs, rx) = mpsc::channel(4096);
@@ -153,13 +436,18 @@ impl SqliteStore {
         let writer = Writer {
             conn,
             // An in-memory database lives in its one connection: it cannot be reopened.
-            reopen: readers.is_some().then_some(writer_options),
+            reopen: options.path.clone().map(|path| (path, cache_kib)),
             max_batch: options.max_batch.max(1),
         };
-        tokio::spawn(async move {
-            writer.run(rx).await;
-            let _ = done_tx.send(true);
-        });
+        std::thread::Builder::new()
+            .name("pcq-sqlite-writer".to_owned())
+            .spawn(move || {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| writer.run(rx))).is_err() {
+                    tracing::error!("the SQLite writer stopped after a panic");
+                }
+                let _ = done_tx.send(true);
+            })
+            .map_err(|e| StoreError::Config(format!("could not start the SQLite writer: {e}")))?;
         Ok(SqliteStore {
             jobs,
             readers,
@@ -182,22 +470,27 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Unavailable)?
     }
 
-    /// Runs `op` in a read transaction on a reader connection.
+    /// Runs `op` in a read transaction on a read connection: in the calling task when the op
+    /// says it is brief ([`Op::BRIEF_READ`]), else on a blocking thread, so that a long scan does
+    /// not hold up the tasks of an async worker thread.
     pub async fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
-        let Some(pool) = &self.readers else {
+        let Some(readers) = &self.readers else {
             return self.write(op).await;
         };
-        let mut tx = pool.begin().await?;
-        let out = op.run(&mut *tx).await;
-        tx.rollback().await?;
-        out
+        if O::BRIEF_READ {
+            return readers.read(op);
+        }
+        let readers = Arc::clone(readers);
+        tokio::task::spawn_blocking(move || readers.read(op))
+            .await
+            .map_err(|_| StoreError::Panicked)?
     }
 
     /// Lets the writer finish what was queued before, then closes every connection. Returns
     /// once the writer has stopped, however many callers close at once.
     pub async fn close(&self) {
-        if let Some(pool) = &self.readers {
-            pool.close().await;
+        if let Some(readers) = &self.readers {
+            readers.close();
         }
         let _ = self.jobs.send(Message::Shutdown).await;
         let mut done = self.writer_done.clone();
@@ -229,18 +522,18 @@ async fn lower_audit_names(conn: &mut SqliteConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// The writer task's state: the one write connection.
+/// The writer thread's state: the one write connection.
 struct Writer {
-    conn: SqliteConnection,
-    /// How to open a fresh connection if this one is left unusable.
-    reopen: Option<SqliteConnectOptions>,
+    conn: Conn,
+    /// How to open a fresh connection if this one is left unusable (file databases).
+    reopen: Option<(PathBuf, i64)>,
     max_batch: usize,
 }
 
 impl Writer {
     /// Commits batches until shutdown. Ops left over from a transaction that broke run first in
     /// the next one.
-    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         let mut carried: VecDeque<Box<dyn Job>> = VecDeque::new();
         let mut shutdown = false;
         loop {
@@ -249,7 +542,7 @@ impl Writer {
                 if shutdown {
                     break;
                 }
-                match rx.recv().await {
+                match rx.blocking_recv() {
                     Some(Message::Job(job)) => batch.push(job),
                     Some(Message::Shutdown) | None => break,
                 }
@@ -261,9 +554,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            carried = self.commit_batch(batch).await;
+            carried = self.commit_batch(batch);
         }
-        if let Err(e) = self.conn.close().await {
+        if let Err((_, e)) = self.conn.0.close() {
             tracing::warn!(error = %e, "closing the SQLite writer connection failed");
         }
     }
@@ -271,25 +564,20 @@ impl Writer {
     /// Runs a batch in one transaction, each op in a savepoint, and answers the ops after the
     /// COMMIT. If the transaction itself breaks, the ops that ran are answered with the error
     /// and the ones that did not run yet are returned, to run in the next transaction.
-    async fn commit_batch(&mut self, batch: Vec<Box<dyn Job>>) -> VecDeque<Box<dyn Job>> {
-        if let Err(e) = self.conn.execute("BEGIN IMMEDIATE").await {
-            let err = StoreError::from(e);
+    fn commit_batch(&mut self, batch: Vec<Box<dyn Job>>) -> VecDeque<Box<dyn Job>> {
+        if let Err(err) = self.conn.run("BEGIN IMMEDIATE") {
             tracing::error!(error = %err, "could not begin a write transaction");
             for job in batch {
                 job.fail(err.clone());
             }
-            self.recover().await;
+            self.recover();
             return VecDeque::new();
         }
         if let [_] = batch.as_slice() {
             let job = batch.into_iter().next().expect("one job");
-            let done = job.run(&mut self.conn).await;
+            let done = job.run(&mut self.conn);
             let error = if done.ok {
-                self.conn
-                    .execute("COMMIT")
-                    .await
-                    .err()
-                    .map(StoreError::from)
+                self.conn.run("COMMIT").err()
             } else {
                 // A lone failed op: its result is already the error.
                 None
@@ -298,7 +586,7 @@ impl Writer {
                 if let Some(e) = &error {
                     tracing::error!(error = %e, "a write transaction failed to commit");
                 }
-                self.recover().await;
+                self.recover();
             }
             (done.deliver)(error);
             return VecDeque::new();
@@ -308,8 +596,7 @@ impl Writer {
         let mut pending: VecDeque<Box<dyn Job>> = batch.into();
         let mut broken: Option<StoreError> = None;
         while let Some(job) = pending.pop_front() {
-            if let Err(e) = self.conn.execute("SAVEPOINT job").await {
-                let e = StoreError::from(e);
+            if let Err(e) = self.conn.run("SAVEPOINT job") {
                 if finished.is_empty() {
                     // Nothing ran in this transaction: fail this op rather than retry it forever.
                     job.fail(e.clone());
@@ -319,27 +606,24 @@ impl Writer {
                 broken = Some(e);
                 break;
             }
-            let done = job.run(&mut self.conn).await;
-            let end = if done.ok {
-                "RELEASE job"
+            let done = job.run(&mut self.conn);
+            let ended = if done.ok {
+                self.conn.run("RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                self.conn
+                    .run("ROLLBACK TO job")
+                    .and_then(|()| self.conn.run("RELEASE job"))
             };
             finished.push(done);
-            if let Err(e) = self.conn.execute(end).await {
-                broken = Some(e.into());
+            if let Err(e) = ended {
+                broken = Some(e);
                 break;
             }
         }
 
         let error = match broken {
             Some(e) => Some(e),
-            None => self
-                .conn
-                .execute("COMMIT")
-                .await
-                .err()
-                .map(StoreError::from),
+            None => self.conn.run("COMMIT").err(),
         };
         if let Some(e) = &error {
             tracing::error!(
@@ -348,7 +632,7 @@ impl Writer {
                 retried = pending.len(),
                 "a write transaction failed; its requests are answered with errors"
             );
-            self.recover().await;
+            self.recover();
         }
         for done in finished {
             (done.deliver)(error.clone());
@@ -358,20 +642,19 @@ impl Writer {
 
     /// Leaves no transaction open after a failure: rolls back, and if even that fails, opens a
     /// fresh connection.
-    async fn recover(&mut self) {
-        let Err(e) = self.conn.execute("ROLLBACK").await else {
-            return;
-        };
-        if e.to_string().contains("no transaction is active") {
+    fn recover(&mut self) {
+        if self.conn.0.is_autocommit() {
             return;
         }
+        let Err(e) = self.conn.run("ROLLBACK") else {
+            return;
+        };
         tracing::error!(error = %e, "rolling back failed; reopening the write connection");
-        let Some(options) = &self.reopen else { return };
-        match SqliteConnection::connect_with(options).await {
-            Ok(fresh) => {
-                let old = std::mem::replace(&mut self.conn, fresh);
-                let _ = old.close().await;
-            }
+        let Some((path, cache_kib)) = &self.reopen else {
+            return;
+        };
+        match Conn::open(path, *cache_kib, false) {
+            Ok(fresh) => self.conn = fresh,
             Err(e) => tracing::error!(error = %e, "could not reopen the write connection"),
         }
     }
@@ -405,6 +688,17 @@ mod tests {
     struct GetMeta(String);
     impl Op for GetMeta {
         type Output = Option<String>;
+        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
+            tx.meta_get(&self.0).await
+        }
+    }
+
+    /// The same read, run in the calling task.
+    #[derive(Clone)]
+    struct GetMetaBriefly(String);
+    impl Op for GetMetaBriefly {
+        type Output = Option<String>;
+        const BRIEF_READ: bool = true;
         async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
             tx.meta_get(&self.0).await
         }
@@ -449,6 +743,8 @@ mod tests {
         for i in 0..50 {
             let got = store.read(GetMeta(format!("k{i}"))).await.unwrap();
             assert_eq!(got.is_some(), i % 2 == 0, "k{i}");
+            let briefly = store.read(GetMetaBriefly(format!("k{i}"))).await.unwrap();
+            assert_eq!(briefly, got, "k{i}");
         }
         store.close().await;
     }
@@ -461,6 +757,10 @@ mod tests {
         store.close().await;
         assert!(matches!(
             store.write(PutMeta("k2".into(), "v")).await,
+            Err(StoreError::Unavailable)
+        ));
+        assert!(matches!(
+            store.read(GetMeta("k".into())).await,
             Err(StoreError::Unavailable)
         ));
         let again = file_store(&dir).await;
@@ -500,20 +800,60 @@ mod tests {
         store.close().await;
     }
 
+    /// An op that waits on something other than the database.
+    #[derive(Clone)]
+    struct Waits;
+    impl Op for Waits {
+        type Output = ();
+        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+            tx.meta_insert_default("waited", "written").await?;
+            futures_util::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_op_that_would_wait_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        assert!(matches!(
+            store.write(Waits).await,
+            Err(StoreError::Panicked)
+        ));
+        assert_eq!(store.read(GetMeta("waited".into())).await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[derive(Clone)]
+    struct WritesInARead;
+    impl Op for WritesInARead {
+        type Output = String;
+        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<String> {
+            tx.meta_insert_default("read", "written").await
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        assert!(store.read(WritesInARead).await.is_err());
+        assert_eq!(store.read(GetMeta("read".into())).await.unwrap(), None);
+        store.close().await;
+    }
+
     /// Stands for SQLite aborting the whole transaction (as it does on some I/O errors).
     struct AbortsTransaction(oneshot::Sender<StoreResult<()>>);
     impl Job for AbortsTransaction {
-        fn run<'c>(self: Box<Self>, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Finished> {
-            Box::pin(async move {
-                conn.execute("ROLLBACK").await.unwrap();
-                let reply = self.0;
-                Finished {
-                    ok: true,
-                    deliver: Box::new(move |e| {
-                        let _ = reply.send(e.map_or(Ok(()), Err));
-                    }),
-                }
-            })
+        fn run(self: Box<Self>, conn: &mut Conn) -> Finished {
+            conn.run("ROLLBACK").unwrap();
+            let reply = self.0;
+            Finished {
+                ok: true,
+                deliver: Box::new(move |e| {
+                    let _ = reply.send(e.map_or(Ok(()), Err));
+                }),
+            }
         }
         fn fail(self: Box<Self>, err: StoreError) {
             let _ = self.0.send(Err(err));
@@ -528,27 +868,22 @@ mod tests {
     #[tokio::test]
     async fn ops_after_a_broken_transaction_run_in_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
-        let options = connect_options(Some(&dir.path().join("pcq.db")))
-            .unwrap()
-            .create_if_missing(true);
-        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
-        MIGRATOR.run(&mut conn).await.unwrap();
+        let path = dir.path().join("pcq.db");
+        migrate_file(&path).await.unwrap();
         let mut writer = Writer {
-            conn,
-            reopen: Some(options),
+            conn: Conn::open(&path, 0, false).unwrap(),
+            reopen: Some((path, 0)),
             max_batch: 16,
         };
 
         let (before, before_answer) = job(PutMeta("before".into(), "v"));
         let (abort_reply, abort_answer) = oneshot::channel();
         let (after, after_answer) = job(PutMeta("after".into(), "v"));
-        let carried = writer
-            .commit_batch(vec![
-                before,
-                Box::new(AbortsTransaction(abort_reply)),
-                after,
-            ])
-            .await;
+        let carried = writer.commit_batch(vec![
+            before,
+            Box::new(AbortsTransaction(abort_reply)),
+            after,
+        ]);
         assert!(
             before_answer.await.unwrap().is_err(),
             "its writes were lost with the transaction"
@@ -556,11 +891,11 @@ mod tests {
         assert!(abort_answer.await.unwrap().is_err());
         assert_eq!(carried.len(), 1, "the op that had not run is kept");
 
-        let left = writer.commit_batch(carried.into_iter().collect()).await;
+        let left = writer.commit_batch(carried.into_iter().collect());
         assert!(left.is_empty());
         assert_eq!(after_answer.await.unwrap().unwrap(), "v");
         let (read, read_answer) = job(GetMeta("before".into()));
-        writer.commit_batch(vec![read]).await;
+        writer.commit_batch(vec![read]);
         assert_eq!(read_answer.await.unwrap().unwrap(), None);
     }
 
