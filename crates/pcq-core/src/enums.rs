@@ -12,11 +12,16 @@ use serde_json::Value;
 use crate::fault::ApiFault;
 
 /// Lower-cases and drops separators so every spelling of a value compares equal.
-fn normalise(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !matches!(c, '_' | '-' | ' '))
-        .flat_map(char::to_lowercase)
-        .collect()
+/// Whether `raw` spells `canonical` (a PascalCase member name) in any case, with or without
+/// `_`, `-` and spaces between its words. Allocates nothing: stored values are parsed with it
+/// on every read.
+fn spells(raw: &str, canonical: &str) -> bool {
+    raw == canonical
+        || raw
+            .chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .eq(canonical.chars().flat_map(char::to_lowercase))
 }
 
 /// Renders a JSON value for an error description.
@@ -119,8 +124,7 @@ impl Qualification {
         if let Ok(i) = trimmed.parse::<i64>() {
             return Self::from_index(i);
         }
-        let n = normalise(trimmed);
-        Self::ALL.into_iter().find(|q| normalise(q.as_str()) == n)
+        Self::ALL.into_iter().find(|q| spells(trimmed, q.as_str()))
     }
 
     /// The member with the given integer value.
@@ -160,8 +164,8 @@ impl EducationSegment {
 
     /// Parses any accepted spelling (case-insensitive, with or without separators).
     pub fn parse_str(raw: &str) -> Option<Self> {
-        let n = normalise(raw.trim());
-        Self::ALL.into_iter().find(|s| normalise(s.as_str()) == n)
+        let raw = raw.trim();
+        Self::ALL.into_iter().find(|s| spells(raw, s.as_str()))
     }
 
     /// Parses a JSON value; anything but a known string is a 900126 fault.
@@ -209,8 +213,8 @@ impl VettingStatus {
 
     /// Parses any accepted spelling.
     pub fn parse_str(raw: &str) -> Option<Self> {
-        let n = normalise(raw.trim());
-        Self::ALL.into_iter().find(|s| normalise(s.as_str()) == n)
+        let raw = raw.trim();
+        Self::ALL.into_iter().find(|s| spells(raw, s.as_str()))
     }
 }
 
