@@ -15,7 +15,7 @@ use crate::service::qualifications::{CreateQualification, CustomerQualifications
 use crate::service::render;
 use crate::service::validation_codes::PartnerValidationCodes;
 use crate::service::vetting::ReadQualifications;
-use crate::service::{Actor, owned_customer};
+use crate::service::{Actor, check_owner};
 use crate::store::QualificationRow;
 
 /// Reads a customer's current qualifications, checking the caller's relationship. Under the
@@ -39,11 +39,11 @@ async fn current_qualifications(
         return Ok(rows);
     }
     let found = state.store.read(CustomerQualifications(customer)).await?;
-    let (row, qualifications) = match found {
-        Some((row, q)) => (Some(row), q),
+    let (owner, qualifications) = match found {
+        Some((owner, q)) => (Some(owner), q),
         None => (None, Vec::new()),
     };
-    owned_customer(row, partner, customer)?;
+    check_owner(owner, partner, customer)?;
     Ok(qualifications)
 }
 

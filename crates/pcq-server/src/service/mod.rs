@@ -100,13 +100,20 @@ pub fn owned_customer(
     partner: Uuid,
     id: Uuid,
 ) -> Result<CustomerRow, ApiFault> {
-    match row {
+    check_owner(row.as_ref().map(|c| c.partner_tenant_id), partner, id)?;
+    Ok(row.expect("checked to exist"))
+}
+
+/// Whether the customer `id`, whose partner is `owner` (`None`: no such customer), belongs to
+/// `partner`; otherwise the 404 or 403 fault.
+pub fn check_owner(owner: Option<Uuid>, partner: Uuid, id: Uuid) -> Result<(), ApiFault> {
+    match owner {
         None => Err(ApiFault::customer_not_found(&id.to_string())),
-        Some(c) if c.partner_tenant_id != partner => Err(ApiFault::no_relationship(
+        Some(owner) if owner != partner => Err(ApiFault::no_relationship(
             &partner.to_string(),
             &id.to_string(),
         )),
-        Some(c) => Ok(c),
+        Some(_) => Ok(()),
     }
 }
 

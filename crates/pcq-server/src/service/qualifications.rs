@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Actor, Effects, owned_customer, render, reply_fault, reply_json, vetting};
 use crate::store::{
-    CustomerRow, Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
+    Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
 };
 
 /// Which endpoint a qualification request came through.
@@ -148,20 +148,20 @@ impl Op for CreateQualification {
     }
 }
 
-/// A customer and its current qualifications, in listing order.
+/// A customer's partner and its current qualifications, in listing order.
 #[derive(Clone)]
 pub struct CustomerQualifications(pub Uuid);
 
 impl Op for CustomerQualifications {
-    type Output = Option<(CustomerRow, Vec<QualificationRow>)>;
+    type Output = Option<(Uuid, Vec<QualificationRow>)>;
     const BRIEF_READ: bool = true;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
-        let Some(customer) = tx.customer(self.0).await? else {
+        let Some(partner) = tx.customer_partner(self.0).await? else {
             return Ok(None);
         };
         let mut rows = tx.qualifications(self.0).await?;
         rows.sort_by_key(|q| rules::listing_order(q.qualification));
-        Ok(Some((customer, rows)))
+        Ok(Some((partner, rows)))
     }
 }

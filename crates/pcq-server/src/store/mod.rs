@@ -467,6 +467,11 @@ pub trait Tx: Send {
         &mut self,
         id: Uuid,
     ) -> impl Future<Output = StoreResult<Option<CustomerRow>>> + Send;
+    /// The partner a customer belongs to, if the customer exists.
+    fn customer_partner(
+        &mut self,
+        id: Uuid,
+    ) -> impl Future<Output = StoreResult<Option<Uuid>>> + Send;
     /// A partner's customers after `after_seq`, in creation order, at most `limit`.
     fn customers_page(
         &mut self,

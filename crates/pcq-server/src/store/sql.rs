@@ -492,6 +492,10 @@ mod rows {
         })
     }
 
+    pub(super) fn partner(r: &dyn Row) -> StoreResult<Uuid> {
+        r.uuid("partner_tenant_id")
+    }
+
     pub(super) fn value(r: &dyn Row) -> StoreResult<String> {
         r.string("value")
     }
@@ -735,6 +739,15 @@ impl<D: Db> super::Tx for D {
             ),
             args![id],
             rows::customer,
+        )
+        .await
+    }
+
+    async fn customer_partner(&mut self, id: Uuid) -> StoreResult<Option<Uuid>> {
+        self.fetch_optional(
+            "SELECT partner_tenant_id FROM customers WHERE id = $1",
+            args![id],
+            rows::partner,
         )
         .await
     }

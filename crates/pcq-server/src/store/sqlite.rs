@@ -12,6 +12,7 @@
 //! without a thread switch and a point read costs microseconds. Migrations are applied with
 //! sqlx's migrator, so the database keeps sqlx's migration table.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -104,9 +105,36 @@ fn wrong_type(column: &str, found: ValueRef<'_>, wanted: &str) -> StoreError {
     ))
 }
 
-impl Row for rusqlite::Row<'_> {
+/// A result row. Decoders read the columns in the order the statement lists them, so each
+/// lookup by name tries the column after the previous one first.
+struct SqliteRow<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    next: Cell<usize>,
+}
+
+impl<'r, 's> SqliteRow<'r, 's> {
+    fn new(row: &'r rusqlite::Row<'s>) -> Self {
+        SqliteRow {
+            row,
+            next: Cell::new(0),
+        }
+    }
+
+    fn value(&self, column: &str) -> StoreResult<ValueRef<'_>> {
+        let statement: &rusqlite::Statement<'_> = self.row.as_ref();
+        let hint = self.next.get();
+        let index = match statement.column_name(hint) {
+            Ok(name) if name.eq_ignore_ascii_case(column) => hint,
+            _ => statement.column_index(column)?,
+        };
+        self.next.set(index + 1);
+        Ok(self.row.get_ref(index)?)
+    }
+}
+
+impl Row for SqliteRow<'_, '_> {
     fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        match self.get_ref(column)? {
+        match self.value(column)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(v) => Ok(Some(v)),
             other => Err(wrong_type(column, other, "an integer")),
@@ -114,7 +142,7 @@ impl Row for rusqlite::Row<'_> {
     }
 
     fn opt_str(&self, column: &str) -> StoreResult<Option<&str>> {
-        match self.get_ref(column)? {
+        match self.value(column)? {
             ValueRef::Null => Ok(None),
             ValueRef::Text(raw) => std::str::from_utf8(raw)
                 .map(Some)
@@ -124,7 +152,7 @@ impl Row for rusqlite::Row<'_> {
     }
 
     fn opt_bytes(&self, column: &str) -> StoreResult<Option<&[u8]>> {
-        match self.get_ref(column)? {
+        match self.value(column)? {
             ValueRef::Null => Ok(None),
             ValueRef::Blob(raw) | ValueRef::Text(raw) => Ok(Some(raw)),
             other => Err(wrong_type(column, other, "bytes")),
@@ -166,7 +194,7 @@ impl Conn {
         let mut rows = statement.raw_query();
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(decode(row)?);
+            out.push(decode(&SqliteRow::new(row))?);
         }
         Ok(out)
     }
@@ -181,7 +209,7 @@ impl Conn {
         bind(&mut statement, args)?;
         let mut rows = statement.raw_query();
         match rows.next()? {
-            Some(row) => decode(row).map(Some),
+            Some(row) => decode(&SqliteRow::new(row)).map(Some),
             None => Ok(None),
         }
     }
