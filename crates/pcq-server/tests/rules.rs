@@ -326,6 +326,50 @@ async fn concurrent_gcc_creates_never_overdraw_a_code() {
     assert_eq!(qualified, 5);
 }
 
+/// Education and GCC requested for one customer at the same time, many times over: exactly one
+/// of each pair is created, and the customer never holds both. StateOwnedEntity, which stacks,
+/// always succeeds alongside.
+async fn concurrent_exclusive_requests_for_one_customer_leave_one() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let code = app.issue_code(&partner, 100).await;
+    let education = json!({"qualification": "Education", "educationSegment": "K12"});
+    let gcc = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let soe = json!({"qualification": "StateOwnedEntity"});
+    let mut gcc_created = 0;
+    for i in 0..8 {
+        let customer = app
+            .create_customer(&partner, &format!("both{i}.example.edu"))
+            .await;
+        let (a, b, c) = tokio::join!(
+            app.post_qualification(&partner, customer, &education),
+            app.post_qualification(&partner, customer, &gcc),
+            app.post_qualification(&partner, customer, &soe),
+        );
+        let statuses = [a.status(), b.status()];
+        assert!(
+            statuses.contains(&StatusCode::CREATED) && statuses.contains(&StatusCode::CONFLICT),
+            "customer {i}: {statuses:?}"
+        );
+        assert_eq!(c.status(), StatusCode::CREATED, "customer {i}");
+        if b.status() == StatusCode::CREATED {
+            gcc_created += 1;
+        }
+        let held = app.qualifications(&partner, customer).await;
+        let names: Vec<&str> = held
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["qualification"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "customer {i}: {held}");
+        assert!(names.contains(&"StateOwnedEntity"), "customer {i}: {held}");
+    }
+    // Only the GCC requests that won used a create.
+    let used = 100 - app.codes(&partner).await[0]["remainingCreates"].as_i64().unwrap();
+    assert_eq!(used, gcc_created);
+}
+
 async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
     let app = TestApp::spawn().await;
     let owner = app.partner();
@@ -549,6 +593,7 @@ common::backend_tests!(
     denied_education_may_be_requested_again,
     gcc_validation_code_rules,
     concurrent_gcc_creates_never_overdraw_a_code,
+    concurrent_exclusive_requests_for_one_customer_leave_one,
     customers_of_other_partners_are_403_20002_unknown_ones_404,
     partners_only_ever_list_their_own_customers_and_codes,
     customer_domains_are_unique_per_partner_and_validated,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::audit::{self, ADD_CUSTOMER};
 use super::render::{self, CustomerView};
 use super::{Actor, reply_fault, reply_json};
-use crate::store::{CustomerRow, Op, StoreResult, StoredReply, Tx};
+use crate::store::{CustomerRow, Isolation, Op, StoreResult, StoredReply, Tx};
 
 /// Creates a customer for a partner.
 #[derive(Clone)]
@@ -40,8 +40,10 @@ impl CreateCustomer {
     }
 }
 
+// Read committed is enough: the domain's uniqueness is the insert's conflict clause.
 impl Op for CreateCustomer {
     type Output = StoredReply;
+    const ISOLATION: Isolation = Isolation::ReadCommitted;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
         let row = self.row(Uuid::new_v4());

@@ -154,8 +154,11 @@ impl<O> Idempotent<O> {
     }
 }
 
+// The key's claim is an insert whose conflict waits for a concurrent claim of the same key, so
+// the op's own isolation is enough for the whole.
 impl<O: Op<Output = StoredReply>> Op for Idempotent<O> {
     type Output = StoredReply;
+    const ISOLATION: crate::store::Isolation = O::ISOLATION;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
         let Some(key) = self.key else {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Actor, Effects, owned_customer, render, reply_fault, reply_json, vetting};
 use crate::store::{
-    Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
+    Isolation, Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
 };
 
 /// Which endpoint a qualification request came through.
@@ -47,12 +47,17 @@ pub struct CreateQualification {
     pub effects: Effects,
 }
 
+// Read committed is enough: the customer is locked before anything else is read, so requests
+// for one customer run one after another, and a validation code is locked before its creates
+// are counted. Serializable isolation would also abort requests for neighbouring customers,
+// whose rows share index pages.
 impl Op for CreateQualification {
     type Output = StoredReply;
+    const ISOLATION: Isolation = Isolation::ReadCommitted;
 
     async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
         let customer = match owned_customer(
-            tx.customer(self.customer).await?,
+            tx.lock_customer(self.customer).await?,
             self.partner,
             self.customer,
         ) {
@@ -74,7 +79,7 @@ impl Op for CreateQualification {
         }
 
         let code = match &self.request.validation_code {
-            Some(id) => tx.validation_code(self.partner, id).await?,
+            Some(id) => tx.lock_validation_code(self.partner, id).await?,
             None => None,
         };
         let code_state = code.as_ref().map(|c| CodeState {

@@ -467,6 +467,13 @@ pub trait Tx: Send {
         &mut self,
         id: Uuid,
     ) -> impl Future<Output = StoreResult<Option<CustomerRow>>> + Send;
+    /// A customer by id, locked until the transaction ends where writers run concurrently: an op
+    /// that decides a write from the customer's state reads it this way first, so that writes
+    /// for one customer run one after another.
+    fn lock_customer(
+        &mut self,
+        id: Uuid,
+    ) -> impl Future<Output = StoreResult<Option<CustomerRow>>> + Send;
     /// The partner a customer belongs to, if the customer exists.
     fn customer_partner(
         &mut self,
@@ -508,6 +515,12 @@ pub trait Tx: Send {
         validation_id: &str,
     ) -> impl Future<Output = StoreResult<Option<ValidationCodeRow>>> + Send;
     /// A partner's validation codes, oldest first.
+    /// A partner's validation code, locked like [`Tx::lock_customer`].
+    fn lock_validation_code(
+        &mut self,
+        partner: Uuid,
+        validation_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ValidationCodeRow>>> + Send;
     fn validation_codes(
         &mut self,
         partner: Uuid,

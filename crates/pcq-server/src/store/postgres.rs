@@ -57,7 +57,7 @@ impl Row for PgRow {
 }
 
 impl Db for sqlx::PgConnection {
-    const SKIP_LOCKED: bool = true;
+    const ROW_LOCKS: bool = true;
     const NUMBERED_PARAMS: bool = true;
 
     async fn fetch_all<T: Send>(

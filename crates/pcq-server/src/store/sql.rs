@@ -311,10 +311,11 @@ pub type Decode<T> = fn(&dyn Row) -> StoreResult<T>;
 /// What a backend's connection provides, inside a transaction it opened: running one statement.
 /// [`Tx`](super::Tx) is implemented once, for every `Db`, over the shared statements.
 pub trait Db: Send {
-    /// Whether the query that claims due vetting jobs must lock the rows it takes and skip those
-    /// locked by others (`FOR UPDATE SKIP LOCKED`): where concurrent workers claim, not where one
-    /// writer runs at a time.
-    const SKIP_LOCKED: bool;
+    /// Whether transactions run alongside others that write (PostgreSQL): reads that decide a
+    /// write then lock the rows they read (`FOR UPDATE`), and the claim of due vetting jobs skips
+    /// rows another worker holds (`FOR UPDATE SKIP LOCKED`). Where one writer runs at a time
+    /// (SQLite, which has no such clauses) neither is needed.
+    const ROW_LOCKS: bool;
     /// Whether built statements ([`multi_row_insert`]) number their parameters.
     const NUMBERED_PARAMS: bool;
 
@@ -525,6 +526,26 @@ fn json_object(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }
 
+const CUSTOMER: &str = concat!(
+    "SELECT ",
+    customer_columns!(),
+    " FROM customers WHERE id = $1"
+);
+const CUSTOMER_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    customer_columns!(),
+    " FROM customers WHERE id = $1 FOR UPDATE"
+);
+const CODE: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2"
+);
+const CODE_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2 FOR UPDATE"
+);
 const DUE_JOBS: &str = concat!(
     "SELECT ",
     job_columns!(),
@@ -731,16 +752,17 @@ impl<D: Db> super::Tx for D {
     }
 
     async fn customer(&mut self, id: Uuid) -> StoreResult<Option<CustomerRow>> {
-        self.fetch_optional(
-            concat!(
-                "SELECT ",
-                customer_columns!(),
-                " FROM customers WHERE id = $1"
-            ),
-            args![id],
-            rows::customer,
-        )
-        .await
+        self.fetch_optional(CUSTOMER, args![id], rows::customer)
+            .await
+    }
+
+    async fn lock_customer(&mut self, id: Uuid) -> StoreResult<Option<CustomerRow>> {
+        let sql = if D::ROW_LOCKS {
+            CUSTOMER_FOR_UPDATE
+        } else {
+            CUSTOMER
+        };
+        self.fetch_optional(sql, args![id], rows::customer).await
     }
 
     async fn customer_partner(&mut self, id: Uuid) -> StoreResult<Option<Uuid>> {
@@ -836,16 +858,18 @@ impl<D: Db> super::Tx for D {
         partner: Uuid,
         validation_id: &str,
     ) -> StoreResult<Option<ValidationCodeRow>> {
-        self.fetch_optional(
-            concat!(
-                "SELECT ",
-                code_columns!(),
-                " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2"
-            ),
-            args![partner, validation_id],
-            rows::code,
-        )
-        .await
+        self.fetch_optional(CODE, args![partner, validation_id], rows::code)
+            .await
+    }
+
+    async fn lock_validation_code(
+        &mut self,
+        partner: Uuid,
+        validation_id: &str,
+    ) -> StoreResult<Option<ValidationCodeRow>> {
+        let sql = if D::ROW_LOCKS { CODE_FOR_UPDATE } else { CODE };
+        self.fetch_optional(sql, args![partner, validation_id], rows::code)
+            .await
     }
 
     async fn validation_codes(&mut self, partner: Uuid) -> StoreResult<Vec<ValidationCodeRow>> {
@@ -1036,7 +1060,7 @@ impl<D: Db> super::Tx for D {
         min_reads: i64,
         limit: i64,
     ) -> StoreResult<Vec<VettingJobRow>> {
-        let sql = if D::SKIP_LOCKED {
+        let sql = if D::ROW_LOCKS {
             DUE_JOBS_SKIP_LOCKED
         } else {
             DUE_JOBS

@@ -223,7 +223,7 @@ impl Conn {
 
 // Every statement completes inside the call: these futures are ready when first polled.
 impl Db for Conn {
-    const SKIP_LOCKED: bool = false;
+    const ROW_LOCKS: bool = false;
     const NUMBERED_PARAMS: bool = false;
 
     async fn fetch_all<T: Send>(
