@@ -366,7 +366,10 @@ async fn concurrent_exclusive_requests_for_one_customer_leave_one() {
         assert!(names.contains(&"StateOwnedEntity"), "customer {i}: {held}");
     }
     // Only the GCC requests that won used a create.
-    let used = 100 - app.codes(&partner).await[0]["remainingCreates"].as_i64().unwrap();
+    let used = 100
+        - app.codes(&partner).await[0]["remainingCreates"]
+            .as_i64()
+            .unwrap();
     assert_eq!(used, gcc_created);
 }
 

@@ -14,6 +14,7 @@ pub mod validation_codes;
 pub mod vetting;
 pub mod webhooks;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use pcq_core::ApiFault;
@@ -124,7 +125,11 @@ pub fn fingerprint(query: &str, body: &[u8]) -> String {
     hash.update(query.as_bytes());
     hash.update([0u8]);
     hash.update(body);
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for b in hash.finalize() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// Runs `op` at most once per idempotency key: the first request with a key runs and its answer
