@@ -267,7 +267,7 @@ pub struct PagingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// SQLite read connections.
+    /// SQLite read connections kept open.
     pub sqlite_readers: u32,
     /// Largest group-commit batch.
     pub sqlite_max_batch: usize,
