@@ -526,38 +526,42 @@ fn json_object(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }
 
-const CUSTOMER: &str = concat!(
-    "SELECT ",
-    customer_columns!(),
-    " FROM customers WHERE id = $1"
-);
-const CUSTOMER_FOR_UPDATE: &str = concat!(
-    "SELECT ",
-    customer_columns!(),
-    " FROM customers WHERE id = $1 FOR UPDATE"
-);
-const CODE: &str = concat!(
-    "SELECT ",
-    code_columns!(),
-    " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2"
-);
-const CODE_FOR_UPDATE: &str = concat!(
-    "SELECT ",
-    code_columns!(),
-    " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2 FOR UPDATE"
-);
-const DUE_JOBS: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM vetting_jobs WHERE created_at <= $1 AND reads >= $2 \
-     ORDER BY created_at, customer_id, qualification LIMIT $3"
-);
-const DUE_JOBS_SKIP_LOCKED: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM vetting_jobs WHERE created_at <= $1 AND reads >= $2 \
-     ORDER BY created_at, customer_id, qualification LIMIT $3 FOR UPDATE SKIP LOCKED"
-);
+// Statements that some backends run with a locking clause: each written once, as a macro, so
+// that both variants are built from it with `concat!`.
+macro_rules! customer_by_id {
+    () => {
+        concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE id = $1"
+        )
+    };
+}
+macro_rules! code_by_id {
+    () => {
+        concat!(
+            "SELECT ",
+            code_columns!(),
+            " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2"
+        )
+    };
+}
+macro_rules! due_jobs {
+    () => {
+        concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM vetting_jobs WHERE created_at <= $1 AND reads >= $2 \
+             ORDER BY created_at, customer_id, qualification LIMIT $3"
+        )
+    };
+}
+
+/// `plain` where one writer runs at a time, `locking` where writers run concurrently
+/// ([`Db::ROW_LOCKS`]).
+fn with_locks<D: Db>(plain: &'static str, locking: &'static str) -> &'static str {
+    if D::ROW_LOCKS { locking } else { plain }
+}
 
 impl<D: Db> super::Tx for D {
     async fn meta_get(&mut self, key: &str) -> StoreResult<Option<String>> {
@@ -752,16 +756,12 @@ impl<D: Db> super::Tx for D {
     }
 
     async fn customer(&mut self, id: Uuid) -> StoreResult<Option<CustomerRow>> {
-        self.fetch_optional(CUSTOMER, args![id], rows::customer)
+        self.fetch_optional(customer_by_id!(), args![id], rows::customer)
             .await
     }
 
     async fn lock_customer(&mut self, id: Uuid) -> StoreResult<Option<CustomerRow>> {
-        let sql = if D::ROW_LOCKS {
-            CUSTOMER_FOR_UPDATE
-        } else {
-            CUSTOMER
-        };
+        let sql = with_locks::<D>(customer_by_id!(), concat!(customer_by_id!(), " FOR UPDATE"));
         self.fetch_optional(sql, args![id], rows::customer).await
     }
 
@@ -858,7 +858,7 @@ impl<D: Db> super::Tx for D {
         partner: Uuid,
         validation_id: &str,
     ) -> StoreResult<Option<ValidationCodeRow>> {
-        self.fetch_optional(CODE, args![partner, validation_id], rows::code)
+        self.fetch_optional(code_by_id!(), args![partner, validation_id], rows::code)
             .await
     }
 
@@ -867,7 +867,7 @@ impl<D: Db> super::Tx for D {
         partner: Uuid,
         validation_id: &str,
     ) -> StoreResult<Option<ValidationCodeRow>> {
-        let sql = if D::ROW_LOCKS { CODE_FOR_UPDATE } else { CODE };
+        let sql = with_locks::<D>(code_by_id!(), concat!(code_by_id!(), " FOR UPDATE"));
         self.fetch_optional(sql, args![partner, validation_id], rows::code)
             .await
     }
@@ -1060,11 +1060,7 @@ impl<D: Db> super::Tx for D {
         min_reads: i64,
         limit: i64,
     ) -> StoreResult<Vec<VettingJobRow>> {
-        let sql = if D::ROW_LOCKS {
-            DUE_JOBS_SKIP_LOCKED
-        } else {
-            DUE_JOBS
-        };
+        let sql = with_locks::<D>(due_jobs!(), concat!(due_jobs!(), " FOR UPDATE SKIP LOCKED"));
         self.fetch_all(sql, args![started_by, min_reads, limit], rows::job)
             .await
     }
