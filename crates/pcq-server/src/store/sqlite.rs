@@ -188,36 +188,15 @@ impl Conn {
         Ok(())
     }
 
-    fn rows<T>(&mut self, sql: &str, args: &[Arg<'_>], decode: Decode<T>) -> StoreResult<Vec<T>> {
-        let mut statement = self.0.prepare_cached(sql)?;
-        bind(&mut statement, args)?;
-        let mut rows = statement.raw_query();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(decode(&SqliteRow::new(row))?);
-        }
-        Ok(out)
-    }
-
-    fn first<T>(
+    /// The cached prepared statement for `sql`, with `args` bound.
+    fn prepared(
         &mut self,
         sql: &str,
         args: &[Arg<'_>],
-        decode: Decode<T>,
-    ) -> StoreResult<Option<T>> {
+    ) -> StoreResult<rusqlite::CachedStatement<'_>> {
         let mut statement = self.0.prepare_cached(sql)?;
         bind(&mut statement, args)?;
-        let mut rows = statement.raw_query();
-        match rows.next()? {
-            Some(row) => decode(&SqliteRow::new(row)).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn changes(&mut self, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
-        let mut statement = self.0.prepare_cached(sql)?;
-        bind(&mut statement, args)?;
-        Ok(statement.raw_execute()? as u64)
+        Ok(statement)
     }
 }
 
@@ -232,7 +211,13 @@ impl Db for Conn {
         args: &[Arg<'_>],
         decode: Decode<T>,
     ) -> StoreResult<Vec<T>> {
-        self.rows(sql, args, decode)
+        let mut statement = self.prepared(sql, args)?;
+        let mut rows = statement.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(decode(&SqliteRow::new(row))?);
+        }
+        Ok(out)
     }
 
     async fn fetch_optional<T: Send>(
@@ -241,15 +226,19 @@ impl Db for Conn {
         args: &[Arg<'_>],
         decode: Decode<T>,
     ) -> StoreResult<Option<T>> {
-        self.first(sql, args, decode)
+        let mut statement = self.prepared(sql, args)?;
+        let mut rows = statement.raw_query();
+        rows.next()?
+            .map(|row| decode(&SqliteRow::new(row)))
+            .transpose()
     }
 
     async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> StoreResult<u64> {
-        self.changes(sql, args)
+        Ok(self.prepared(sql, args)?.raw_execute()? as u64)
     }
 
     async fn execute_built(&mut self, sql: String, args: &[Arg<'_>]) -> StoreResult<u64> {
-        self.changes(&sql, args)
+        Ok(self.prepared(&sql, args)?.raw_execute()? as u64)
     }
 }
 
@@ -445,10 +434,9 @@ impl SqliteStore {
                     idle: Mutex::new(Vec::new()),
                     closed: AtomicBool::new(false),
                 };
-                for _ in 0..readers.keep {
-                    let reader = Conn::open(path, readers.cache_kib, true)?;
-                    readers.put(reader);
-                }
+                // One reader at once, so that a database readers cannot open fails the start;
+                // the others open when reads need them.
+                readers.put(Conn::open(path, readers.cache_kib, true)?);
                 (conn, Some(Arc::new(readers)))
             }
             None => {
