@@ -508,19 +508,13 @@ pub trait Tx: Send {
         customer: Uuid,
     ) -> impl Future<Output = StoreResult<Vec<QualificationEvent>>> + Send;
 
-    /// One of a partner's validation codes.
-    fn validation_code(
-        &mut self,
-        partner: Uuid,
-        validation_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ValidationCodeRow>>> + Send;
-    /// A partner's validation codes, oldest first.
-    /// A partner's validation code, locked like [`Tx::lock_customer`].
+    /// One of a partner's validation codes, locked like [`Tx::lock_customer`].
     fn lock_validation_code(
         &mut self,
         partner: Uuid,
         validation_id: &str,
     ) -> impl Future<Output = StoreResult<Option<ValidationCodeRow>>> + Send;
+    /// A partner's validation codes, oldest first.
     fn validation_codes(
         &mut self,
         partner: Uuid,

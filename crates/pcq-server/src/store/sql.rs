@@ -853,15 +853,6 @@ impl<D: Db> super::Tx for D {
         .await
     }
 
-    async fn validation_code(
-        &mut self,
-        partner: Uuid,
-        validation_id: &str,
-    ) -> StoreResult<Option<ValidationCodeRow>> {
-        self.fetch_optional(code_by_id!(), args![partner, validation_id], rows::code)
-            .await
-    }
-
     async fn lock_validation_code(
         &mut self,
         partner: Uuid,
