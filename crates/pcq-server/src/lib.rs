@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod serve;
 pub mod service;
@@ -24,23 +25,21 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::auth::{Authenticator, DevIssuer, JwksIssuer};
 use crate::clock::Clock;
 use crate::config::{AuthConfig, Config};
-use crate::http::context::RequestContext;
-use crate::http::fault::ApiError;
+pub use crate::error::Error;
 use crate::service::keys;
 use crate::service::seed::{ApplySeed, Seed, SeedSummary};
-use crate::service::{DevPartner, Effects, FindIdempotencyRecord, Idempotent, fingerprint};
+use crate::service::{DevPartner, Links, Pipeline};
 use crate::settings::PolicyCell;
+use crate::store::Store;
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{IdemKey, Op, Store, StoredReply};
 use crate::webhook_signing::WebhookSigner;
-use pcq_core::ApiFault;
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "pcq.db";
@@ -49,22 +48,14 @@ pub const DATABASE_FILE: &str = "pcq.db";
 pub struct AppInner {
     /// The configuration the node runs with.
     pub config: Config,
-    /// The store.
-    pub store: Store,
-    /// The one clock.
-    pub clock: Clock,
+    /// The store, the clock and the policy, and the one way to change state.
+    pub pipeline: Pipeline,
     /// Token verification.
     pub auth: Authenticator,
     /// The development issuer, when enabled.
     pub dev_issuer: Option<Arc<DevIssuer>>,
     /// The development partner tenant of this store.
     pub dev_partner: Uuid,
-    /// The vetting policy in force.
-    pub policy: PolicyCell,
-    /// The base URL links point to.
-    pub public_url: Arc<str>,
-    /// Wakes the worker when new work is due.
-    pub wake: Notify,
     /// This node's name in leases.
     pub node_id: String,
     /// The client webhook deliveries use.
@@ -89,21 +80,14 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// What side effects of changes need.
-    pub fn effects(&self) -> Effects {
-        Effects {
-            public_url: self.public_url.clone(),
-        }
-    }
-
     /// The webhook signer, loaded (or created) on first use: from the store when nodes share
     /// it, else from the data directory.
     pub async fn webhook_signer(&self) -> anyhow::Result<Arc<WebhookSigner>> {
         let config = &self.config;
         self.signer
             .get_or_try_init(|| async {
-                if self.store.is_shared() {
-                    let pem = shared_key(&self.store, keys::WEBHOOK_SIGNING_KEY, || {
+                if self.pipeline.store.is_shared() {
+                    let pem = shared_key(&self.pipeline.store, keys::WEBHOOK_SIGNING_KEY, || {
                         webhook_signing::generate_key_pem()
                     })
                     .await?;
@@ -125,56 +109,6 @@ impl AppState {
             })
             .await
             .cloned()
-    }
-
-    /// Runs a client's write so that a retry with the same `MS-RequestId` (from the same partner,
-    /// on the same route, with the same query and body) gets the first answer and changes
-    /// nothing, and a different request under that id gets 409.
-    ///
-    /// `build` turns the request into its operation and may reject it; a rejected request that
-    /// is the retry of an earlier one still gets that one's answer (the configuration may have
-    /// changed since, say from contract 2021 to 2023).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn write_idempotent<O: Op<Output = StoredReply>>(
-        &self,
-        ctx: &RequestContext,
-        partner: Uuid,
-        method: &'static str,
-        route: String,
-        query: Option<&str>,
-        body: &[u8],
-        build: impl FnOnce() -> Result<O, ApiFault>,
-    ) -> Result<StoredReply, ApiError> {
-        let key = ctx.request_id_sent.then(|| IdemKey {
-            partner,
-            request_id: ctx.request_id.clone(),
-            method,
-            route,
-        });
-        let fingerprint = fingerprint(query.unwrap_or(""), body);
-        match build() {
-            Ok(op) => Ok(self
-                .store
-                .write(Idempotent {
-                    key,
-                    fingerprint,
-                    now: self.clock.now(),
-                    op,
-                })
-                .await?),
-            Err(fault) => {
-                if let Some(key) = key {
-                    if let Some(record) = self.store.read(FindIdempotencyRecord(key)).await? {
-                        return Ok(Idempotent::<O>::replay(
-                            record,
-                            &fingerprint,
-                            &ctx.request_id,
-                        ));
-                    }
-                }
-                Err(fault.into())
-            }
-        }
     }
 }
 
@@ -203,7 +137,7 @@ pub async fn shared_key(
     let pem = tokio::task::spawn_blocking(generate)
         .await
         .context("generating a signing key")??;
-    Ok(store.write(keys::KeepKey { name, pem }).await?)
+    Ok(store.write(keys::KeepKey { name, pem }).await?.output)
 }
 
 /// How to reach PostgreSQL, from the configuration.
@@ -372,7 +306,7 @@ impl Application {
             dev_issuer.clone(),
             external_issuers(&config.auth).await?,
         );
-        let dev_partner = store.write(DevPartner).await?;
+        let dev_partner = store.write(DevPartner).await?.output;
         let clock = Clock::system();
         clock.set_offset_micros(store.read(service::clock::StoredOffset).await?);
         let policy = PolicyCell::new(config.vetting.clone());
@@ -409,14 +343,10 @@ impl Application {
         let throttle = http::throttle::Throttle::new(&config.throttle, clock.clone());
         let state = AppState(Arc::new(AppInner {
             config,
-            store,
-            clock,
+            pipeline: Pipeline::new(store, clock, policy, Links { public_url }),
             auth,
             dev_issuer,
             dev_partner,
-            policy,
-            public_url,
-            wake: Notify::new(),
             node_id: format!("pcq-{}", Uuid::new_v4().simple()),
             http,
             allow_private_targets,
@@ -440,13 +370,12 @@ impl Application {
 
     /// Loads a seed into the store.
     pub async fn seed(&self, seed: Seed) -> anyhow::Result<SeedSummary> {
-        let summary = self
-            .state
-            .store
+        let pipeline = &self.state.pipeline;
+        let summary = pipeline
             .write(ApplySeed {
                 seed,
                 dev_partner: self.state.dev_partner,
-                now: self.state.clock.now(),
+                now: pipeline.now(),
             })
             .await?;
         Ok(summary)
@@ -465,7 +394,7 @@ impl Application {
         });
         // A node without a worker still takes up what other nodes change (the worker does this
         // on every step).
-        let settings = (self.state.store.is_shared() && !self.state.config.worker.enabled)
+        let settings = (self.state.pipeline.store.is_shared() && !self.state.config.worker.enabled)
             .then(|| tokio::spawn(settings::follow(self.state.clone(), worker_stopped)));
         let tidy = tokio::spawn(http::throttle::keep_tidy(
             self.state.clone(),
@@ -480,7 +409,7 @@ impl Application {
             let _ = settings.await;
         }
         let _ = tidy.await;
-        self.state.store.close().await;
+        self.state.pipeline.store.close().await;
         served.context("serving HTTP")
     }
 }

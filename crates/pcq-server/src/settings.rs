@@ -7,10 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use pcq_core::vetting::VettingPolicy;
 
-use crate::clock::Clock;
+use crate::error::Error;
+use crate::service::Pipeline;
 use crate::service::clock::StoredOffset;
-use crate::service::vetting::{StoredPolicy, StoredPolicyState};
-use crate::store::{Store, StoreResult};
+use crate::service::vetting::StoredPolicy;
+use crate::store::PolicyState;
 
 /// The vetting policy in force, as this node last saw it.
 pub struct PolicyCell {
@@ -62,7 +63,7 @@ impl PolicyCell {
     }
 
     /// Takes up a stored state if it is newer than the one seen.
-    pub fn observe(&self, stored: StoredPolicyState) {
+    pub fn observe(&self, stored: PolicyState) {
         let next = Seen {
             version: stored.version,
             overridden: stored.policy.is_some(),
@@ -82,12 +83,12 @@ impl PolicyCell {
 
 /// Takes up the stored clock offset and vetting policy, if they are newer than this node's.
 /// The clock only moves forward, so the larger offset is the newer.
-pub async fn refresh(store: &Store, clock: &Clock, policy: &PolicyCell) -> StoreResult<()> {
-    let offset = store.read(StoredOffset).await?;
-    if offset > clock.offset_micros() {
-        clock.set_offset_micros(offset);
+pub async fn refresh(pipeline: &Pipeline) -> Result<(), Error> {
+    let offset = pipeline.read(StoredOffset).await?;
+    if offset > pipeline.clock.offset_micros() {
+        pipeline.clock.set_offset_micros(offset);
     }
-    policy.observe(store.read(StoredPolicy).await?);
+    pipeline.policy.observe(pipeline.read(StoredPolicy).await?);
     Ok(())
 }
 
@@ -95,7 +96,7 @@ pub async fn refresh(store: &Store, clock: &Clock, policy: &PolicyCell) -> Store
 pub async fn follow(state: crate::AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let interval = std::time::Duration::from_millis(state.config.worker.poll_interval_ms);
     loop {
-        if let Err(e) = refresh(&state.store, &state.clock, &state.policy).await {
+        if let Err(e) = refresh(&state.pipeline).await {
             tracing::warn!(error = %e, "could not read the shared settings");
         }
         tokio::select! {

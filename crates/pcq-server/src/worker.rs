@@ -16,9 +16,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::error::Error;
 use crate::service::vetting::DecideDue;
 use crate::service::webhooks::{ClaimDeliveries, FinishAttempts};
-use crate::store::{AttemptRow, DeliveryRow, DeliveryStatus, StoreResult};
+use crate::store::{AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus};
 use crate::webhook_signing::ALGORITHM;
 
 /// The shortest time a claimed delivery stays with its claim (real time).
@@ -79,7 +80,7 @@ impl Worker {
             if idle {
                 tokio::select! {
                     () = tokio::time::sleep(poll) => {}
-                    () = self.state.wake.notified() => {}
+                    () = self.state.pipeline.woken() => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -88,7 +89,7 @@ impl Worker {
 
     /// Works until nothing is due (webhook attempts that fail are rescheduled, not retried in
     /// the same drain).
-    pub async fn drain(&self) -> StoreResult<Progress> {
+    pub async fn drain(&self) -> Result<Progress, Error> {
         let mut total = Progress::default();
         for _ in 0..MAX_DRAIN_STEPS {
             let progress = self.step().await?;
@@ -103,19 +104,18 @@ impl Worker {
 
     /// One step: takes up settings other nodes may have changed, decides due vetting decisions,
     /// and attempts one batch of due webhook deliveries.
-    pub async fn step(&self) -> StoreResult<Progress> {
-        self.refresh().await?;
+    pub async fn step(&self) -> Result<Progress, Error> {
+        let pipeline = &self.state.pipeline;
+        crate::settings::refresh(pipeline).await?;
         let mut progress = Progress::default();
         let limit = i64::from(self.state.config.worker.batch_size);
         loop {
-            let (seen, decided) = self
-                .state
-                .store
+            let (seen, decided) = pipeline
                 .write(DecideDue {
-                    configured: self.state.policy.configured().clone(),
-                    now: self.state.clock.now(),
+                    configured: pipeline.policy.configured().clone(),
+                    now: pipeline.now(),
                     limit,
-                    effects: self.state.effects(),
+                    links: pipeline.links.clone(),
                 })
                 .await?;
             progress.vetting_decisions += decided;
@@ -129,27 +129,22 @@ impl Worker {
         Ok(progress)
     }
 
-    /// Takes up the clock offset and run-time policy stored by this or another node.
-    async fn refresh(&self) -> StoreResult<()> {
-        crate::settings::refresh(&self.state.store, &self.state.clock, &self.state.policy).await
-    }
-
-    async fn deliver_due(&self, limit: i64) -> StoreResult<(usize, usize)> {
+    async fn deliver_due(&self, limit: i64) -> Result<(usize, usize), Error> {
         let state = &self.state;
+        let pipeline = &state.pipeline;
         let token = Uuid::new_v4().to_string();
         let real_now = Timestamp::from_datetime(OffsetDateTime::now_utc());
         let lease = lease_for(state.config.webhooks.timeout_seconds);
-        let claimed = state
-            .store
-            .write(ClaimDeliveries {
-                now: state.clock.now(),
+        let claimed = pipeline
+            .write(ClaimDeliveries(ClaimQuery {
+                now: pipeline.now(),
                 real_now,
                 lease_until: real_now
                     .plus_micros(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)),
                 token: token.clone(),
                 limit,
                 per_partner: PER_PARTNER_CLAIM as i64,
-            })
+            }))
             .await?;
         if claimed.is_empty() {
             return Ok((0, 0));
@@ -181,10 +176,7 @@ impl Worker {
             .iter()
             .filter(|o| o.1 == DeliveryStatus::Delivered)
             .count();
-        let attempts = state
-            .store
-            .write(FinishAttempts { token, outcomes })
-            .await?;
+        let attempts = pipeline.write(FinishAttempts { token, outcomes }).await?;
         Ok((attempts, delivered))
     }
 
@@ -198,7 +190,7 @@ impl Worker {
             Ok((code, message)) => (Some(code), message, false),
             Err(message) => (None, message, true),
         };
-        let at = state.clock.now();
+        let at = state.pipeline.now();
         let ok = code.is_some_and(|c| (200..300).contains(&c));
         let status = if ok {
             DeliveryStatus::Delivered
@@ -254,7 +246,10 @@ impl Worker {
             )
             .header(
                 "X-MS-Certificate-Url",
-                format!("{}/_pcq/webhooks/certificate", state.public_url),
+                format!(
+                    "{}/_pcq/webhooks/certificate",
+                    state.pipeline.links.public_url
+                ),
             )
             .header("X-MS-Signature-Algorithm", ALGORITHM)
             .body(delivery.payload.clone())

@@ -210,7 +210,7 @@ async fn filters_dates_and_pages() {
     );
 
     // Dates: today is in, yesterday is not; documented forms are accepted.
-    let today = app.state.clock.now().to_rfc3339()[..10].to_owned();
+    let today = app.state.pipeline.now().to_rfc3339()[..10].to_owned();
     assert_eq!(
         app.audit(&partner, &format!("startDate={today}&endDate={today}"))
             .await

@@ -30,7 +30,7 @@ async fn loaded_customers_are_like_created_ones() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
     let other = app.partner();
-    let now = app.state.clock.now();
+    let now = app.state.pipeline.now();
     // More rows than one statement takes, in two transactions.
     for (first, count) in [(0, 700), (700, 600)] {
         let load = BulkLoad::generate(
@@ -42,7 +42,7 @@ async fn loaded_customers_are_like_created_ones() {
             now,
         );
         assert_eq!(load.rows(), 3 * count as usize);
-        app.state.store.write(load).await.unwrap();
+        app.state.pipeline.write(load).await.unwrap();
     }
     let sov = BulkLoad::generate(
         other.tenant,
@@ -52,7 +52,7 @@ async fn loaded_customers_are_like_created_ones() {
         LoadedQualification::StateOwnedEntity,
         now,
     );
-    app.state.store.write(sov).await.unwrap();
+    app.state.pipeline.write(sov).await.unwrap();
 
     let customers = list_all(&app, &partner.user).await;
     assert_eq!(customers.len(), 1300);
@@ -124,7 +124,7 @@ async fn loaded_customers_are_like_created_ones() {
         LoadedQualification::None,
         now,
     );
-    assert!(app.state.store.write(again).await.is_err());
+    assert!(app.state.pipeline.write(again).await.is_err());
     assert_eq!(list_all(&app, &partner.user).await.len(), 1300);
 }
 

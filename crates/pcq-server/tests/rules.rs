@@ -192,7 +192,7 @@ async fn denied_education_may_be_requested_again() {
     assert_eq!(quals[0]["vettingStatus"], "InReview");
     assert!(quals[0].get("vettingReason").is_none());
     // Both rounds are in the history.
-    let events = app.state.store.read(History(customer)).await.unwrap();
+    let events = app.state.pipeline.read(History(customer)).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!((events[0].round, events[1].round), (1, 2));
     assert_eq!(events[1].from_status, Some(pcq_core::VettingStatus::Denied));
@@ -202,11 +202,11 @@ async fn denied_education_may_be_requested_again() {
 struct History(uuid::Uuid);
 impl pcq_server::store::Op for History {
     type Output = Vec<pcq_server::store::QualificationEvent>;
-    async fn run<T: pcq_server::store::Tx>(
+    async fn run(
         self,
-        tx: &mut T,
-    ) -> pcq_server::store::StoreResult<Self::Output> {
-        tx.qualification_events(self.0).await
+        tx: &mut pcq_server::store::Tx<'_>,
+    ) -> Result<Self::Output, pcq_server::Error> {
+        Ok(tx.qualification_events(self.0).await?)
     }
 }
 

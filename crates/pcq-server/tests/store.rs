@@ -6,8 +6,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{Backend, PgSchema, backend};
+use pcq_server::Error;
 use pcq_server::config::Config;
-use pcq_server::store::{Op, Store, StoreError, StoreResult, Tx};
+use pcq_server::store::{Op, Store, StoreError, Tx};
 
 /// A store on the test's backend, with what keeps it alive.
 async fn open() -> (Store, Option<PgSchema>, tempfile::TempDir) {
@@ -31,8 +32,8 @@ struct Get(&'static str);
 
 impl Op for Get {
     type Output = Option<String>;
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
-        tx.meta_get(self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Option<String>, Error> {
+        Ok(tx.meta_get(self.0).await?)
     }
 }
 
@@ -43,7 +44,7 @@ struct Increment(&'static str);
 
 impl Op for Increment {
     type Output = i64;
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<i64> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<i64, Error> {
         let current: i64 = tx.meta_get(self.0).await?.map_or(0, |v| v.parse().unwrap());
         // Give the other ops every chance to interleave.
         tokio::task::yield_now().await;
@@ -58,9 +59,9 @@ struct PutThenFail;
 
 impl Op for PutThenFail {
     type Output = ();
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
         tx.meta_put("half", "written").await?;
-        Err(StoreError::Corrupt("the op gives up".to_owned()))
+        Err(StoreError::Corrupt("the op gives up".to_owned()).into())
     }
 }
 
@@ -70,7 +71,7 @@ struct PutThenPanic;
 
 impl Op for PutThenPanic {
     type Output = ();
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
         tx.meta_put("panicked", "written").await?;
         panic!("a bug in an op");
     }
@@ -82,7 +83,7 @@ async fn concurrent_increments_are_not_lost() {
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.write(Increment("counter")).await.unwrap() })
+            tokio::spawn(async move { store.write(Increment("counter")).await.unwrap().output })
         })
         .collect();
     let mut seen = Vec::new();
@@ -105,19 +106,22 @@ async fn concurrent_increments_are_not_lost() {
 async fn a_failed_op_leaves_nothing_behind() {
     let (store, _schema, _dir) = open().await;
     let err = store.write(PutThenFail).await.unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(
+        matches!(err, Error::Store(StoreError::Corrupt(_))),
+        "{err:?}"
+    );
     assert_eq!(store.read(Get("half")).await.unwrap(), None);
     // The store goes on working.
-    assert_eq!(store.write(Increment("after")).await.unwrap(), 1);
+    assert_eq!(store.write(Increment("after")).await.unwrap().output, 1);
     store.close().await;
 }
 
 async fn a_panicking_op_is_rolled_back_and_reported() {
     let (store, _schema, _dir) = open().await;
     let err = store.write(PutThenPanic).await.unwrap_err();
-    assert!(matches!(err, StoreError::Panicked), "{err:?}");
+    assert!(matches!(err, Error::Store(StoreError::Panicked)), "{err:?}");
     assert_eq!(store.read(Get("panicked")).await.unwrap(), None);
-    assert_eq!(store.write(Increment("after")).await.unwrap(), 1);
+    assert_eq!(store.write(Increment("after")).await.unwrap().output, 1);
     store.close().await;
 }
 

@@ -97,7 +97,7 @@ async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
     // The round started when it was requested, not when it was decided.
     let started =
         pcq_core::time::Timestamp::parse_rfc3339(q["vettingCreateDate"].as_str().unwrap()).unwrap();
-    let now = app.state.clock.now();
+    let now = app.state.pipeline.now();
     assert!(now.as_micros() - started.as_micros() >= 72 * 3_600_000_000);
 }
 

@@ -471,6 +471,7 @@ async fn a_slow_receiver_gets_one_post_however_far_the_sandbox_clock_moves() {
 async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     use pcq_core::time::Timestamp;
     use pcq_server::service::webhooks::{ClaimDeliveries, FinishAttempts};
+    use pcq_server::store::ClaimQuery;
     use pcq_server::store::{AttemptRow, DeliveryStatus};
 
     let app = TestApp::spawn().await;
@@ -480,17 +481,19 @@ async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     let resp = app.send_test_event(&partner, Some("late")).await;
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let now = app.state.clock.now();
+    let now = app.state.pipeline.now();
     let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
-    let claim = |token: &str, real_now: Timestamp| ClaimDeliveries {
-        now,
-        real_now,
-        lease_until: real_now.plus_micros(60_000_000),
-        token: token.to_owned(),
-        limit: 10,
-        per_partner: 4,
+    let claim = |token: &str, real_now: Timestamp| {
+        ClaimDeliveries(ClaimQuery {
+            now,
+            real_now,
+            lease_until: real_now.plus_micros(60_000_000),
+            token: token.to_owned(),
+            limit: 10,
+            per_partner: 4,
+        })
     };
-    let store = &app.state.store;
+    let store = &app.state.pipeline;
     let first = store.write(claim("first", real)).await.unwrap();
     assert_eq!(first.len(), 1);
     assert!(
@@ -622,6 +625,7 @@ async fn private_targets_are_refused_when_not_allowed() {
 async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     use pcq_core::time::Timestamp;
     use pcq_server::service::webhooks::ClaimDeliveries;
+    use pcq_server::store::ClaimQuery;
 
     let app = TestApp::spawn().await;
     let busy = app.partner();
@@ -647,15 +651,15 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
     let claimed = app
         .state
-        .store
-        .write(ClaimDeliveries {
-            now: app.state.clock.now(),
+        .pipeline
+        .write(ClaimDeliveries(ClaimQuery {
+            now: app.state.pipeline.now(),
             real_now: real,
             lease_until: real.plus_micros(60_000_000),
             token: "claim".to_owned(),
             limit: 10,
             per_partner: 4,
-        })
+        }))
         .await
         .unwrap();
     let busy_ids: Vec<_> = claimed
@@ -670,15 +674,15 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     // so busy-4 cannot overtake busy-0.
     let other = app
         .state
-        .store
-        .write(ClaimDeliveries {
-            now: app.state.clock.now(),
+        .pipeline
+        .write(ClaimDeliveries(ClaimQuery {
+            now: app.state.pipeline.now(),
             real_now: real,
             lease_until: real.plus_micros(60_000_000),
             token: "other".to_owned(),
             limit: 10,
             per_partner: 4,
-        })
+        }))
         .await
         .unwrap();
     assert!(other.is_empty(), "{other:?}");

@@ -242,7 +242,7 @@ fn print_banner(app: &Application) {
             let _ = writeln!(
                 out,
                 "try: curl -s {}/v1/customers -H 'Authorization: Bearer {token}'",
-                state.public_url
+                state.pipeline.links.public_url
             );
         }
         Err(e) => eprintln!("pcq: could not mint the example token: {e:#}"),

@@ -1,18 +1,16 @@
 //! Sandbox controls under `/_pcq/admin` (role `Pcq.Admin`) and the node's own endpoints.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
 use pcq_core::wire::ValidationCode;
 use pcq_core::{ApiFault, NewValidationCode};
 use serde_json::json;
 
 use super::extract::{AdminCaller, Ctx, JsonBody};
-use super::fault::{ApiError, json_response, ok_json, reply_response};
 use super::openapi::{HealthBody, ValidationCodeIssueBody};
 use crate::AppState;
+use crate::error::Error;
 use crate::service::validation_codes::IssueValidationCode;
-use crate::store::{Op, StoreResult, Tx};
+use crate::store::{Op, Reply, Tx};
 
 /// Issues a GCC validation code to a partner (sandbox control).
 #[utoipa::path(
@@ -30,7 +28,7 @@ pub async fn issue_validation_code(
     Ctx(ctx): Ctx,
     Path(raw_partner): Path<String>,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let partner = pcq_core::ids::parse_guid(&raw_partner).ok_or_else(|| {
         ApiFault::invalid_input(format!(
             "The partner tenant id '{}' is not a GUID.",
@@ -38,24 +36,23 @@ pub async fn issue_validation_code(
         ))
     })?;
     let route = format!("/_pcq/admin/partners/{partner}/validation-codes");
-    let reply = state
-        .write_idempotent(
-            &ctx,
-            caller.tenant_id,
-            "POST",
-            route,
-            None,
-            &body.raw,
-            || {
-                Ok(IssueValidationCode {
-                    partner,
-                    code: NewValidationCode::parse(&body.value)?,
-                    now: state.clock.now(),
-                })
-            },
-        )
-        .await?;
-    Ok(reply_response(reply))
+    let pipeline = &state.pipeline;
+    let write = ctx.client_write(caller.tenant_id, "POST", route, "", &body.raw);
+    let op = NewValidationCode::parse(&body.value).map(|code| IssueValidationCode {
+        partner,
+        code,
+        now: pipeline.now(),
+    });
+    pipeline.request(write, op).await
+}
+
+/// What the health and readiness endpoints say.
+fn node_status(state: &AppState, status: &str) -> Result<Reply, Error> {
+    Reply::ok(&json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": state.pipeline.store.backend_name(),
+    }))
 }
 
 /// Liveness: the process serves HTTP.
@@ -65,16 +62,8 @@ pub async fn issue_validation_code(
     tag = "node",
     responses((status = 200, description = "The node is up", body = HealthBody))
 )]
-pub async fn health(State(state): State<AppState>) -> Response {
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-            "store": state.store.backend_name(),
-        }))
-        .unwrap_or_default(),
-    )
+pub async fn health(State(state): State<AppState>) -> Result<Reply, Error> {
+    node_status(&state, "ok")
 }
 
 /// Readiness: the node can read its store.
@@ -87,22 +76,12 @@ pub async fn health(State(state): State<AppState>) -> Response {
         (status = 503, description = "The store is not reachable", body = pcq_core::fault::Envelope),
     )
 )]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.read(Ping).await {
-        Ok(_) => json_response(
-            StatusCode::OK,
-            serde_json::to_vec(&json!({
-                "status": "ready",
-                "version": env!("CARGO_PKG_VERSION"),
-                "store": state.store.backend_name(),
-            }))
-            .unwrap_or_default(),
-        ),
+pub async fn ready(State(state): State<AppState>) -> Result<Reply, Error> {
+    match state.pipeline.read(Ping).await {
+        Ok(()) => node_status(&state, "ready"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            super::fault::fault_response(&ApiFault::service_unavailable(
-                "its store does not answer",
-            ))
+            Err(ApiFault::service_unavailable("its store does not answer").into())
         }
     }
 }
@@ -115,8 +94,9 @@ impl Op for Ping {
     type Output = ();
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
-        tx.meta_get("dev_partner_tenant_id").await.map(|_| ())
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
+        tx.clock_offset().await?;
+        Ok(())
     }
 }
 
@@ -133,9 +113,10 @@ pub struct ClockView {
 }
 
 fn clock_view(state: &AppState) -> ClockView {
-    let offset = state.clock.offset_micros();
+    let clock = &state.pipeline.clock;
+    let offset = clock.offset_micros();
     ClockView {
-        now: state.clock.now().to_rfc3339(),
+        now: clock.now().to_rfc3339(),
         offset: pcq_core::vetting::Duration::from_micros(offset).to_string(),
         offset_seconds: offset / 1_000_000,
     }
@@ -152,8 +133,8 @@ fn clock_view(state: &AppState) -> ClockView {
 pub async fn get_clock(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
-) -> Response {
-    ok_json(&clock_view(&state))
+) -> Result<Reply, Error> {
+    Reply::ok(&clock_view(&state))
 }
 
 /// `{"advance": "72h"}`: moves pcq's clock forward for the whole server.
@@ -178,7 +159,7 @@ pub async fn advance_clock(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let serde_json::Value::Object(map) = &body.value else {
         return Err(ApiFault::invalid_input(
             "The body must be an object such as {\"advance\": \"72h\"}.",
@@ -196,23 +177,15 @@ pub async fn advance_clock(
     })?;
     let system_now =
         pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc()).as_micros();
-    let offset = state
-        .store
+    state
+        .pipeline
         .write(crate::service::clock::Advance {
             by: by.as_micros(),
+            written: raw.to_owned(),
             system_now,
         })
-        .await?
-        .ok_or_else(|| {
-            ApiFault::invalid_input(format!(
-                "Advancing by {raw} would move pcq's clock past 9999-12-31T23:59:59Z; \
-                 choose a shorter advance."
-            ))
-            .with_param("field", "advance")
-        })?;
-    state.clock.set_offset_micros(offset);
-    state.wake.notify_one();
-    Ok(ok_json(&clock_view(&state)))
+        .await?;
+    Reply::ok(&clock_view(&state))
 }
 
 /// The vetting policy in force.
@@ -238,7 +211,8 @@ pub struct PolicyView {
 }
 
 fn policy_view(state: &AppState) -> PolicyView {
-    let p = state.policy.get();
+    let cell = &state.pipeline.policy;
+    let p = cell.get();
     PolicyView {
         policy: p.policy.as_str().to_owned(),
         after: p.after.to_string(),
@@ -247,7 +221,7 @@ fn policy_view(state: &AppState) -> PolicyView {
         deny_reason: p.deny_reason.clone(),
         academic_suffixes: p.academic_suffixes.clone(),
         gcc_review: p.gcc_review,
-        source: if state.policy.is_overridden() {
+        source: if cell.is_overridden() {
             "runtime"
         } else {
             "configured"
@@ -267,8 +241,8 @@ fn policy_view(state: &AppState) -> PolicyView {
 pub async fn get_policy(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
-) -> Response {
-    ok_json(&policy_view(&state))
+) -> Result<Reply, Error> {
+    Reply::ok(&policy_view(&state))
 }
 
 /// Sets the vetting policy at run time: the given settings on top of the configured policy,
@@ -286,8 +260,9 @@ pub async fn put_policy(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let policy = state
+        .pipeline
         .policy
         .configured()
         .with_changes(&body.value)
@@ -306,21 +281,19 @@ pub async fn put_policy(
 pub async fn delete_policy(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     set_policy(&state, None).await
 }
 
 async fn set_policy(
     state: &AppState,
     stored: Option<pcq_core::vetting::VettingPolicy>,
-) -> Result<Response, ApiError> {
-    let now_stored = state
-        .store
+) -> Result<Reply, Error> {
+    state
+        .pipeline
         .write(crate::service::vetting::SetPolicy(stored))
         .await?;
-    state.policy.observe(now_stored);
-    state.wake.notify_one();
-    Ok(ok_json(&policy_view(state)))
+    Reply::ok(&policy_view(state))
 }
 
 /// Runs this node's worker until nothing is due: vetting decisions, then one attempt of every
@@ -335,11 +308,11 @@ async fn set_policy(
 pub async fn drain_worker(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     // The drain runs on its own: a request that times out does not cut it short.
     let worker = crate::worker::Worker::new(state.clone());
     let progress = tokio::spawn(async move { worker.drain().await })
         .await
         .map_err(|_| crate::store::StoreError::Panicked)??;
-    Ok(ok_json(&progress))
+    Reply::ok(&progress)
 }

@@ -1,8 +1,7 @@
 //! `/v1/auditrecords`: the calling partner's audit records.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::HeaderMap;
 use pcq_core::ApiFault;
 use pcq_core::input::LooseObject;
 use pcq_core::time::Timestamp;
@@ -10,11 +9,11 @@ use pcq_core::wire::{Attributes, AuditRecord, Collection, KeyValue};
 use serde_json::Value;
 
 use super::extract::{Caller, QueryParams};
-use super::fault::{ApiError, json_response};
 use super::paging::{self, page_size};
 use crate::AppState;
+use crate::error::Error;
 use crate::service::audit::{AuditPage, FindAuditRecord};
-use crate::store::{AuditQuery, AuditRecordRow};
+use crate::store::{AuditQuery, AuditRecordRow, Reply};
 
 /// The default window of a query without `startDate`.
 const DEFAULT_WINDOW_MICROS: i64 = 30 * 86_400 * 1_000_000;
@@ -133,9 +132,9 @@ pub async fn list_audit_records(
     Caller(caller): Caller,
     query: QueryParams,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
-    let now = state.clock.now();
+    let now = state.pipeline.now();
     let from = date(&query, "startDate", false)?.unwrap_or(now.plus_micros(-DEFAULT_WINDOW_MICROS));
     let until = date(&query, "endDate", true)?.unwrap_or(Timestamp::from_micros(i64::MAX));
     if from >= until {
@@ -165,17 +164,17 @@ pub async fn list_audit_records(
     if let Some(filter) = query.get("filter") {
         apply_filter(filter, &mut audit)?;
     }
-    let mut rows = state.store.read(AuditPage(audit)).await?;
+    let mut rows = state.pipeline.read(AuditPage(audit)).await?;
     let more = rows.len() > size as usize;
     rows.truncate(size as usize);
     let next = more
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
     let self_uri = paging::self_uri("/v1/auditrecords", query.raw());
-    let page = paging::collection(rows.iter().map(render).collect(), self_uri, next);
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
+    Reply::ok(&paging::collection(
+        rows.iter().map(render).collect(),
+        self_uri,
+        next,
     ))
 }
 
@@ -192,14 +191,10 @@ pub async fn get_audit_record(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let row = state
-        .store
-        .read(FindAuditRecord(caller.tenant_id, id.clone()))
-        .await?
-        .ok_or_else(|| ApiFault::audit_record_not_found(&id))?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&render(&row)).unwrap_or_default(),
-    ))
+        .pipeline
+        .read(FindAuditRecord(caller.tenant_id, id))
+        .await?;
+    Reply::ok(&render(&row))
 }

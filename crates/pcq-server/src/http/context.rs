@@ -14,6 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::fault::fault_response;
+use crate::service::ClientWrite;
 
 /// `MS-CorrelationId`.
 pub static CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
@@ -36,6 +37,22 @@ pub struct RequestContext {
     pub request_id_sent: bool,
     /// The `MS-CV` returned.
     pub cv: String,
+}
+
+impl RequestContext {
+    /// A client's write of `partner` to `route` (its ids in canonical form), replayable under
+    /// the `MS-RequestId` the client sent, if any.
+    pub fn client_write(
+        &self,
+        partner: Uuid,
+        method: &'static str,
+        route: String,
+        query: &str,
+        body: &[u8],
+    ) -> ClientWrite {
+        let sent = self.request_id_sent.then_some(self.request_id.as_str());
+        ClientWrite::new(partner, sent, method, route, query, body)
+    }
 }
 
 enum Id {

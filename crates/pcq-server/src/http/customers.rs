@@ -2,18 +2,18 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use pcq_core::NewCustomer;
 use pcq_core::wire::{Collection, Customer};
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams};
-use super::fault::{ApiError, json_response, reply_response};
 use super::openapi::CustomerCreateBody;
 use super::paging::{self, page_size};
 use crate::AppState;
+use crate::error::Error;
+use crate::service::Actor;
 use crate::service::customers::{CreateCustomer, CustomerPage, FindCustomer};
 use crate::service::render::{self, CustomerView};
-use crate::service::{Actor, owned_customer};
+use crate::store::Reply;
 
 /// Creates a customer of the calling partner.
 ///
@@ -33,26 +33,22 @@ pub async fn create_customer(
     Ctx(ctx): Ctx,
     query: axum::extract::RawQuery,
     body: JsonBody,
-) -> Result<Response, ApiError> {
-    let reply = state
-        .write_idempotent(
-            &ctx,
-            caller.tenant_id,
-            "POST",
-            "/v1/customers".to_owned(),
-            query.0.as_deref(),
-            &body.raw,
-            || {
-                Ok(CreateCustomer {
-                    partner: caller.tenant_id,
-                    customer: NewCustomer::parse(&body.value)?,
-                    now: state.clock.now(),
-                    actor: Actor::caller(&caller),
-                })
-            },
-        )
-        .await?;
-    Ok(reply_response(reply))
+) -> Result<Reply, Error> {
+    let pipeline = &state.pipeline;
+    let write = ctx.client_write(
+        caller.tenant_id,
+        "POST",
+        "/v1/customers".to_owned(),
+        query.0.as_deref().unwrap_or(""),
+        &body.raw,
+    );
+    let op = NewCustomer::parse(&body.value).map(|customer| CreateCustomer {
+        partner: caller.tenant_id,
+        customer,
+        now: pipeline.now(),
+        actor: Actor::caller(&caller),
+    });
+    pipeline.request(write, op).await
 }
 
 /// Lists the calling partner's customers, a page at a time.
@@ -76,11 +72,11 @@ pub async fn list_customers(
     Caller(caller): Caller,
     query: QueryParams,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
     let after_seq = paging::seq_position(&headers)?;
     let (rows, more) = state
-        .store
+        .pipeline
         .read(CustomerPage {
             partner: caller.tenant_id,
             after_seq,
@@ -94,10 +90,10 @@ pub async fn list_customers(
         .iter()
         .map(|r| render::customer(r, CustomerView::ListItem))
         .collect();
-    let collection = paging::collection(items, format!("/v1/customers?size={size}"), next);
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        serde_json::to_vec(&collection).unwrap_or_default(),
+    Reply::ok(&paging::collection(
+        items,
+        format!("/v1/customers?size={size}"),
+        next,
     ))
 }
 
@@ -114,11 +110,13 @@ pub async fn get_customer(
     State(state): State<AppState>,
     Caller(caller): Caller,
     CustomerId(id): CustomerId,
-) -> Result<Response, ApiError> {
-    let row = state.store.read(FindCustomer(id)).await?;
-    let customer = owned_customer(row, caller.tenant_id, id)?;
-    Ok(json_response(
-        axum::http::StatusCode::OK,
-        serde_json::to_vec(&render::customer(&customer, CustomerView::Detail)).unwrap_or_default(),
-    ))
+) -> Result<Reply, Error> {
+    let customer = state
+        .pipeline
+        .read(FindCustomer {
+            partner: caller.tenant_id,
+            id,
+        })
+        .await?;
+    Reply::ok(&render::customer(&customer, CustomerView::Detail))
 }

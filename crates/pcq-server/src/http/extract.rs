@@ -10,9 +10,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::context::RequestContext;
-use super::fault::ApiError;
 use crate::AppState;
 use crate::auth::{CredentialKind, Principal, ROLE_ADMIN, ROLE_REVIEWER};
+use crate::error::Error;
 
 /// A JSON request body, parsed tolerantly, with its raw bytes (for idempotency fingerprints).
 ///
@@ -39,7 +39,7 @@ fn is_json_media_type(content_type: &str) -> bool {
 }
 
 impl FromRequest<AppState> for JsonBody {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(value) = request.headers().get(CONTENT_TYPE) {
@@ -126,7 +126,7 @@ impl QueryParams {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
@@ -143,7 +143,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 pub struct CustomerId(pub Uuid);
 
 impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
@@ -157,7 +157,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
 pub struct Ctx(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
@@ -165,7 +165,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .get::<RequestContext>()
             .cloned()
             .map(Ctx)
-            .ok_or_else(|| ApiError::Fault(ApiFault::unexpected()))
+            .ok_or_else(|| Error::Fault(ApiFault::unexpected()))
     }
 }
 
@@ -185,7 +185,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -199,7 +199,7 @@ impl FromRequestParts<AppState> for Caller {
 pub struct UserCaller(pub Principal);
 
 impl FromRequestParts<AppState> for UserCaller {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -217,7 +217,7 @@ impl FromRequestParts<AppState> for UserCaller {
 pub struct AdminCaller(pub Principal);
 
 impl FromRequestParts<AppState> for AdminCaller {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -235,7 +235,7 @@ impl FromRequestParts<AppState> for AdminCaller {
 pub struct ReviewerCaller(pub Principal);
 
 impl FromRequestParts<AppState> for ReviewerCaller {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,

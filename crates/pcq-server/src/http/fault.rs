@@ -8,52 +8,46 @@ use axum::response::{IntoResponse, Response};
 use pcq_core::ApiFault;
 
 use crate::AppState;
-use crate::store::{StoreError, StoredReply};
+use crate::error::Error;
+use crate::store::{Reply, StoreError};
 
 /// Marks a response whose body is already an envelope (or a success), so the safety net
 /// leaves it alone.
 #[derive(Debug, Clone, Copy)]
 pub struct Rendered;
 
-/// The error type of every handler and extractor.
-#[derive(Debug)]
-pub enum ApiError {
-    /// A failure the client caused (or may retry), with its envelope.
-    Fault(ApiFault),
-    /// A failure inside pcq.
-    Store(StoreError),
-}
-
-impl From<ApiFault> for ApiError {
-    fn from(f: ApiFault) -> Self {
-        ApiError::Fault(f)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Store(e)
-    }
-}
-
-impl IntoResponse for ApiError {
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Fault(fault) => fault_response(&fault),
-            ApiError::Store(e) if e.is_unavailable() => {
+            Error::Fault(fault) => fault_response(&fault),
+            Error::Store(e) if e.is_unavailable() => {
                 tracing::warn!(error = %e, "store unavailable");
-                fault_response(&ApiFault::service_unavailable(&match e {
-                    crate::store::StoreError::Busy => {
-                        "the database is busy with conflicting writes".to_owned()
-                    }
-                    _ => "the database cannot be reached".to_owned(),
+                fault_response(&ApiFault::service_unavailable(match e {
+                    StoreError::Busy => "the database is busy with conflicting writes",
+                    _ => "the database cannot be reached",
                 }))
             }
-            ApiError::Store(e) => {
+            Error::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 fault_response(&ApiFault::unexpected())
             }
+            Error::Internal(why) => {
+                tracing::error!(error = %why, "internal failure");
+                fault_response(&ApiFault::unexpected())
+            }
         }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status == StatusCode::NO_CONTENT {
+            let mut response = status.into_response();
+            response.extensions_mut().insert(Rendered);
+            return response;
+        }
+        json_response(status, self.body)
     }
 }
 
@@ -61,7 +55,9 @@ impl IntoResponse for ApiError {
 /// where the status calls for one.
 pub fn fault_response(fault: &ApiFault) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, serde_json::to_vec(fault).unwrap_or_default());
+    // An envelope is strings, numbers and a string map: it always encodes.
+    let body = serde_json::to_vec(fault).expect("a fault envelope encodes");
+    let mut response = json_response(status, body);
     let headers = response.headers_mut();
     if status == StatusCode::UNAUTHORIZED {
         // RFC 6750: no error code when no credentials were sent, invalid_request for a malformed
@@ -102,20 +98,6 @@ pub fn fault_response(fault: &ApiFault) -> Response {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
-}
-
-/// A stored answer as a response.
-pub fn reply_response(reply: StoredReply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(status, reply.body)
-}
-
-/// A 200 answer with `value` as JSON.
-pub fn ok_json<T: serde::Serialize>(value: &T) -> Response {
-    json_response(
-        StatusCode::OK,
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
 }
 
 /// A JSON response marked as rendered.

@@ -1,104 +1,46 @@
 //! Customer qualifications (current and legacy contracts) and GCC validation codes.
 
 use axum::extract::State;
-use axum::response::Response;
-use pcq_core::rules::{self, Held};
 use pcq_core::wire::{CustomerQualification, ValidationCode};
-use pcq_core::{ApiFault, Qualification, QualificationRequest};
+use pcq_core::{Qualification, QualificationRequest};
 use uuid::Uuid;
 
+use super::context::RequestContext;
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, UserCaller};
-use super::fault::{ApiError, ok_json, reply_response};
 use super::openapi::{LegacyQualificationBody, QualificationRequestBody};
 use crate::AppState;
-use crate::service::qualifications::{CreateQualification, CustomerQualifications, Endpoint};
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::service::qualifications::{self, CreateQualification, Endpoint};
 use crate::service::render;
 use crate::service::validation_codes::PartnerValidationCodes;
-use crate::service::vetting::ReadQualifications;
-use crate::service::{Actor, check_owner};
-use crate::store::QualificationRow;
+use crate::store::Reply;
 
-/// Reads a customer's current qualifications, checking the caller's relationship. Under the
-/// `after_reads` vetting policy a read counts towards the decision, and may make it (the
-/// operation checks the policy in its transaction; the node's copy only picks the path).
-async fn current_qualifications(
-    state: &AppState,
-    partner: Uuid,
-    customer: Uuid,
-) -> Result<Vec<QualificationRow>, ApiError> {
-    if state.policy.get().policy == pcq_core::vetting::Mode::AfterReads {
-        let read = ReadQualifications {
-            partner,
-            customer,
-            configured: state.policy.configured().clone(),
-            now: state.clock.now(),
-            effects: state.effects(),
-        };
-        let rows = state.store.write(read).await??;
-        state.wake.notify_one();
-        return Ok(rows);
-    }
-    let found = state.store.read(CustomerQualifications(customer)).await?;
-    let (owner, qualifications) = match found {
-        Some((owner, q)) => (Some(owner), q),
-        None => (None, Vec::new()),
-    };
-    check_owner(owner, partner, customer)?;
-    Ok(qualifications)
-}
-
+/// A qualification request of either endpoint.
 async fn create(
     state: &AppState,
-    caller: &crate::auth::Principal,
-    ctx: &super::context::RequestContext,
+    caller: &Principal,
+    ctx: &RequestContext,
     customer: Uuid,
     query: &QueryParams,
     body: &JsonBody,
     endpoint: Endpoint,
-) -> Result<Response, ApiError> {
-    let (method, route) = match endpoint {
-        Endpoint::Post => ("POST", format!("/v1/customers/{customer}/qualifications")),
-        Endpoint::LegacyPut => ("PUT", format!("/v1/customers/{customer}/qualification")),
-    };
-    let reply = state
-        .write_idempotent(
-            ctx,
-            caller.tenant_id,
-            method,
-            route,
-            Some(query.raw()),
-            &body.raw,
-            || {
-                let request = QualificationRequest::parse(
-                    &body.value,
-                    query.get("code"),
-                    state.config.contract,
-                )?;
-                // Partner Center asks a GDAP role of GCC requests on the current endpoint only.
-                let auth = &state.config.auth;
-                if endpoint == Endpoint::Post
-                    && request.qualification == Qualification::GovernmentCommunityCloud
-                    && auth.gcc_requires_gdap_role
-                    && !caller.has_any_directory_role(&auth.gdap_roles)
-                {
-                    return Err(ApiFault::gdap_role_required());
-                }
-                Ok(CreateQualification {
-                    partner: caller.tenant_id,
-                    customer,
-                    request,
-                    endpoint,
-                    actor: Actor::caller(caller),
-                    request_id: ctx.request_id.clone(),
-                    now: state.clock.now(),
-                    configured: state.policy.configured().clone(),
-                    effects: state.effects(),
-                })
-            },
-        )
-        .await?;
-    state.wake.notify_one();
-    Ok(reply_response(reply))
+) -> Result<Reply, Error> {
+    let (method, route) = endpoint.route(customer);
+    let write = ctx.client_write(caller.tenant_id, method, route, query.raw(), &body.raw);
+    let op = QualificationRequest::parse(&body.value, query.get("code"), state.config.contract)
+        .and_then(|request| {
+            CreateQualification::new(
+                &state.pipeline,
+                &state.config.auth,
+                caller,
+                &ctx.request_id,
+                customer,
+                endpoint,
+                request,
+            )
+        });
+    state.pipeline.request(write, op).await
 }
 
 /// Requests a qualification for a customer (App+User credentials only).
@@ -125,7 +67,7 @@ pub async fn create_qualification(
     CustomerId(customer): CustomerId,
     query: QueryParams,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     create(
         &state,
         &caller,
@@ -151,10 +93,10 @@ pub async fn get_qualifications(
     State(state): State<AppState>,
     Caller(caller): Caller,
     CustomerId(customer): CustomerId,
-) -> Result<Response, ApiError> {
-    let rows = current_qualifications(&state, caller.tenant_id, customer).await?;
+) -> Result<Reply, Error> {
+    let rows = qualifications::current(&state.pipeline, caller.tenant_id, customer).await?;
     let items: Vec<CustomerQualification> = rows.iter().map(render::qualification).collect();
-    Ok(ok_json(&items))
+    Reply::ok(&items)
 }
 
 /// Legacy: gets the customer's qualification as one bare JSON string (`"None"` when none).
@@ -170,16 +112,9 @@ pub async fn get_legacy_qualification(
     State(state): State<AppState>,
     Caller(caller): Caller,
     CustomerId(customer): CustomerId,
-) -> Result<Response, ApiError> {
-    let rows = current_qualifications(&state, caller.tenant_id, customer).await?;
-    let held: Vec<Held> = rows
-        .iter()
-        .map(|q| Held {
-            qualification: q.qualification,
-            status: q.vetting_status,
-        })
-        .collect();
-    Ok(ok_json(&rules::legacy_qualification(&held)))
+) -> Result<Reply, Error> {
+    let rows = qualifications::current(&state.pipeline, caller.tenant_id, customer).await?;
+    Reply::ok(&qualifications::legacy_qualification(&rows))
 }
 
 /// Legacy: sets the customer's qualification (App+User credentials only). The body is the
@@ -204,7 +139,7 @@ pub async fn put_legacy_qualification(
     CustomerId(customer): CustomerId,
     query: QueryParams,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     create(
         &state,
         &caller,
@@ -228,11 +163,11 @@ pub async fn put_legacy_qualification(
 pub async fn get_validation_codes(
     State(state): State<AppState>,
     Caller(caller): Caller,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let rows = state
-        .store
+        .pipeline
         .read(PartnerValidationCodes(caller.tenant_id))
         .await?;
     let items: Vec<ValidationCode> = rows.iter().map(render::validation_code).collect();
-    Ok(ok_json(&items))
+    Reply::ok(&items)
 }

@@ -1,8 +1,7 @@
 //! The reviewer workflow (`/_pcq/review`, role `Pcq.Reviewer`) and qualification histories.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::HeaderMap;
 use pcq_core::input::ReviewDecision;
 use pcq_core::time::Timestamp;
 use pcq_core::vetting::Duration;
@@ -12,15 +11,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{Caller, Ctx, JsonBody, QueryParams, ReviewerCaller};
-use super::fault::{ApiError, json_response, reply_response};
+use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, ReviewerCaller};
 use super::paging::{self, page_size};
 use crate::AppState;
-use crate::auth::{ROLE_ADMIN, ROLE_REVIEWER};
+use crate::error::Error;
+use crate::service::Actor;
 use crate::service::review::{History, Queue};
 use crate::service::vetting::ReviewDecide;
-use crate::service::{Actor, owned_customer};
-use crate::store::{ReviewItemRow, ReviewQuery};
+use crate::store::{Reply, ReviewItemRow, ReviewQuery};
 
 /// A qualification waiting for a decision.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,9 +110,9 @@ pub async fn queue(
     ReviewerCaller(_reviewer): ReviewerCaller,
     query: QueryParams,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
-    let now = state.clock.now();
+    let now = state.pipeline.now();
     let partner = query
         .get("partnerId")
         .map(|p| {
@@ -160,7 +158,7 @@ pub async fn queue(
         Some(p) => Some(decode_position(&p).ok_or_else(ApiFault::invalid_continuation_token)?),
     };
     let mut rows = state
-        .store
+        .pipeline
         .read(Queue(ReviewQuery {
             partner,
             qualification,
@@ -178,10 +176,7 @@ pub async fn queue(
         self_uri,
         next,
     );
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
-    ))
+    Reply::ok(&page)
 }
 
 /// A reviewer's decision: `{"decision": "Approved"}` or
@@ -228,7 +223,7 @@ pub async fn decide(
     Ctx(ctx): Ctx,
     Path((raw_customer, raw_qualification)): Path<(String, String)>,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let customer = pcq_core::ids::parse_customer_id(&raw_customer)?;
     let qualification = Qualification::parse_str(&raw_qualification).ok_or_else(|| {
         ApiFault::invalid_enum(
@@ -239,32 +234,20 @@ pub async fn decide(
     })?;
     let route =
         format!("/_pcq/review/customers/{customer}/qualifications/{qualification}/decision");
-    let reply = state
-        .write_idempotent(
-            &ctx,
-            reviewer.tenant_id,
-            "POST",
-            route,
-            None,
-            &body.raw,
-            || {
-                let decision = ReviewDecision::parse(&body.value)?;
-                Ok(ReviewDecide {
-                    customer,
-                    qualification,
-                    round: decision.round,
-                    decision: decision.decision,
-                    reason: decision.reason,
-                    actor: Actor::caller(&reviewer),
-                    request_id: ctx.request_id.clone(),
-                    now: state.clock.now(),
-                    effects: state.effects(),
-                })
-            },
-        )
-        .await?;
-    state.wake.notify_one();
-    Ok(reply_response(reply))
+    let pipeline = &state.pipeline;
+    let write = ctx.client_write(reviewer.tenant_id, "POST", route, "", &body.raw);
+    let op = ReviewDecision::parse(&body.value).map(|decision| ReviewDecide {
+        customer,
+        qualification,
+        round: decision.round,
+        decision: decision.decision,
+        reason: decision.reason,
+        actor: Actor::caller(&reviewer),
+        request_id: ctx.request_id.clone(),
+        now: pipeline.now(),
+        links: pipeline.links.clone(),
+    });
+    pipeline.request(write, op).await
 }
 
 /// One step of a qualification's history.
@@ -306,21 +289,12 @@ pub struct HistoryEntry {
 pub async fn history(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(raw_customer): Path<String>,
-) -> Result<Response, ApiError> {
-    let customer = pcq_core::ids::parse_customer_id(&raw_customer)?;
-    let found = state.store.read(History(customer)).await?;
-    let reviewer = caller.has_role(ROLE_REVIEWER) || caller.has_role(ROLE_ADMIN);
-    let (row, events) = match found {
-        Some((row, events)) => (Some(row), events),
-        None => (None, Vec::new()),
-    };
-    match row {
-        Some(_) if reviewer => {}
-        other => {
-            owned_customer(other, caller.tenant_id, customer)?;
-        }
-    }
+    CustomerId(customer): CustomerId,
+) -> Result<Reply, Error> {
+    let (_, events) = state
+        .pipeline
+        .read(History::for_caller(&caller, customer))
+        .await?;
     let entries: Vec<HistoryEntry> = events
         .into_iter()
         .map(|e| HistoryEntry {
@@ -334,10 +308,7 @@ pub async fn history(
             at: e.at.to_rfc3339(),
         })
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&entries).unwrap_or_default(),
-    ))
+    Reply::ok(&entries)
 }
 
 #[cfg(test)]

@@ -11,50 +11,45 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::context::RequestContext;
 use super::extract::{Caller, Ctx, JsonBody, QueryParams};
-use super::fault::{ApiError, ok_json, reply_response};
 use crate::AppState;
+use crate::auth::Principal;
+use crate::error::Error;
 use crate::service::webhooks::{
-    self, DeliveryWithAttempts, EVENTS, FindRegistration, RecentDeliveries, Register,
-    SendValidationEvent, Unregister, ValidationDeliveries, dotnet_round_trip,
+    self, EVENTS, FindRegistration, RecentDeliveries, Register, SendValidationEvent, Unregister,
+    ValidationDelivery, dotnet_round_trip,
 };
-use crate::store::{AttemptRow, DeliveryStatus};
+use crate::store::{AttemptRow, DeliveryStatus, DeliveryWithAttempts, Reply};
 
 const REGISTRATION: &str = "/webhooks/v1/registration";
 
 async fn register(
     state: &AppState,
-    caller: &crate::auth::Principal,
-    ctx: &super::context::RequestContext,
+    caller: &Principal,
+    ctx: &RequestContext,
     body: &JsonBody,
     replace: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let method = if replace { "PUT" } else { "POST" };
-    let reply = state
-        .write_idempotent(
-            ctx,
+    let pipeline = &state.pipeline;
+    let write = ctx.client_write(
+        caller.tenant_id,
+        method,
+        REGISTRATION.to_owned(),
+        "",
+        &body.raw,
+    );
+    let op = WebhookRegistrationInput::parse(&body.value, &EVENTS).and_then(|input| {
+        Register::new(
             caller.tenant_id,
-            method,
-            REGISTRATION.to_owned(),
-            None,
-            &body.raw,
-            || {
-                let input = WebhookRegistrationInput::parse(&body.value, &EVENTS)?;
-                if !state.allow_private_targets {
-                    if let Some(why) = crate::webhook_targets::refused_literal(&input.url) {
-                        return Err(ApiFault::webhook_target_refused(&why));
-                    }
-                }
-                Ok(Register {
-                    partner: caller.tenant_id,
-                    input,
-                    replace,
-                    now: state.clock.now(),
-                })
-            },
+            input,
+            replace,
+            state.allow_private_targets,
+            pipeline.now(),
         )
-        .await?;
-    Ok(reply_response(reply))
+    });
+    pipeline.request(write, op).await
 }
 
 /// Registers the calling partner to receive events at a URL.
@@ -71,7 +66,7 @@ pub async fn create_registration(
     Caller(caller): Caller,
     Ctx(ctx): Ctx,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     register(&state, &caller, &ctx, &body, false).await
 }
 
@@ -89,7 +84,7 @@ pub async fn update_registration(
     Caller(caller): Caller,
     Ctx(ctx): Ctx,
     body: JsonBody,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     register(&state, &caller, &ctx, &body, true).await
 }
 
@@ -104,13 +99,12 @@ pub async fn update_registration(
 pub async fn get_registration(
     State(state): State<AppState>,
     Caller(caller): Caller,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let row = state
-        .store
+        .pipeline
         .read(FindRegistration(caller.tenant_id))
-        .await?
-        .ok_or_else(ApiFault::webhook_registration_not_found)?;
-    Ok(ok_json(&webhooks::render_registration(&row)))
+        .await?;
+    Reply::ok(&webhooks::render_registration(&row))
 }
 
 /// Removes the calling partner's registration. Events already queued are still delivered.
@@ -124,12 +118,9 @@ pub async fn get_registration(
 pub async fn delete_registration(
     State(state): State<AppState>,
     Caller(caller): Caller,
-) -> Result<Response, ApiError> {
-    if state.store.write(Unregister(caller.tenant_id)).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiFault::webhook_registration_not_found().into())
-    }
+) -> Result<Reply, Error> {
+    state.pipeline.write(Unregister(caller.tenant_id)).await?;
+    Ok(Reply::no_content())
 }
 
 /// The events a registration can receive.
@@ -140,8 +131,8 @@ pub async fn delete_registration(
     responses((status = 200, description = "Event names", body = Vec<String>)),
     security(("bearer" = []))
 )]
-pub async fn list_events(Caller(_caller): Caller) -> Response {
-    ok_json(&EVENTS)
+pub async fn list_events(Caller(_caller): Caller) -> Result<Reply, Error> {
+    Reply::ok(&EVENTS)
 }
 
 /// Sends a `test-created` event to the calling partner's registration. Its delivery can be
@@ -158,31 +149,26 @@ pub async fn send_validation_event(
     Caller(caller): Caller,
     Ctx(ctx): Ctx,
     query: QueryParams,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
+    let pipeline = &state.pipeline;
     let correlation_id = ctx.correlation_id.clone();
-    let reply = state
-        .write_idempotent(
-            &ctx,
-            caller.tenant_id,
-            "POST",
-            format!("{REGISTRATION}/validationEvents"),
-            Some(query.raw()),
-            &[],
-            || {
-                Ok(SendValidationEvent {
-                    partner: caller.tenant_id,
-                    resource_uri: format!(
-                        "{}{REGISTRATION}/validationEvents/{correlation_id}",
-                        state.public_url
-                    ),
-                    correlation_id,
-                    now: state.clock.now(),
-                })
-            },
-        )
-        .await?;
-    state.wake.notify_one();
-    Ok(reply_response(reply))
+    let write = ctx.client_write(
+        caller.tenant_id,
+        "POST",
+        format!("{REGISTRATION}/validationEvents"),
+        query.raw(),
+        &[],
+    );
+    let op = SendValidationEvent {
+        partner: caller.tenant_id,
+        resource_uri: format!(
+            "{}{REGISTRATION}/validationEvents/{correlation_id}",
+            pipeline.links.public_url
+        ),
+        correlation_id,
+        now: pipeline.now(),
+    };
+    pipeline.request(write, Ok(op)).await
 }
 
 /// The body answering a validation event request.
@@ -234,24 +220,21 @@ pub async fn validation_event_status(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(correlation_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let deliveries = state
-        .store
-        .read(ValidationDeliveries {
+) -> Result<Reply, Error> {
+    let (delivery, attempts) = state
+        .pipeline
+        .read(ValidationDelivery {
             partner: caller.tenant_id,
             correlation_id: correlation_id.clone(),
         })
         .await?;
-    let Some((delivery, attempts)) = deliveries.into_iter().last() else {
-        return Err(ApiFault::validation_event_not_found(&correlation_id).into());
-    };
-    Ok(ok_json(&ValidationEventStatus {
+    Reply::ok(&ValidationEventStatus {
         correlation_id,
         partner_id: caller.tenant_id,
         status: status_name(delivery.status).to_owned(),
         callback_url: delivery.webhook_url.clone(),
         results: attempts.iter().map(delivery_result).collect(),
-    }))
+    })
 }
 
 /// A delivery in the delivery log.
@@ -309,17 +292,17 @@ pub async fn delivery_log(
     State(state): State<AppState>,
     Caller(caller): Caller,
     query: QueryParams,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Error> {
     let size = super::paging::page_size(&query, &state.config.paging)?;
     let deliveries = state
-        .store
+        .pipeline
         .read(RecentDeliveries {
             partner: caller.tenant_id,
             limit: i64::from(size),
         })
         .await?;
     let entries: Vec<DeliveryLogEntry> = deliveries.iter().map(log_entry).collect();
-    Ok(ok_json(&entries))
+    Reply::ok(&entries)
 }
 
 /// The certificate (DER) webhook signatures verify with; `X-MS-Certificate-Url` points here.
@@ -329,7 +312,7 @@ pub async fn delivery_log(
     tag = "webhooks",
     responses((status = 200, description = "X.509 certificate, DER", content_type = "application/pkix-cert"))
 )]
-pub async fn certificate(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn certificate(State(state): State<AppState>) -> Result<Response, Error> {
     let signer = state.webhook_signer().await.map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "webhook signing key unavailable");
         ApiFault::service_unavailable("the webhook signing key could not be loaded")

@@ -4,6 +4,7 @@ use pcq_core::time::Timestamp;
 use uuid::Uuid;
 
 use super::Actor;
+use crate::error::Error;
 use crate::store::{AuditQuery, AuditRecordRow, CustomerRow, Op, StoreResult, Tx};
 
 /// `operationType` of a new customer.
@@ -47,7 +48,7 @@ pub struct Entry<'a> {
 }
 
 /// Appends the audit record of `entry` to the customer's partner's records; returns its id.
-pub async fn record<T: Tx>(tx: &mut T, entry: Entry<'_>) -> StoreResult<String> {
+pub async fn record(tx: &mut Tx<'_>, entry: Entry<'_>) -> StoreResult<String> {
     let customer = entry.customer;
     let id = format!(
         "{}_{}_{}_{}_{}",
@@ -84,20 +85,20 @@ pub struct AuditPage(pub AuditQuery);
 impl Op for AuditPage {
     type Output = Vec<AuditRecordRow>;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<AuditRecordRow>> {
-        tx.audit_records(&self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<AuditRecordRow>, Error> {
+        Ok(tx.audit_records(&self.0).await?)
     }
 }
 
-/// One of a partner's audit records.
+/// One of a partner's audit records (404 for any other).
 #[derive(Clone)]
 pub struct FindAuditRecord(pub Uuid, pub String);
 
 impl Op for FindAuditRecord {
-    type Output = Option<AuditRecordRow>;
+    type Output = AuditRecordRow;
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<AuditRecordRow>> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<AuditRecordRow, Error> {
         tx.audit_record(self.0, &self.1).await
     }
 }

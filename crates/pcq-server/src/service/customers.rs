@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::audit::{self, ADD_CUSTOMER};
 use super::render::{self, CustomerView};
-use super::{Actor, reply_fault, reply_json};
-use crate::store::{CustomerRow, Isolation, Op, StoreResult, StoredReply, Tx};
+use super::{Actor, json_text};
+use crate::error::Error;
+use crate::store::{CustomerRow, Isolation, Op, Reply, Scope, Tx};
 
 /// Creates a customer for a partner.
 #[derive(Clone)]
@@ -42,13 +43,13 @@ impl CreateCustomer {
 
 // Read committed is enough: the domain's uniqueness is the insert's conflict clause.
 impl Op for CreateCustomer {
-    type Output = StoredReply;
+    type Output = Reply;
     const ISOLATION: Isolation = Isolation::ReadCommitted;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
         let row = self.row(Uuid::new_v4());
         if !tx.insert_customer(&row).await? {
-            return Ok(reply_fault(&ApiFault::domain_taken(&row.domain)));
+            return Err(ApiFault::domain_taken(&row.domain).into());
         }
         let customer = render::customer(&row, CustomerView::Detail);
         audit::record(
@@ -59,26 +60,31 @@ impl Op for CreateCustomer {
                 operation: ADD_CUSTOMER,
                 status: audit::status::SUCCEEDED,
                 old_value: None,
-                new_value: Some(serde_json::to_string(&customer).unwrap_or_default()),
+                new_value: Some(json_text(&customer)?),
                 data: vec![("CustomerDomain".to_owned(), row.domain.clone())],
                 at: self.now,
             },
         )
         .await?;
-        Ok(reply_json(201, &customer))
+        Reply::created(&customer)
     }
 }
 
-/// One customer by id, whoever owns it (the caller checks the relationship).
+/// One of a partner's customers.
 #[derive(Clone)]
-pub struct FindCustomer(pub Uuid);
+pub struct FindCustomer {
+    /// The calling partner.
+    pub partner: Uuid,
+    /// The customer.
+    pub id: Uuid,
+}
 
 impl Op for FindCustomer {
-    type Output = Option<CustomerRow>;
+    type Output = CustomerRow;
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<CustomerRow>> {
-        tx.customer(self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<CustomerRow, Error> {
+        tx.customer(Scope::Partner(self.partner), self.id).await
     }
 }
 
@@ -99,7 +105,7 @@ impl Op for CustomerPage {
     // A page is at most a few hundred rows, found by the partner's index.
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<(Vec<CustomerRow>, bool)> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(Vec<CustomerRow>, bool), Error> {
         let mut rows = tx
             .customers_page(self.partner, self.after_seq, self.size + 1)
             .await?;

@@ -2,12 +2,10 @@
 //! development tokens and webhook events with the same keys, and no node-local file can hold
 //! them. The first node to need a key stores one; the others take that one.
 
-use crate::store::{Op, StoreResult, Tx};
+pub use crate::store::settings::{DEV_ISSUER_KEY, WEBHOOK_SIGNING_KEY};
 
-/// Meta key of the development issuer's Ed25519 key (PKCS#8 PEM).
-pub const DEV_ISSUER_KEY: &str = "dev_issuer_key_pem";
-/// Meta key of the webhook signing RSA key (PKCS#8 PEM).
-pub const WEBHOOK_SIGNING_KEY: &str = "webhook_signing_key_pem";
+use crate::error::Error;
+use crate::store::{Op, Tx};
 
 /// Reads a stored key.
 #[derive(Clone)]
@@ -17,8 +15,8 @@ impl Op for StoredKey {
     type Output = Option<String>;
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
-        tx.meta_get(self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Option<String>, Error> {
+        Ok(tx.signing_key(self.0).await?)
     }
 }
 
@@ -35,7 +33,7 @@ pub struct KeepKey {
 impl Op for KeepKey {
     type Output = String;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<String> {
-        tx.meta_insert_default(self.name, &self.pem).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<String, Error> {
+        Ok(tx.keep_signing_key(self.name, &self.pem).await?)
     }
 }

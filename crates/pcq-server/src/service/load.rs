@@ -14,7 +14,8 @@ use pcq_core::{EducationSegment, NewCustomer, Qualification, VettingStatus};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::store::{CustomerRow, Op, QualificationEvent, QualificationRow, StoreResult, Tx};
+use crate::error::Error;
+use crate::store::{CustomerRow, Op, QualificationEvent, QualificationRow, Tx};
 
 /// The actor of loaded history steps.
 pub const LOAD_ACTOR: &str = "pcq load";
@@ -127,8 +128,10 @@ impl BulkLoad {
 impl Op for BulkLoad {
     type Output = ();
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
-        tx.bulk_insert(&self.customers, &self.qualifications, &self.events)
-            .await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
+        tx.insert_customers(&self.customers).await?;
+        tx.insert_qualifications(&self.qualifications).await?;
+        tx.insert_qualification_events(&self.events).await?;
+        Ok(())
     }
 }

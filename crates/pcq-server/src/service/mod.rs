@@ -1,5 +1,11 @@
-//! pcq's operations: each reads the state it needs, applies the rules of `pcq_core` and writes
-//! the outcome, inside one store transaction. Handlers only parse, call one op and answer.
+//! pcq's operations and the pipeline that runs them.
+//!
+//! An op (a [`store::Op`](crate::store::Op)) reads the state it needs, applies the rules of
+//! `pcq_core` and writes the outcome, inside one store transaction; it answers a refusal with
+//! a fault ([`Error::Fault`]) decided before it writes anything, and asks for what must happen
+//! after its commit through the transaction (waking the worker, a moved clock, a changed
+//! policy). The [`Pipeline`] runs ops: it records a client's write for idempotent replay, and
+//! applies each commit's effects once. Handlers only parse, call the pipeline and answer.
 
 pub mod audit;
 pub mod clock;
@@ -21,9 +27,13 @@ use pcq_core::ApiFault;
 use pcq_core::time::Timestamp;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::store::{CustomerRow, IdemKey, IdemRecord, Op, StoreResult, StoredReply, Tx};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::settings::PolicyCell;
+use crate::store::{Effects, IdemKey, IdemRecord, Isolation, Op, Reply, Store, Tx};
 
 /// Who caused a change, as audit records and histories name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +73,14 @@ impl Actor {
     }
 }
 
-/// What side effects of a change need to know: the public address links point to.
+/// Where the links in audit records and webhook events point: pcq's public base URL.
 #[derive(Debug, Clone)]
-pub struct Effects {
+pub struct Links {
     /// pcq's public base URL, e.g. `http://127.0.0.1:8080`.
     pub public_url: Arc<str>,
 }
 
-impl Effects {
+impl Links {
     /// The URI of a customer's qualifications.
     pub fn qualifications_uri(&self, customer: Uuid) -> String {
         format!("{}/v1/customers/{customer}/qualifications", self.public_url)
@@ -82,40 +92,10 @@ impl Effects {
     }
 }
 
-/// A JSON answer.
-pub fn reply_json<T: Serialize>(status: u16, value: &T) -> StoredReply {
-    StoredReply {
-        status,
-        body: serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()),
-    }
-}
-
-/// A fault answer.
-pub fn reply_fault(fault: &ApiFault) -> StoredReply {
-    reply_json(fault.status, fault)
-}
-
-/// The customer `id` if it exists and belongs to `partner`; otherwise the 404 or 403 fault.
-pub fn owned_customer(
-    row: Option<CustomerRow>,
-    partner: Uuid,
-    id: Uuid,
-) -> Result<CustomerRow, ApiFault> {
-    check_owner(row.as_ref().map(|c| c.partner_tenant_id), partner, id)?;
-    Ok(row.expect("checked to exist"))
-}
-
-/// Whether the customer `id`, whose partner is `owner` (`None`: no such customer), belongs to
-/// `partner`; otherwise the 404 or 403 fault.
-pub fn check_owner(owner: Option<Uuid>, partner: Uuid, id: Uuid) -> Result<(), ApiFault> {
-    match owner {
-        None => Err(ApiFault::customer_not_found(&id.to_string())),
-        Some(owner) if owner != partner => Err(ApiFault::no_relationship(
-            &partner.to_string(),
-            &id.to_string(),
-        )),
-        Some(_) => Ok(()),
-    }
+/// `value` as JSON text (for audit records' resource values). A value that cannot be encoded
+/// is pcq's error.
+pub fn json_text<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(format!("encoding JSON failed: {e}")))
 }
 
 /// Hash identifying a request's content, to tell a retry from a different request that reuses
@@ -132,78 +112,195 @@ pub fn fingerprint(query: &str, body: &[u8]) -> String {
     hex
 }
 
-/// Runs `op` at most once per idempotency key: the first request with a key runs and its answer
-/// is stored with the op's writes; a retry gets the stored answer and changes nothing; a
-/// different request under the same key gets 409.
-#[derive(Clone)]
-pub struct Idempotent<O> {
+/// What makes a client's write replayable: its idempotency key (when the client sent an
+/// `MS-RequestId`) and the fingerprint of its query and body.
+#[derive(Debug, Clone)]
+pub struct ClientWrite {
     /// The key; `None` when the client sent no `MS-RequestId` (every request is then new).
     pub key: Option<IdemKey>,
     /// [`fingerprint`] of the request.
     pub fingerprint: String,
-    /// When the request arrived.
-    pub now: Timestamp,
-    /// The operation.
-    pub op: O,
 }
 
-impl<O> Idempotent<O> {
-    /// The answer to a request whose key is held by `record`: the stored answer for a retry, a
-    /// 409 for a different request under the same key.
-    pub fn replay(record: IdemRecord, fingerprint: &str, request_id: &str) -> StoredReply {
-        if record.fingerprint == fingerprint {
-            record.reply
-        } else {
-            reply_fault(&ApiFault::request_id_reused(request_id))
+impl ClientWrite {
+    /// A write of `partner` by `method` to `route` (its ids in canonical form), with the
+    /// client's `MS-RequestId` if it sent one.
+    pub fn new(
+        partner: Uuid,
+        request_id: Option<&str>,
+        method: &'static str,
+        route: String,
+        query: &str,
+        body: &[u8],
+    ) -> Self {
+        ClientWrite {
+            key: request_id.map(|id| IdemKey {
+                partner,
+                request_id: id.to_owned(),
+                method,
+                route,
+            }),
+            fingerprint: fingerprint(query, body),
         }
+    }
+}
+
+/// Runs a client's write at most once per idempotency key: the first request with a key runs
+/// and its answer is stored with the op's writes; a retry gets the stored answer and changes
+/// nothing; a different request under the same key gets 409. A request refused before it
+/// became an op (`Err`) that retries an earlier one still gets that one's answer: the
+/// configuration may have changed since (say from contract 2021 to 2023).
+#[derive(Clone)]
+struct Idempotent<O> {
+    write: ClientWrite,
+    now: Timestamp,
+    op: Result<O, ApiFault>,
+}
+
+fn replay(record: IdemRecord, fingerprint: &str, request_id: &str) -> Result<Reply, Error> {
+    if record.fingerprint == fingerprint {
+        Ok(record.reply)
+    } else {
+        Reply::fault(&ApiFault::request_id_reused(request_id))
     }
 }
 
 // The key's claim is an insert whose conflict waits for a concurrent claim of the same key, so
 // the op's own isolation is enough for the whole.
-impl<O: Op<Output = StoredReply>> Op for Idempotent<O> {
-    type Output = StoredReply;
-    const ISOLATION: crate::store::Isolation = O::ISOLATION;
+impl<O: Op<Output = Reply>> Op for Idempotent<O> {
+    type Output = Reply;
+    const ISOLATION: Isolation = O::ISOLATION;
+    // Run as a read only when refused: then it looks its key up.
+    const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
-        let Some(key) = self.key else {
-            return self.op.run(tx).await;
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
+        let ClientWrite { key, fingerprint } = self.write;
+        let op = match self.op {
+            Ok(op) => op,
+            Err(fault) => {
+                if let Some(key) = &key {
+                    if let Some(record) = tx.idem_get(key).await? {
+                        return replay(record, &fingerprint, &key.request_id);
+                    }
+                }
+                return Err(fault.into());
+            }
         };
-        if let Some(record) = tx.idem_claim(&key, &self.fingerprint, self.now).await? {
-            return Ok(Self::replay(record, &self.fingerprint, &key.request_id));
+        let Some(key) = key else {
+            return op.run(tx).await;
+        };
+        if let Some(record) = tx.idem_claim(&key, &fingerprint, self.now).await? {
+            return replay(record, &fingerprint, &key.request_id);
         }
-        let reply = self.op.run(tx).await?;
+        let claimed = tx.writes();
+        let reply = match op.run(tx).await {
+            Ok(reply) => reply,
+            // The refusal is the request's answer: it is kept for retries like any other.
+            Err(Error::Fault(fault)) if tx.writes() == claimed => Reply::fault(&fault)?,
+            Err(Error::Fault(fault)) => {
+                return Err(Error::Internal(format!(
+                    "an operation refused a request ({}) after changing data",
+                    fault.error_name
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         tx.idem_complete(&key, &reply).await?;
         Ok(reply)
     }
 }
 
-/// Looks an idempotency key up (for requests that fail before they reach a write).
-#[derive(Clone)]
-pub struct FindIdempotencyRecord(pub IdemKey);
+/// Runs ops against the store and applies what their commits leave to do: the one way pcq's
+/// requests and its worker change state.
+pub struct Pipeline {
+    /// The store.
+    pub store: Store,
+    /// The one clock.
+    pub clock: Clock,
+    /// The vetting policy in force, as this node last saw it.
+    pub policy: PolicyCell,
+    /// Where links point.
+    pub links: Links,
+    wake: Notify,
+}
 
-impl Op for FindIdempotencyRecord {
-    type Output = Option<IdemRecord>;
-    const BRIEF_READ: bool = true;
+impl Pipeline {
+    /// A pipeline over `store`.
+    pub fn new(store: Store, clock: Clock, policy: PolicyCell, links: Links) -> Self {
+        Pipeline {
+            store,
+            clock,
+            policy,
+            links,
+            wake: Notify::new(),
+        }
+    }
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<IdemRecord>> {
-        tx.idem_get(&self.0).await
+    /// Now, on pcq's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs `op` in a read snapshot.
+    pub async fn read<O: Op>(&self, op: O) -> Result<O::Output, Error> {
+        self.store.read(op).await
+    }
+
+    /// Runs `op` in a write transaction; once it is durable, applies its effects.
+    pub async fn write<O: Op>(&self, op: O) -> Result<O::Output, Error> {
+        let committed = self.store.write(op).await?;
+        self.apply(committed.effects);
+        Ok(committed.output)
+    }
+
+    /// Runs a client's write (or its refusal) with idempotent replay (see [`ClientWrite`]).
+    pub async fn request<O: Op<Output = Reply>>(
+        &self,
+        write: ClientWrite,
+        op: Result<O, ApiFault>,
+    ) -> Result<Reply, Error> {
+        let refused_without_key = op.is_err() && write.key.is_none();
+        let idempotent = Idempotent {
+            write,
+            now: self.now(),
+            op,
+        };
+        match &idempotent.op {
+            // Nothing to look up: no transaction at all.
+            Err(fault) if refused_without_key => Err(fault.clone().into()),
+            // A refusal only reads its key.
+            Err(_) => self.read(idempotent).await,
+            Ok(_) => self.write(idempotent).await,
+        }
+    }
+
+    /// Applies what a commit left to do.
+    pub fn apply(&self, effects: Effects) {
+        if let Some(offset) = effects.clock_offset {
+            self.clock.set_offset_micros(offset);
+        }
+        if let Some(state) = effects.policy {
+            self.policy.observe(state);
+        }
+        if effects.wake_worker {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resolves when a commit left work for the worker.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
     }
 }
 
-/// Reads or creates the node's development partner tenant.
+/// Reads or creates the store's development partner tenant.
 #[derive(Clone)]
 pub struct DevPartner;
 
 impl Op for DevPartner {
     type Output = Uuid;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Uuid> {
-        let value = tx
-            .meta_insert_default("dev_partner_tenant_id", &Uuid::new_v4().to_string())
-            .await?;
-        Uuid::parse_str(&value).map_err(|_| {
-            crate::store::StoreError::Corrupt("invalid dev_partner_tenant_id".to_owned())
-        })
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Uuid, Error> {
+        Ok(tx.dev_partner().await?)
     }
 }

@@ -4,14 +4,16 @@ use std::sync::Arc;
 
 use pcq_core::rules::{self, CodeState, Held};
 use pcq_core::time::Timestamp;
-use pcq_core::vetting::VettingPolicy;
-use pcq_core::{ApiFault, QualificationRequest, VettingStatus};
-use serde_json::json;
+use pcq_core::vetting::{Mode, VettingPolicy};
+use pcq_core::{ApiFault, Qualification, QualificationRequest, VettingStatus};
 use uuid::Uuid;
 
-use super::{Actor, Effects, owned_customer, render, reply_fault, reply_json, vetting};
+use super::{Actor, Links, Pipeline, render, vetting};
+use crate::auth::Principal;
+use crate::config::AuthConfig;
+use crate::error::Error;
 use crate::store::{
-    Isolation, Op, QualificationEvent, QualificationRow, StoreError, StoreResult, StoredReply, Tx,
+    Isolation, Op, QualificationEvent, QualificationRow, Reply, Scope, StoreError, Tx,
 };
 
 /// Which endpoint a qualification request came through.
@@ -22,6 +24,16 @@ pub enum Endpoint {
     /// Legacy `PUT /v1/customers/{id}/qualification`: 200 with the bare enum string; setting a
     /// qualification the customer already holds succeeds without change.
     LegacyPut,
+}
+
+impl Endpoint {
+    /// The method and canonical route of a request for `customer`, as idempotency keys name it.
+    pub fn route(self, customer: Uuid) -> (&'static str, String) {
+        match self {
+            Endpoint::Post => ("POST", format!("/v1/customers/{customer}/qualifications")),
+            Endpoint::LegacyPut => ("PUT", format!("/v1/customers/{customer}/qualification")),
+        }
+    }
 }
 
 /// Adds a qualification to a customer.
@@ -44,7 +56,51 @@ pub struct CreateQualification {
     /// The configured vetting policy (a run-time one is read in the transaction).
     pub configured: Arc<VettingPolicy>,
     /// Where announcements point.
-    pub effects: Effects,
+    pub links: Links,
+}
+
+impl CreateQualification {
+    /// The request of `caller` for `customer`, refused before it runs when the caller lacks what
+    /// its credentials must hold: Partner Center asks a GDAP role of GCC requests on the
+    /// current endpoint only.
+    pub fn new(
+        pipeline: &Pipeline,
+        auth: &AuthConfig,
+        caller: &Principal,
+        request_id: &str,
+        customer: Uuid,
+        endpoint: Endpoint,
+        request: QualificationRequest,
+    ) -> Result<Self, ApiFault> {
+        if endpoint == Endpoint::Post
+            && request.qualification == Qualification::GovernmentCommunityCloud
+            && auth.gcc_requires_gdap_role
+            && !caller.has_any_directory_role(&auth.gdap_roles)
+        {
+            return Err(ApiFault::gdap_role_required());
+        }
+        Ok(CreateQualification {
+            partner: caller.tenant_id,
+            customer,
+            request,
+            endpoint,
+            actor: Actor::caller(caller),
+            request_id: request_id.to_owned(),
+            now: pipeline.now(),
+            configured: pipeline.policy.configured().clone(),
+            links: pipeline.links.clone(),
+        })
+    }
+}
+
+fn held(current: &[QualificationRow]) -> Vec<Held> {
+    current
+        .iter()
+        .map(|q| Held {
+            qualification: q.qualification,
+            status: q.vetting_status,
+        })
+        .collect()
 }
 
 // Read committed is enough: the customer is locked before anything else is read, so requests
@@ -52,30 +108,18 @@ pub struct CreateQualification {
 // are counted. Serializable isolation would also abort requests for neighbouring customers,
 // whose rows share index pages.
 impl Op for CreateQualification {
-    type Output = StoredReply;
+    type Output = Reply;
     const ISOLATION: Isolation = Isolation::ReadCommitted;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
-        let customer = match owned_customer(
-            tx.lock_customer(self.customer).await?,
-            self.partner,
-            self.customer,
-        ) {
-            Ok(c) => c,
-            Err(fault) => return Ok(reply_fault(&fault)),
-        };
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
+        let customer = tx
+            .lock_customer(Scope::Partner(self.partner), self.customer)
+            .await?;
         let current = tx.qualifications(self.customer).await?;
         let wanted = self.request.qualification;
-
-        let held: Vec<Held> = current
-            .iter()
-            .map(|q| Held {
-                qualification: q.qualification,
-                status: q.vetting_status,
-            })
-            .collect();
+        let held = held(&current);
         if self.endpoint == Endpoint::LegacyPut && rules::legacy_put_is_noop(&held, wanted) {
-            return Ok(reply_json(200, &json!(wanted.as_str())));
+            return Reply::ok(wanted.as_str());
         }
 
         let code = match &self.request.validation_code {
@@ -87,11 +131,7 @@ impl Op for CreateQualification {
             remaining_creates: c.remaining_creates,
         });
         let policy = vetting::current_policy(tx, &self.configured).await?;
-        let decision =
-            match rules::decide(&held, &self.request, code_state.as_ref(), policy.gcc_review) {
-                Ok(d) => d,
-                Err(fault) => return Ok(reply_fault(&fault)),
-            };
+        let decision = rules::decide(&held, &self.request, code_state.as_ref(), policy.gcc_review)?;
 
         if decision.consumes_code {
             let code = code.as_ref().ok_or_else(|| {
@@ -103,10 +143,11 @@ impl Op for CreateQualification {
                 .consume_validation_code(self.partner, &code.validation_id, &render::etag(at), at)
                 .await?;
             if !used {
-                return Ok(reply_fault(&ApiFault::validation_code_exhausted(
+                return Err(ApiFault::validation_code_exhausted(
                     &code.validation_id,
                     code.max_creates,
-                )));
+                )
+                .into());
             }
         }
 
@@ -144,29 +185,83 @@ impl Op for CreateQualification {
         if row.vetting_status == Some(VettingStatus::InReview) {
             vetting::start(tx, &customer, &row).await?;
         }
-        vetting::announce(tx, &customer, previous, &row, &self.actor, &self.effects).await?;
+        vetting::announce(tx, &customer, previous, &row, &self.actor, &self.links).await?;
 
-        Ok(match self.endpoint {
-            Endpoint::Post => reply_json(201, &render::qualification(&row)),
-            Endpoint::LegacyPut => reply_json(200, &json!(wanted.as_str())),
-        })
+        match self.endpoint {
+            Endpoint::Post => Reply::created(&render::qualification(&row)),
+            Endpoint::LegacyPut => Reply::ok(wanted.as_str()),
+        }
     }
 }
 
-/// A customer's partner and its current qualifications, in listing order.
+/// A partner's customer's current qualifications, in listing order. Under the `after_reads`
+/// vetting policy (`count_reads`) the read counts against each pending decision and decides
+/// those that become due, so it runs as a write; otherwise it only reads.
 #[derive(Clone)]
-pub struct CustomerQualifications(pub Uuid);
+pub struct ReadQualifications {
+    /// The calling partner.
+    pub partner: Uuid,
+    /// The customer.
+    pub customer: Uuid,
+    /// Whether the read counts (as this node last saw the policy; the decision itself asks
+    /// the stored policy).
+    pub count_reads: bool,
+    /// The configured policy (a run-time one is read in the transaction).
+    pub configured: Arc<VettingPolicy>,
+    /// Now.
+    pub now: Timestamp,
+    /// Where announcements point.
+    pub links: Links,
+}
 
-impl Op for CustomerQualifications {
-    type Output = Option<(Uuid, Vec<QualificationRow>)>;
+impl Op for ReadQualifications {
+    type Output = Vec<QualificationRow>;
+    // Run as a read, it finds a customer's few rows by key.
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
-        let Some(partner) = tx.customer_partner(self.0).await? else {
-            return Ok(None);
-        };
-        let mut rows = tx.qualifications(self.0).await?;
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<QualificationRow>, Error> {
+        tx.admit_customer(Scope::Partner(self.partner), self.customer)
+            .await?;
+        if self.count_reads {
+            let policy = vetting::current_policy(tx, &self.configured).await?;
+            if policy.policy == Mode::AfterReads {
+                for job in tx.count_vetting_read(self.customer).await? {
+                    if policy.is_due(job.created_at, job.reads, self.now) {
+                        vetting::decide_job(tx, &job, &policy, self.now, &self.links).await?;
+                    }
+                }
+            }
+        }
+        let mut rows = tx.qualifications(self.customer).await?;
         rows.sort_by_key(|q| rules::listing_order(q.qualification));
-        Ok(Some((partner, rows)))
+        Ok(rows)
     }
+}
+
+/// A customer's current qualifications for its partner (GET), counting the read where the
+/// policy in force decides on reads.
+pub async fn current(
+    pipeline: &Pipeline,
+    partner: Uuid,
+    customer: Uuid,
+) -> Result<Vec<QualificationRow>, Error> {
+    let count_reads = pipeline.policy.get().policy == Mode::AfterReads;
+    let read = ReadQualifications {
+        partner,
+        customer,
+        count_reads,
+        configured: pipeline.policy.configured().clone(),
+        now: pipeline.now(),
+        links: pipeline.links.clone(),
+    };
+    if count_reads {
+        pipeline.write(read).await
+    } else {
+        pipeline.read(read).await
+    }
+}
+
+/// The bare legacy qualification of a customer holding `current`.
+pub fn legacy_qualification(current: &[QualificationRow]) -> Qualification {
+    rules::legacy_qualification(&held(current))
 }

@@ -2,9 +2,9 @@
 
 use uuid::Uuid;
 
-use crate::store::{
-    CustomerRow, Op, QualificationEvent, ReviewItemRow, ReviewQuery, StoreResult, Tx,
-};
+use crate::auth::{Principal, ROLE_ADMIN, ROLE_REVIEWER};
+use crate::error::Error;
+use crate::store::{CustomerRow, Op, QualificationEvent, ReviewItemRow, ReviewQuery, Scope, Tx};
 
 /// A page of the review queue.
 #[derive(Clone)]
@@ -13,24 +13,43 @@ pub struct Queue(pub ReviewQuery);
 impl Op for Queue {
     type Output = Vec<ReviewItemRow>;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<ReviewItemRow>> {
-        tx.review_queue(&self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<ReviewItemRow>, Error> {
+        Ok(tx.review_queue(&self.0).await?)
     }
 }
 
-/// A customer and every step of its qualifications.
+/// A customer and every step of its qualifications: for the customer's partner, and for
+/// reviewers (whose role covers every partner's customers).
 #[derive(Clone)]
-pub struct History(pub Uuid);
+pub struct History {
+    /// Whose customers the caller may see.
+    pub scope: Scope,
+    /// The customer.
+    pub customer: Uuid,
+}
+
+impl History {
+    /// The history of `customer` as `caller` may read it.
+    pub fn for_caller(caller: &Principal, customer: Uuid) -> Self {
+        let reviewer = caller.has_role(ROLE_REVIEWER) || caller.has_role(ROLE_ADMIN);
+        History {
+            scope: if reviewer {
+                Scope::AnyPartner
+            } else {
+                Scope::Partner(caller.tenant_id)
+            },
+            customer,
+        }
+    }
+}
 
 impl Op for History {
-    type Output = Option<(CustomerRow, Vec<QualificationEvent>)>;
+    type Output = (CustomerRow, Vec<QualificationEvent>);
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
-        let Some(customer) = tx.customer(self.0).await? else {
-            return Ok(None);
-        };
-        let events = tx.qualification_events(self.0).await?;
-        Ok(Some((customer, events)))
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Self::Output, Error> {
+        let customer = tx.customer(self.scope, self.customer).await?;
+        let events = tx.qualification_events(self.customer).await?;
+        Ok((customer, events))
     }
 }

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::customers::CreateCustomer;
 use super::render;
-use crate::store::{Op, QualificationEvent, QualificationRow, StoreResult, Tx, ValidationCodeRow};
+use crate::error::{Error, Found};
+use crate::store::{Op, QualificationEvent, QualificationRow, Scope, Tx, ValidationCodeRow};
 
 /// The partner placeholder that stands for the node's development partner.
 pub const DEV_PARTNER_ALIAS: &str = "dev";
@@ -275,14 +276,14 @@ pub struct ApplySeed {
 impl Op for ApplySeed {
     type Output = SeedSummary;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<SeedSummary> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<SeedSummary, Error> {
         let mut summary = SeedSummary::default();
         for seeded in self.seed.customers {
             let partner = seeded.partner.resolve(self.dev_partner);
             let id = seeded
                 .id
                 .unwrap_or_else(|| Uuid::new_v5(&partner, seeded.customer.domain.as_bytes()));
-            if tx.customer(id).await?.is_some() {
+            if tx.customer(Scope::AnyPartner, id).await.found()?.is_some() {
                 summary.customers_skipped += 1;
                 continue;
             }

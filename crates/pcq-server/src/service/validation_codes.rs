@@ -4,8 +4,9 @@ use pcq_core::time::Timestamp;
 use pcq_core::{ApiFault, NewValidationCode};
 use uuid::Uuid;
 
-use super::{render, reply_fault, reply_json};
-use crate::store::{Op, StoreError, StoreResult, StoredReply, Tx, ValidationCodeRow};
+use super::render;
+use crate::error::Error;
+use crate::store::{Op, Reply, StoreError, Tx, ValidationCodeRow};
 
 /// Issues a validation code to a partner.
 #[derive(Clone)]
@@ -41,27 +42,24 @@ impl IssueValidationCode {
 }
 
 impl Op for IssueValidationCode {
-    type Output = StoredReply;
+    type Output = Reply;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
         if let Some(id) = &self.code.validation_id {
             let row = self.row(id.clone());
-            return Ok(if tx.insert_validation_code(&row).await? {
-                reply_json(201, &render::validation_code(&row))
-            } else {
-                reply_fault(&ApiFault::validation_code_exists(id))
-            });
+            if !tx.insert_validation_code(&row).await? {
+                return Err(ApiFault::validation_code_exists(id).into());
+            }
+            return Reply::created(&render::validation_code(&row));
         }
         // Random ids, longer after repeated collisions.
         for attempt in 0..30u32 {
             let row = self.row(random_validation_id(6 + attempt / 10 * 3));
             if tx.insert_validation_code(&row).await? {
-                return Ok(reply_json(201, &render::validation_code(&row)));
+                return Reply::created(&render::validation_code(&row));
             }
         }
-        Err(StoreError::Corrupt(
-            "no free validation id found".to_owned(),
-        ))
+        Err(StoreError::Corrupt("no free validation id found".to_owned()).into())
     }
 }
 
@@ -73,8 +71,8 @@ impl Op for PartnerValidationCodes {
     type Output = Vec<ValidationCodeRow>;
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<ValidationCodeRow>> {
-        tx.validation_codes(self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<ValidationCodeRow>, Error> {
+        Ok(tx.validation_codes(self.0).await?)
     }
 }
 

@@ -11,54 +11,33 @@ use uuid::Uuid;
 
 use super::audit::{self, status};
 use super::webhooks::{self, CUSTOMER_QUALIFICATION_UPDATED};
-use super::{Actor, Effects, owned_customer, render, reply_fault, reply_json};
+use super::{Actor, Links, render};
+use crate::error::{Error, Found};
 use crate::store::{
-    CustomerRow, Isolation, Op, QualificationEvent, QualificationRow, StoreResult, StoredReply, Tx,
-    VettingJobRow,
+    CustomerRow, Isolation, Op, PolicyState, QualificationEvent, QualificationRow, Reply, Scope,
+    StoreResult, Tx, VettingJobRow,
 };
 
-/// Meta key of the vetting policy set at run time (with its version).
-pub const POLICY_KEY: &str = "vetting_policy";
-
-/// What the store holds about the run-time policy: a version that grows with every change, and
-/// the policy (`None`: the configured one is in force).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StoredPolicyState {
-    /// Grows with every change.
-    pub version: u64,
-    /// The run-time policy, if one is set.
-    pub policy: Option<VettingPolicy>,
-}
-
-async fn stored_policy<T: Tx>(tx: &mut T) -> StoreResult<StoredPolicyState> {
-    let Some(text) = tx.meta_get(POLICY_KEY).await? else {
-        return Ok(StoredPolicyState::default());
-    };
-    serde_json::from_str(&text).map_err(|e| {
-        crate::store::StoreError::Corrupt(format!("the stored vetting policy is unreadable: {e}"))
-    })
-}
-
 /// The policy in force, read in this transaction: the run-time one if set, else `configured`.
-pub async fn current_policy<T: Tx>(
-    tx: &mut T,
+pub async fn current_policy(
+    tx: &mut Tx<'_>,
     configured: &Arc<VettingPolicy>,
 ) -> StoreResult<Arc<VettingPolicy>> {
-    Ok(match stored_policy(tx).await?.policy {
+    Ok(match tx.policy_state().await?.policy {
         Some(p) => Arc::new(p),
         None => configured.clone(),
     })
 }
 
 /// Records a qualification change: its audit record and its webhook event.
-pub async fn announce<T: Tx>(
-    tx: &mut T,
+pub async fn announce(
+    tx: &mut Tx<'_>,
     customer: &CustomerRow,
     before: Option<&QualificationRow>,
     after: &QualificationRow,
     actor: &Actor,
-    effects: &Effects,
-) -> StoreResult<()> {
+    links: &Links,
+) -> Result<(), Error> {
     let mut data = vec![(
         "Qualification".to_owned(),
         after.qualification.as_str().to_owned(),
@@ -92,8 +71,8 @@ pub async fn announce<T: Tx>(
         webhooks::Event {
             partner: customer.partner_tenant_id,
             name: CUSTOMER_QUALIFICATION_UPDATED,
-            resource_uri: &effects.qualifications_uri(customer.id),
-            audit_uri: Some(&effects.audit_uri(&audit_id)),
+            resource_uri: &links.qualifications_uri(customer.id),
+            audit_uri: Some(&links.audit_uri(&audit_id)),
             correlation_id: None,
             at: after.updated_at,
         },
@@ -103,12 +82,13 @@ pub async fn announce<T: Tx>(
 }
 
 /// Starts the vetting of a qualification that is InReview: its pending decision, which the
-/// policy in force makes due (or leaves to a reviewer).
-pub async fn start<T: Tx>(
-    tx: &mut T,
+/// policy in force makes due (or leaves to a reviewer); the worker is woken after the commit.
+pub async fn start(
+    tx: &mut Tx<'_>,
     customer: &CustomerRow,
     row: &QualificationRow,
 ) -> StoreResult<()> {
+    tx.wake_worker();
     tx.put_vetting_job(&VettingJobRow {
         customer_id: customer.id,
         qualification: row.qualification,
@@ -124,8 +104,8 @@ pub async fn start<T: Tx>(
 /// it, and removes its pending decision. `None` when it was no longer in that review round
 /// (someone decided it first), in which case nothing changes.
 #[allow(clippy::too_many_arguments)]
-pub async fn transition<T: Tx>(
-    tx: &mut T,
+pub async fn transition(
+    tx: &mut Tx<'_>,
     customer: &CustomerRow,
     current: &QualificationRow,
     to: VettingStatus,
@@ -133,18 +113,10 @@ pub async fn transition<T: Tx>(
     actor: &Actor,
     request_id: Option<String>,
     at: Timestamp,
-    effects: &Effects,
-) -> StoreResult<Option<QualificationRow>> {
+    links: &Links,
+) -> Result<Option<QualificationRow>, Error> {
     let moved = tx
-        .transition_qualification(
-            customer.id,
-            current.qualification,
-            current.round,
-            VettingStatus::InReview,
-            to,
-            reason.as_deref(),
-            at,
-        )
+        .decide_in_review(current, to, reason.as_deref(), at)
         .await?;
     if !moved {
         return Ok(None);
@@ -167,21 +139,24 @@ pub async fn transition<T: Tx>(
         at,
     })
     .await?;
-    announce(tx, customer, Some(current), &after, actor, effects).await?;
+    announce(tx, customer, Some(current), &after, actor, links).await?;
     tx.delete_vetting_job(customer.id, current.qualification, current.round)
         .await?;
     Ok(Some(after))
 }
 
 /// Decides a due pending decision by the policy; `false` when it had nothing left to decide.
-async fn decide_job<T: Tx>(
-    tx: &mut T,
+pub(super) async fn decide_job(
+    tx: &mut Tx<'_>,
     job: &VettingJobRow,
     policy: &VettingPolicy,
     now: Timestamp,
-    effects: &Effects,
-) -> StoreResult<bool> {
-    let customer = tx.customer(job.customer_id).await?;
+    links: &Links,
+) -> Result<bool, Error> {
+    let customer = tx
+        .customer(Scope::AnyPartner, job.customer_id)
+        .await
+        .found()?;
     let current = match &customer {
         Some(_) => tx
             .qualifications(job.customer_id)
@@ -214,7 +189,7 @@ async fn decide_job<T: Tx>(
         &Actor::vetting(),
         None,
         now,
-        effects,
+        links,
     )
     .await?;
     Ok(decided.is_some())
@@ -230,7 +205,7 @@ pub struct DecideDue {
     /// Most decisions in one transaction.
     pub limit: i64,
     /// Where announcements point.
-    pub effects: Effects,
+    pub links: Links,
 }
 
 impl Op for DecideDue {
@@ -240,7 +215,7 @@ impl Op for DecideDue {
     /// is the conditional update of [`transition`].
     const ISOLATION: Isolation = Isolation::ReadCommitted;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<(usize, usize)> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(usize, usize), Error> {
         let policy = current_policy(tx, &self.configured).await?;
         let Some((started_by, min_reads)) = policy.due_window(self.now) else {
             return Ok((0, 0));
@@ -250,53 +225,11 @@ impl Op for DecideDue {
             .await?;
         let mut decided = 0;
         for job in &jobs {
-            if decide_job(tx, job, &policy, self.now, &self.effects).await? {
+            if decide_job(tx, job, &policy, self.now, &self.links).await? {
                 decided += 1;
             }
         }
         Ok((jobs.len(), decided))
-    }
-}
-
-/// Reads a customer's qualifications under the `after_reads` policy: counts the read against
-/// each pending decision, decides those that become due, and returns the qualifications as
-/// they are then. (Under another policy it only reads.)
-#[derive(Clone)]
-pub struct ReadQualifications {
-    /// The calling partner.
-    pub partner: Uuid,
-    /// The customer.
-    pub customer: Uuid,
-    /// The configured policy (a run-time one is read in the transaction).
-    pub configured: Arc<VettingPolicy>,
-    /// Now.
-    pub now: Timestamp,
-    /// Where announcements point.
-    pub effects: Effects,
-}
-
-impl Op for ReadQualifications {
-    type Output = Result<Vec<QualificationRow>, ApiFault>;
-
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
-        if let Err(fault) = owned_customer(
-            tx.customer(self.customer).await?,
-            self.partner,
-            self.customer,
-        ) {
-            return Ok(Err(fault));
-        }
-        let policy = current_policy(tx, &self.configured).await?;
-        if policy.policy == pcq_core::vetting::Mode::AfterReads {
-            for job in tx.count_vetting_read(self.customer).await? {
-                if policy.is_due(job.created_at, job.reads, self.now) {
-                    decide_job(tx, &job, &policy, self.now, &self.effects).await?;
-                }
-            }
-        }
-        let mut rows = tx.qualifications(self.customer).await?;
-        rows.sort_by_key(|q| pcq_core::rules::listing_order(q.qualification));
-        Ok(Ok(rows))
     }
 }
 
@@ -320,29 +253,25 @@ pub struct ReviewDecide {
     /// Now.
     pub now: Timestamp,
     /// Where announcements point.
-    pub effects: Effects,
+    pub links: Links,
 }
 
 impl Op for ReviewDecide {
-    type Output = StoredReply;
+    type Output = Reply;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
-        let Some(customer) = tx.customer(self.customer).await? else {
-            return Ok(reply_fault(&ApiFault::customer_not_found(
-                &self.customer.to_string(),
-            )));
-        };
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
+        let customer = tx.customer(Scope::AnyPartner, self.customer).await?;
         let current = tx
             .qualifications(self.customer)
             .await?
             .into_iter()
-            .find(|q| q.qualification == self.qualification);
-        let Some(current) = current else {
-            return Ok(reply_fault(&ApiFault::qualification_not_found(
-                &self.customer.to_string(),
-                self.qualification.as_str(),
-            )));
-        };
+            .find(|q| q.qualification == self.qualification)
+            .ok_or_else(|| {
+                ApiFault::qualification_not_found(
+                    &self.customer.to_string(),
+                    self.qualification.as_str(),
+                )
+            })?;
         let not_in_review = || {
             ApiFault::not_in_review(
                 current.qualification.as_str(),
@@ -352,14 +281,15 @@ impl Op for ReviewDecide {
             )
         };
         if let Some(round) = self.round.filter(|r| *r != current.round) {
-            return Ok(reply_fault(&ApiFault::round_changed(
+            return Err(ApiFault::round_changed(
                 current.qualification.as_str(),
                 round,
                 current.round,
-            )));
+            )
+            .into());
         }
         if current.vetting_status != Some(VettingStatus::InReview) {
-            return Ok(reply_fault(&not_in_review()));
+            return Err(not_in_review().into());
         }
         let decided = transition(
             tx,
@@ -370,13 +300,14 @@ impl Op for ReviewDecide {
             &self.actor,
             Some(self.request_id),
             self.now,
-            &self.effects,
+            &self.links,
         )
         .await?;
-        Ok(match decided {
-            Some(after) => reply_json(200, &render::qualification(&after)),
-            None => reply_fault(&not_in_review()),
-        })
+        match decided {
+            Some(after) => Reply::ok(&render::qualification(&after)),
+            // Someone decided it first: nothing changed.
+            None => Err(not_in_review().into()),
+        }
     }
 }
 
@@ -386,17 +317,10 @@ impl Op for ReviewDecide {
 pub struct SetPolicy(pub Option<VettingPolicy>);
 
 impl Op for SetPolicy {
-    type Output = StoredPolicyState;
+    type Output = PolicyState;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredPolicyState> {
-        let state = StoredPolicyState {
-            version: stored_policy(tx).await?.version + 1,
-            policy: self.0,
-        };
-        let text = serde_json::to_string(&state)
-            .map_err(|e| crate::store::StoreError::Corrupt(format!("encoding the policy: {e}")))?;
-        tx.meta_put(POLICY_KEY, &text).await?;
-        Ok(state)
+    async fn run(self, tx: &mut Tx<'_>) -> Result<PolicyState, Error> {
+        Ok(tx.set_policy(self.0).await?)
     }
 }
 
@@ -405,10 +329,10 @@ impl Op for SetPolicy {
 pub struct StoredPolicy;
 
 impl Op for StoredPolicy {
-    type Output = StoredPolicyState;
+    type Output = PolicyState;
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredPolicyState> {
-        stored_policy(tx).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<PolicyState, Error> {
+        Ok(tx.policy_state().await?)
     }
 }

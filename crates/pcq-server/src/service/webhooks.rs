@@ -7,10 +7,10 @@ use pcq_core::wire::WebhookRegistration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{reply_fault, reply_json};
+use crate::error::Error;
 use crate::store::{
-    AttemptRow, DeliveryRow, DeliveryStatus, Isolation, Op, StoreResult, StoredReply, Tx,
-    WebhookRegistrationRow,
+    AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus, DeliveryWithAttempts, Isolation, Op,
+    Reply, Tx, WebhookRegistrationRow,
 };
 
 /// The test event a partner can request to check its registration.
@@ -74,9 +74,10 @@ impl Event<'_> {
     }
 }
 
-/// Puts `event` in the outbox if the partner's registration subscribes to it; `true` when it
-/// did. Runs in the transaction of the change, so an event exists exactly when its change does.
-pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
+/// Puts `event` in the outbox if the partner's registration subscribes to it (and wakes the
+/// worker after the commit); `true` when it did. Runs in the transaction of the change, so an
+/// event exists exactly when its change does.
+pub async fn enqueue(tx: &mut Tx<'_>, event: Event<'_>) -> Result<bool, Error> {
     let Some(registration) = tx.webhook_registration(event.partner).await? else {
         return Ok(false);
     };
@@ -95,7 +96,8 @@ pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
         id: Uuid::new_v4(),
         partner_tenant_id: event.partner,
         event_name: event.name.to_owned(),
-        payload: serde_json::to_vec(&body).unwrap_or_default(),
+        payload: serde_json::to_vec(&body)
+            .map_err(|e| Error::Internal(format!("encoding an event failed: {e}")))?,
         webhook_url: registration.webhook_url,
         correlation_id: event.correlation_id.map(str::to_owned),
         status: DeliveryStatus::Pending,
@@ -105,43 +107,22 @@ pub async fn enqueue<T: Tx>(tx: &mut T, event: Event<'_>) -> StoreResult<bool> {
         finished_at: None,
     })
     .await?;
+    tx.wake_worker();
     Ok(true)
 }
 
 /// Leases due deliveries to one claim: one partner's deliveries are in at most one claim at a
 /// time, so they go out in order even with several nodes delivering.
 #[derive(Clone)]
-pub struct ClaimDeliveries {
-    /// Now, on pcq's clock (what is due).
-    pub now: Timestamp,
-    /// Now, in real time (which leases ran out).
-    pub real_now: Timestamp,
-    /// Until when, in real time, the lease holds; another claim may take over afterwards.
-    pub lease_until: Timestamp,
-    /// The claim's token.
-    pub token: String,
-    /// Most deliveries.
-    pub limit: i64,
-    /// Most deliveries of one partner (they are posted one after another, so the lease must
-    /// cover all of them).
-    pub per_partner: i64,
-}
+pub struct ClaimDeliveries(pub ClaimQuery);
 
 impl Op for ClaimDeliveries {
     type Output = Vec<DeliveryRow>;
     // Serializable (the default): a claim leaves alone the partners whose deliveries another
     // claim holds, so two claims racing for one partner must not both succeed.
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryRow>> {
-        tx.claim_deliveries(
-            self.now,
-            self.real_now,
-            self.lease_until,
-            &self.token,
-            self.limit,
-            self.per_partner,
-        )
-        .await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<DeliveryRow>, Error> {
+        Ok(tx.claim_deliveries(&self.0).await?)
     }
 }
 
@@ -160,7 +141,7 @@ impl Op for FinishAttempts {
     /// Each outcome is recorded by a conditional update on the claim's token.
     const ISOLATION: Isolation = Isolation::ReadCommitted;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<usize> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<usize, Error> {
         let mut recorded = 0;
         for (attempt, status, next) in &self.outcomes {
             if tx
@@ -189,14 +170,38 @@ pub struct Register {
     pub now: Timestamp,
 }
 
-impl Op for Register {
-    type Output = StoredReply;
+impl Register {
+    /// The registration `input` asks for, refused when it names a target pcq does not post to
+    /// (loopback, private and other non-public addresses, unless `allow_private_targets`).
+    pub fn new(
+        partner: Uuid,
+        input: WebhookRegistrationInput,
+        replace: bool,
+        allow_private_targets: bool,
+        now: Timestamp,
+    ) -> Result<Self, ApiFault> {
+        if !allow_private_targets {
+            if let Some(why) = crate::webhook_targets::refused_literal(&input.url) {
+                return Err(ApiFault::webhook_target_refused(&why));
+            }
+        }
+        Ok(Register {
+            partner,
+            input,
+            replace,
+            now,
+        })
+    }
+}
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
+impl Op for Register {
+    type Output = Reply;
+
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
         let existing = tx.webhook_registration(self.partner).await?;
         let (subscriber_id, created_at) = match (&existing, self.replace) {
-            (Some(_), false) => return Ok(reply_fault(&ApiFault::webhook_registration_exists())),
-            (None, true) => return Ok(reply_fault(&ApiFault::webhook_registration_not_found())),
+            (Some(_), false) => return Err(ApiFault::webhook_registration_exists().into()),
+            (None, true) => return Err(ApiFault::webhook_registration_not_found().into()),
             (Some(r), true) => (r.subscriber_id, r.created_at),
             (None, false) => (Uuid::new_v4(), self.now),
         };
@@ -209,7 +214,7 @@ impl Op for Register {
             updated_at: self.now,
         };
         tx.put_webhook_registration(&row).await?;
-        Ok(reply_json(200, &render_registration(&row)))
+        Reply::ok(&render_registration(&row))
     }
 }
 
@@ -236,12 +241,10 @@ pub struct SendValidationEvent {
 }
 
 impl Op for SendValidationEvent {
-    type Output = StoredReply;
+    type Output = Reply;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<StoredReply> {
-        if tx.webhook_registration(self.partner).await?.is_none() {
-            return Ok(reply_fault(&ApiFault::webhook_registration_not_found()));
-        }
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Reply, Error> {
+        tx.registration(self.partner).await?;
         let queued = enqueue(
             tx,
             Event {
@@ -255,35 +258,29 @@ impl Op for SendValidationEvent {
         )
         .await?;
         if !queued {
-            return Ok(reply_fault(&ApiFault::not_registered_for_test_events()));
+            return Err(ApiFault::not_registered_for_test_events().into());
         }
-        Ok(reply_json(
-            200,
-            &serde_json::json!({"correlationId": self.correlation_id}),
-        ))
+        Reply::ok(&serde_json::json!({"correlationId": self.correlation_id}))
     }
 }
 
-/// A delivery and its attempts.
-pub type DeliveryWithAttempts = (DeliveryRow, Vec<AttemptRow>);
-
-/// The deliveries of one validation event.
+/// The latest delivery of one of a partner's validation events, with its attempts (404 when
+/// there is none).
 #[derive(Clone)]
-pub struct ValidationDeliveries {
+pub struct ValidationDelivery {
     /// The partner.
     pub partner: Uuid,
     /// The event's correlation id.
     pub correlation_id: String,
 }
 
-impl Op for ValidationDeliveries {
-    type Output = Vec<DeliveryWithAttempts>;
+impl Op for ValidationDelivery {
+    type Output = DeliveryWithAttempts;
+    const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryWithAttempts>> {
-        let deliveries = tx
-            .deliveries_by_correlation(self.partner, &self.correlation_id)
-            .await?;
-        with_attempts(tx, deliveries).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<DeliveryWithAttempts, Error> {
+        tx.validation_event(self.partner, &self.correlation_id)
+            .await
     }
 }
 
@@ -299,46 +296,33 @@ pub struct RecentDeliveries {
 impl Op for RecentDeliveries {
     type Output = Vec<DeliveryWithAttempts>;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Vec<DeliveryWithAttempts>> {
-        let deliveries = tx.recent_deliveries(self.partner, self.limit).await?;
-        with_attempts(tx, deliveries).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<DeliveryWithAttempts>, Error> {
+        Ok(tx.recent_deliveries(self.partner, self.limit).await?)
     }
 }
 
-async fn with_attempts<T: Tx>(
-    tx: &mut T,
-    deliveries: Vec<DeliveryRow>,
-) -> StoreResult<Vec<DeliveryWithAttempts>> {
-    let mut out = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        let attempts = tx.delivery_attempts(delivery.id).await?;
-        out.push((delivery, attempts));
-    }
-    Ok(out)
-}
-
-/// A partner's registration.
+/// A partner's registration (404 when it has none).
 #[derive(Clone)]
 pub struct FindRegistration(pub Uuid);
 
 impl Op for FindRegistration {
-    type Output = Option<WebhookRegistrationRow>;
+    type Output = WebhookRegistrationRow;
     const BRIEF_READ: bool = true;
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Self::Output> {
-        tx.webhook_registration(self.0).await
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Self::Output, Error> {
+        tx.registration(self.0).await
     }
 }
 
-/// Removes a partner's registration (its queued deliveries still go out); `false` when there
-/// was none.
+/// Removes a partner's registration (its queued deliveries still go out); 404 when there was
+/// none.
 #[derive(Clone)]
 pub struct Unregister(pub Uuid);
 
 impl Op for Unregister {
-    type Output = bool;
+    type Output = ();
 
-    async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<bool> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
         tx.delete_webhook_registration(self.0).await
     }
 }
@@ -354,7 +338,7 @@ mod tests {
     struct Setup(Uuid);
     impl Op for Setup {
         type Output = ();
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+        async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
             tx.put_webhook_registration(&WebhookRegistrationRow {
                 partner_tenant_id: self.0,
                 subscriber_id: Uuid::new_v4(),
@@ -363,7 +347,8 @@ mod tests {
                 created_at: Timestamp::from_micros(0),
                 updated_at: Timestamp::from_micros(0),
             })
-            .await
+            .await?;
+            Ok(())
         }
     }
 
@@ -372,7 +357,7 @@ mod tests {
     struct EnqueueThenFail(Uuid, bool);
     impl Op for EnqueueThenFail {
         type Output = bool;
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<bool> {
+        async fn run(self, tx: &mut Tx<'_>) -> Result<bool, Error> {
             let queued = enqueue(
                 tx,
                 Event {
@@ -386,7 +371,7 @@ mod tests {
             )
             .await?;
             if self.1 {
-                return Err(StoreError::Corrupt("the change failed".into()));
+                return Err(StoreError::Corrupt("the change failed".into()).into());
             }
             Ok(queued)
         }
@@ -406,7 +391,7 @@ mod tests {
             .unwrap(),
         );
         let partner = Uuid::new_v4();
-        store.write(Setup(partner)).await.unwrap();
+        let () = store.write(Setup(partner)).await.unwrap().output;
         assert!(store.write(EnqueueThenFail(partner, true)).await.is_err());
         assert!(
             store
@@ -415,7 +400,13 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert!(store.write(EnqueueThenFail(partner, false)).await.unwrap());
+        assert!(
+            store
+                .write(EnqueueThenFail(partner, false))
+                .await
+                .unwrap()
+                .output
+        );
         assert_eq!(
             store
                 .read(RecentDeliveries { partner, limit: 10 })
@@ -430,6 +421,7 @@ mod tests {
                 .write(EnqueueThenFail(Uuid::new_v4(), false))
                 .await
                 .unwrap()
+                .output
         );
         store.close().await;
     }

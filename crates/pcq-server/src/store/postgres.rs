@@ -21,16 +21,22 @@ use futures_util::FutureExt;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
-use super::sql::{Arg, Db, Decode, Row};
-use super::{Isolation, Op, StoreError, StoreResult};
+use super::sql::{Arg, FromRow, Row, Sql, Statement};
+use super::tx::Conn;
+use super::{Committed, Isolation, Op, StoreError, StoreResult, Tx};
+use crate::error::Error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds `args` in order (`$1` first), ids as text.
-fn bind<'q, 'a: 'q>(mut query: PgQuery<'q>, args: &'q [Arg<'a>]) -> PgQuery<'q> {
-    for arg in args {
+/// The statement's PostgreSQL text with its values bound in order (`$1` first), ids as text.
+fn query<'q>(statement: &'q Statement<'q>) -> PgQuery<'q> {
+    let mut query = match &statement.sql {
+        Sql::Static(text) => sqlx::query(text.postgres.as_str()),
+        Sql::Built(text) => sqlx::query(sqlx::AssertSqlSafe(text.postgres.clone())),
+    };
+    for arg in &statement.args {
         query = match arg {
             Arg::Int(v) => query.bind(*v),
             Arg::Text(v) => query.bind(*v),
@@ -43,56 +49,48 @@ fn bind<'q, 'a: 'q>(mut query: PgQuery<'q>, args: &'q [Arg<'a>]) -> PgQuery<'q> 
 }
 
 impl Row for PgRow {
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(sqlx::Row::try_get(self, column)?)
+    fn column_name(&self, index: usize) -> &str {
+        use sqlx::{Column, Row};
+        self.columns().get(index).map_or("?", |c| c.name())
     }
 
-    fn opt_str(&self, column: &str) -> StoreResult<Option<&str>> {
-        Ok(sqlx::Row::try_get(self, column)?)
+    fn int(&self, index: usize) -> StoreResult<Option<i64>> {
+        Ok(sqlx::Row::try_get(self, index)?)
     }
 
-    fn opt_bytes(&self, column: &str) -> StoreResult<Option<&[u8]>> {
-        Ok(sqlx::Row::try_get(self, column)?)
+    fn text(&self, index: usize) -> StoreResult<Option<&str>> {
+        Ok(sqlx::Row::try_get(self, index)?)
+    }
+
+    fn bytes(&self, index: usize) -> StoreResult<Option<&[u8]>> {
+        Ok(sqlx::Row::try_get(self, index)?)
     }
 }
 
-impl Db for sqlx::PgConnection {
-    const ROW_LOCKS: bool = true;
-    const NUMBERED_PARAMS: bool = true;
+/// Every row the statement returns.
+pub(super) async fn fetch_all<T: FromRow>(
+    conn: &mut sqlx::PgConnection,
+    statement: &Statement<'_>,
+) -> StoreResult<Vec<T>> {
+    let rows = query(statement).fetch_all(&mut *conn).await?;
+    rows.iter().map(|row| T::from_row(row)).collect()
+}
 
-    async fn fetch_all<T: Send>(
-        &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-        decode: Decode<T>,
-    ) -> StoreResult<Vec<T>> {
-        let rows = bind(sqlx::query(sql), args).fetch_all(&mut *self).await?;
-        rows.iter().map(|row| decode(row)).collect()
-    }
+/// The first row the statement returns, if any.
+pub(super) async fn fetch_optional<T: FromRow>(
+    conn: &mut sqlx::PgConnection,
+    statement: &Statement<'_>,
+) -> StoreResult<Option<T>> {
+    let row = query(statement).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(|row| T::from_row(row)).transpose()
+}
 
-    async fn fetch_optional<T: Send>(
-        &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-        decode: Decode<T>,
-    ) -> StoreResult<Option<T>> {
-        let row = bind(sqlx::query(sql), args)
-            .fetch_optional(&mut *self)
-            .await?;
-        row.as_ref().map(|row| decode(row)).transpose()
-    }
-
-    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> StoreResult<u64> {
-        let done = bind(sqlx::query(sql), args).execute(&mut *self).await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn execute_built(&mut self, sql: String, args: &[Arg<'_>]) -> StoreResult<u64> {
-        let done = bind(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
-            .execute(&mut *self)
-            .await?;
-        Ok(done.rows_affected())
-    }
+/// Runs the statement; returns how many rows it changed.
+pub(super) async fn execute(
+    conn: &mut sqlx::PgConnection,
+    statement: &Statement<'_>,
+) -> StoreResult<u64> {
+    Ok(query(statement).execute(&mut *conn).await?.rows_affected())
 }
 
 /// How to reach and use the database.
@@ -173,8 +171,8 @@ fn connect_options(options: &PgOptions) -> StoreResult<PgConnectOptions> {
 
 /// Whether an error is a conflict with a concurrent transaction, after which the op can simply
 /// run again.
-fn is_conflict(e: &StoreError) -> bool {
-    let StoreError::Database(e) = e else {
+fn is_conflict(e: &Error) -> bool {
+    let Error::Store(StoreError::Database(e)) = e else {
         return false;
     };
     let Some(db) = e.as_database_error() else {
@@ -262,7 +260,7 @@ impl PgStore {
 
     /// Runs `op` in a write transaction at the isolation it asks for; returns once the commit
     /// is durable. An op aborted by a conflict with a concurrent transaction runs again.
-    pub async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    pub async fn write<O: Op>(&self, op: O) -> Result<Committed<O::Output>, Error> {
         let mut attempt = 0;
         loop {
             match self.write_once(op.clone()).await {
@@ -275,30 +273,36 @@ impl PgStore {
                         attempts = attempt + 1,
                         "a write kept conflicting with others"
                     );
-                    return Err(StoreError::Busy);
+                    return Err(StoreError::Busy.into());
                 }
                 other => return other,
             }
         }
     }
 
-    async fn write_once<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    async fn write_once<O: Op>(&self, op: O) -> Result<Committed<O::Output>, Error> {
         let begin = match O::ISOLATION {
             Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
             Isolation::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
-        let mut tx = self.pool.begin_with(begin).await?;
-        let result = match AssertUnwindSafe(op.run(&mut *tx)).catch_unwind().await {
+        let mut tx = self
+            .pool
+            .begin_with(begin)
+            .await
+            .map_err(StoreError::from)?;
+        let mut run = Tx::new(Conn::Postgres(&mut tx));
+        let result = match AssertUnwindSafe(op.run(&mut run)).catch_unwind().await {
             Ok(result) => result,
             Err(_) => {
                 tracing::error!("a write operation panicked; its changes are rolled back");
-                Err(StoreError::Panicked)
+                Err(StoreError::Panicked.into())
             }
         };
+        let effects = run.into_effects();
         match result {
             Ok(output) => {
-                tx.commit().await?;
-                Ok(output)
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(Committed { output, effects })
             }
             Err(e) => {
                 // Dropping the transaction rolls it back too; rolling back here returns the
@@ -310,15 +314,18 @@ impl PgStore {
     }
 
     /// Runs `op` in a read-only snapshot.
-    pub async fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    pub async fn read<O: Op>(&self, op: O) -> Result<O::Output, Error> {
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await?;
-        let result = match AssertUnwindSafe(op.run(&mut *tx)).catch_unwind().await {
+            .await
+            .map_err(StoreError::from)?;
+        let mut run = Tx::new(Conn::Postgres(&mut tx));
+        let result = match AssertUnwindSafe(op.run(&mut run)).catch_unwind().await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Panicked),
+            Err(_) => Err(StoreError::Panicked.into()),
         };
+        drop(run);
         let _ = tx.rollback().await;
         result
     }

@@ -1,124 +1,551 @@
-//! The SQL of the [`Tx`](super::Tx) primitives, shared by every backend.
+//! How pcq's statements are written once for both backends.
 //!
-//! The statements use only what SQLite and PostgreSQL have in common (`$n` placeholders,
-//! `ON CONFLICT`, `RETURNING`); ids are stored as lower-case text and times as microseconds
-//! since the epoch, so the same statements and the same decoding serve both. The trait is
-//! implemented once, here, for every backend connection that can run a statement ([`Db`]).
-
-use std::future::Future;
+//! A statement is written with [`sql!`], as a list of parts: SQL text, and the values bound at
+//! the places they stand (`{value}`), so the order of the parameters and the order of their
+//! values are one list and cannot disagree. Its text is built once, on first use, in both
+//! backends' forms (`?` for SQLite, `$1, $2, …` for PostgreSQL), and every statement is
+//! registered so that a test can prepare all of them against both schemas.
+//!
+//! A stored row type declares its table with [`table!`]: its columns are its fields, in one
+//! list from which the select list, the insert list, the values bound to an insert
+//! (`[Row: value]` in a statement) and the decoding of a result row are all made. Values are
+//! converted by [`Column`]: ids as lower-case text, times as microseconds since the epoch,
+//! enums by their wire names, JSON as text.
 
 use pcq_core::time::Timestamp;
 use pcq_core::{EducationSegment, Qualification, VettingStatus};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{
-    AttemptRow, AuditQuery, AuditRecordRow, CustomerRow, DeliveryRow, DeliveryStatus, IdemKey,
-    IdemRecord, QualificationEvent, QualificationRow, ReviewItemRow, ReviewQuery, StoreError,
-    StoreResult, StoredReply, ValidationCodeRow, VettingJobRow, WebhookRegistrationRow,
-};
+use super::{StoreError, StoreResult};
 
-pub(super) fn uuid(raw: &str) -> StoreResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| StoreError::Corrupt(format!("invalid uuid {raw:?}")))
+/// A value bound to a statement parameter. Nulls are typed, because PostgreSQL infers the
+/// type of a parameter from what is bound to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg<'a> {
+    /// An integer (BIGINT on PostgreSQL).
+    Int(Option<i64>),
+    /// Borrowed text.
+    Text(Option<&'a str>),
+    /// Owned text.
+    String(Option<String>),
+    /// An id, stored as lower-case hyphenated text.
+    Uuid(Option<Uuid>),
+    /// Bytes (BYTEA on PostgreSQL).
+    Blob(Option<&'a [u8]>),
 }
 
-pub(super) fn qualification(raw: &str) -> StoreResult<Qualification> {
-    Qualification::parse_str(raw)
-        .ok_or_else(|| StoreError::Corrupt(format!("invalid qualification {raw:?}")))
+/// Values that convert to an [`Arg`] by value or by reference.
+macro_rules! arg_from {
+    ($($ty:ty => |$v:ident| $arg:expr),* $(,)?) => {
+        $(impl<'a> From<$ty> for Arg<'a> {
+            fn from($v: $ty) -> Self {
+                $arg
+            }
+        })*
+    };
 }
 
-pub(super) fn vetting_status(raw: Option<String>) -> StoreResult<Option<VettingStatus>> {
-    raw.map(|s| {
-        VettingStatus::parse_str(&s)
-            .ok_or_else(|| StoreError::Corrupt(format!("invalid vetting status {s:?}")))
-    })
-    .transpose()
+arg_from! {
+    i64 => |v| Arg::Int(Some(v)),
+    Option<i64> => |v| Arg::Int(v),
+    bool => |v| Arg::Int(Some(i64::from(v))),
+    &'a str => |v| Arg::Text(Some(v)),
+    Option<&'a str> => |v| Arg::Text(v),
+    &'a String => |v| Arg::Text(Some(v)),
+    &'a Option<String> => |v| Arg::Text(v.as_deref()),
+    String => |v| Arg::String(Some(v)),
+    Option<String> => |v| Arg::String(v),
+    Uuid => |v| Arg::Uuid(Some(v)),
+    Option<Uuid> => |v| Arg::Uuid(v),
+    &'a [u8] => |v| Arg::Blob(Some(v)),
+    &'a Vec<u8> => |v| Arg::Blob(Some(v)),
+    Timestamp => |v| Arg::Int(Some(v.as_micros())),
+    Option<Timestamp> => |v| Arg::Int(v.map(Timestamp::as_micros)),
 }
 
-pub(super) fn segment(raw: Option<String>) -> StoreResult<Option<EducationSegment>> {
-    raw.map(|s| {
-        EducationSegment::parse_str(&s)
-            .ok_or_else(|| StoreError::Corrupt(format!("invalid education segment {s:?}")))
-    })
-    .transpose()
+/// A result row, its columns read by position. Text and bytes are borrowed from the row.
+pub trait Row {
+    /// The name of a column, for error messages.
+    fn column_name(&self, index: usize) -> &str;
+    /// An integer column.
+    fn int(&self, index: usize) -> StoreResult<Option<i64>>;
+    /// A text column.
+    fn text(&self, index: usize) -> StoreResult<Option<&str>>;
+    /// A bytes column.
+    fn bytes(&self, index: usize) -> StoreResult<Option<&[u8]>>;
 }
 
-pub(super) fn object(raw: &str) -> StoreResult<Map<String, Value>> {
-    match serde_json::from_str(raw) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(StoreError::Corrupt("invalid stored JSON object".to_owned())),
+fn corrupt(row: &dyn Row, index: usize, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("column {} {what}", row.column_name(index)))
+}
+
+/// How a value of a stored row is kept in one column: what is bound when it is written and
+/// how it is read back.
+pub trait Column: Sized {
+    /// The value bound when the row is written.
+    fn arg(&self) -> Arg<'_>;
+    /// The null of this column's type (for optional values).
+    fn null() -> Arg<'static>;
+    /// Reads the column at `index`; `None` when it is NULL.
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>>;
+    /// Reads the column at `index`, which must not be NULL.
+    fn read(row: &dyn Row, index: usize) -> StoreResult<Self> {
+        Self::read_optional(row, index)?.ok_or_else(|| corrupt(row, index, "is unexpectedly NULL"))
     }
 }
 
-pub(super) fn ts(micros: i64) -> Timestamp {
-    Timestamp::from_micros(micros)
+impl<T: Column> Column for Option<T> {
+    fn arg(&self) -> Arg<'_> {
+        match self {
+            Some(v) => v.arg(),
+            None => T::null(),
+        }
+    }
+    fn null() -> Arg<'static> {
+        T::null()
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        T::read_optional(row, index).map(Some)
+    }
 }
 
-// Column lists as macros, so statements are built with `concat!` into static strings.
-macro_rules! customer_columns {
-    () => {
-        "seq, id, partner_tenant_id, commerce_id, domain, company_name, company_profile, \
-         billing_profile, billing_profile_id, created_at"
-    };
+impl Column for i64 {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(Some(*self))
+    }
+    fn null() -> Arg<'static> {
+        Arg::Int(None)
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        row.int(index)
+    }
 }
-macro_rules! qualification_columns {
-    () => {
-        "customer_id, qualification, vetting_status, vetting_reason, vetting_create_date, \
-         education_segment, website, validation_id, round, created_at, updated_at"
-    };
+
+impl Column for bool {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(Some(i64::from(*self)))
+    }
+    fn null() -> Arg<'static> {
+        Arg::Int(None)
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        Ok(row.int(index)?.map(|v| v != 0))
+    }
 }
-macro_rules! event_columns {
-    () => {
-        "customer_id, qualification, round, from_status, to_status, reason, actor, request_id, at"
-    };
+
+impl Column for Timestamp {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(Some(self.as_micros()))
+    }
+    fn null() -> Arg<'static> {
+        Arg::Int(None)
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        Ok(row.int(index)?.map(Timestamp::from_micros))
+    }
 }
-macro_rules! code_columns {
-    () => {
-        "validation_id, partner_tenant_id, organization_name, max_creates, remaining_creates, \
-         etag, created_at, updated_at"
-    };
+
+impl Column for String {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(Some(self))
+    }
+    fn null() -> Arg<'static> {
+        Arg::Text(None)
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        Ok(row.text(index)?.map(str::to_owned))
+    }
 }
-macro_rules! audit_columns {
-    () => {
-        "seq, id, partner_tenant_id, customer_id, customer_name, user_principal_name, \
-         application_id, resource_type, resource_old_value, resource_new_value, operation_type, \
-         operation_date, operation_status, customized_data"
-    };
+
+impl Column for Uuid {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Uuid(Some(*self))
+    }
+    fn null() -> Arg<'static> {
+        Arg::Uuid(None)
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        row.text(index)?
+            .map(|raw| Uuid::parse_str(raw).map_err(|_| corrupt(row, index, "holds no uuid")))
+            .transpose()
+    }
 }
-macro_rules! job_columns {
-    () => {
-        "customer_id, qualification, round, partner_tenant_id, created_at, reads"
-    };
+
+impl Column for Vec<u8> {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Blob(Some(self))
+    }
+    fn null() -> Arg<'static> {
+        Arg::Blob(None)
+    }
+    fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+        Ok(row.bytes(index)?.map(<[u8]>::to_vec))
+    }
 }
-macro_rules! registration_columns {
-    () => {
-        "partner_tenant_id, subscriber_id, webhook_url, webhook_events, created_at, updated_at"
-    };
-}
-macro_rules! delivery_columns {
-    () => {
-        "seq, id, partner_tenant_id, event_name, payload, webhook_url, correlation_id, status, \
-         attempts, next_attempt_at, created_at, finished_at"
-    };
-}
-macro_rules! attempt_columns {
-    () => {
-        "delivery_id, attempt, at, response_code, response_message, system_error"
+
+/// Enums stored by their wire names.
+macro_rules! name_columns {
+    ($($ty:ty),* $(,)?) => {
+        $(impl Column for $ty {
+            fn arg(&self) -> Arg<'_> {
+                Arg::Text(Some(self.as_str()))
+            }
+            fn null() -> Arg<'static> {
+                Arg::Text(None)
+            }
+            fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+                row.text(index)?
+                    .map(|raw| {
+                        <$ty>::parse_str(raw).ok_or_else(|| {
+                            corrupt(row, index, &format!("holds an unknown value {raw:?}"))
+                        })
+                    })
+                    .transpose()
+            }
+        }
+        impl<'a> From<$ty> for Arg<'a> {
+            fn from(v: $ty) -> Self {
+                Arg::Text(Some(v.as_str()))
+            }
+        }
+        impl<'a> From<Option<$ty>> for Arg<'a> {
+            fn from(v: Option<$ty>) -> Self {
+                Arg::Text(v.map(<$ty>::as_str))
+            }
+        })*
     };
 }
 
-pub(super) fn pairs(raw: &str) -> StoreResult<Vec<(String, String)>> {
-    serde_json::from_str(raw)
-        .map_err(|_| StoreError::Corrupt("invalid stored key-value list".to_owned()))
+name_columns!(
+    Qualification,
+    VettingStatus,
+    EducationSegment,
+    super::webhooks::DeliveryStatus
+);
+
+/// Values stored as JSON text.
+macro_rules! json_columns {
+    ($($ty:ty),* $(,)?) => {
+        $(impl Column for $ty {
+            fn arg(&self) -> Arg<'_> {
+                // These are maps with string keys and lists of strings: their serialisation
+                // cannot fail.
+                Arg::String(Some(serde_json::to_string(self).expect("JSON with string keys")))
+            }
+            fn null() -> Arg<'static> {
+                Arg::Text(None)
+            }
+            fn read_optional(row: &dyn Row, index: usize) -> StoreResult<Option<Self>> {
+                row.text(index)?
+                    .map(|raw| {
+                        serde_json::from_str(raw)
+                            .map_err(|_| corrupt(row, index, "holds unreadable JSON"))
+                    })
+                    .transpose()
+            }
+        })*
+    };
 }
 
-pub(super) fn strings(raw: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(raw)
-        .map_err(|_| StoreError::Corrupt("invalid stored string list".to_owned()))
+json_columns!(Map<String, Value>, Vec<String>, Vec<(String, String)>);
+
+/// A type read from a result row.
+pub trait FromRow: Sized {
+    /// Reads the row, starting at its first column.
+    fn from_row(row: &dyn Row) -> StoreResult<Self>;
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-pub(super) fn like_escape(raw: &str) -> String {
+/// Single values read from the first column.
+macro_rules! scalar_rows {
+    ($($ty:ty),*) => {
+        $(impl FromRow for $ty {
+            fn from_row(row: &dyn Row) -> StoreResult<Self> {
+                Column::read(row, 0)
+            }
+        })*
+    };
+}
+
+scalar_rows!(i64, String, Uuid);
+
+/// A stored row type: its table and its columns in order. Declared with [`table!`].
+pub trait Table: Sized {
+    /// The table's name.
+    const TABLE: &'static str;
+    /// Every column, in order: the select list.
+    const COLUMNS: &'static str;
+    /// The columns an insert writes (those the database does not fill in), in order.
+    const INSERT_COLUMNS: &'static str;
+    /// How many columns an insert writes.
+    const INSERT_ARITY: usize;
+    /// Binds the values of the insert columns, in their order.
+    fn bind<'a>(&'a self, args: &mut Vec<Arg<'a>>);
+    /// Reads a row whose columns, from `first` on, are [`Table::COLUMNS`].
+    fn read(row: &dyn Row, first: usize) -> StoreResult<Self>;
+}
+
+/// Declares how a row type is stored: `table!(Row in "table" { generated: [seq], columns:
+/// [a, b, c] })`. The names are the struct's fields and the table's columns; `generated` ones
+/// are filled in by the database (insertion sequences), the others are written by an insert.
+/// Every field must be listed, and only fields: the decoder builds the struct from this list.
+macro_rules! table {
+    ($row:ident in $table:literal {
+        generated: [$($generated:ident),* $(,)?],
+        columns: [$first:ident $(, $column:ident)* $(,)?] $(,)?
+    }) => {
+        impl $crate::store::sql::Table for $row {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static str = concat!(
+                $(stringify!($generated), ", ",)* stringify!($first) $(, ", ", stringify!($column))*
+            );
+            const INSERT_COLUMNS: &'static str =
+                concat!(stringify!($first) $(, ", ", stringify!($column))*);
+            const INSERT_ARITY: usize = [stringify!($first) $(, stringify!($column))*].len();
+
+            fn bind<'a>(&'a self, args: &mut Vec<$crate::store::sql::Arg<'a>>) {
+                use $crate::store::sql::Column as _;
+                args.push(self.$first.arg());
+                $(args.push(self.$column.arg());)*
+            }
+
+            #[allow(unused_assignments)]
+            fn read(
+                row: &dyn $crate::store::sql::Row,
+                first: usize,
+            ) -> $crate::store::StoreResult<Self> {
+                use $crate::store::sql::Column;
+                let mut at = first;
+                let mut next = || {
+                    at += 1;
+                    at - 1
+                };
+                Ok($row {
+                    $($generated: Column::read(row, next())?,)*
+                    $first: Column::read(row, next())?,
+                    $($column: Column::read(row, next())?,)*
+                })
+            }
+        }
+
+        impl $crate::store::sql::FromRow for $row {
+            fn from_row(row: &dyn $crate::store::sql::Row) -> $crate::store::StoreResult<Self> {
+                <$row as $crate::store::sql::Table>::read(row, 0)
+            }
+        }
+    };
+}
+pub(crate) use table;
+
+/// A statement's text in both backends' forms.
+#[derive(Debug)]
+pub struct Text {
+    /// With `?` placeholders.
+    pub sqlite: String,
+    /// With `$1, $2, …` placeholders, and the parts only PostgreSQL runs (row locks).
+    pub postgres: String,
+    /// How many values it takes.
+    pub params: usize,
+    /// Whether it changes rows (an insert, update or delete).
+    pub writes: bool,
+}
+
+/// Builds a [`Text`], part by part.
+#[derive(Debug, Default)]
+pub struct TextBuilder {
+    sqlite: String,
+    postgres: String,
+    params: usize,
+}
+
+impl TextBuilder {
+    /// SQL text both backends run.
+    pub fn push(&mut self, sql: &str) {
+        self.sqlite.push_str(sql);
+        self.postgres.push_str(sql);
+    }
+
+    /// SQL text only PostgreSQL runs: the row locks of statements whose rows decide a write,
+    /// needed where writers run concurrently (SQLite's one writer runs ops one after another,
+    /// and has no such clauses).
+    pub fn push_postgres(&mut self, sql: &str) {
+        self.postgres.push_str(sql);
+    }
+
+    /// A parameter.
+    pub fn bind(&mut self) {
+        use std::fmt::Write;
+        self.params += 1;
+        self.sqlite.push('?');
+        let _ = write!(self.postgres, "${}", self.params);
+    }
+
+    /// `n` parameters, separated by commas.
+    pub fn binds(&mut self, n: usize) {
+        for i in 0..n {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind();
+        }
+    }
+
+    /// The finished text.
+    pub fn finish(self) -> Text {
+        let first = self
+            .sqlite
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        Text {
+            writes: matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE"),
+            sqlite: self.sqlite,
+            postgres: self.postgres,
+            params: self.params,
+        }
+    }
+}
+
+/// A statement written with [`sql!`], as registered for the statement test.
+pub struct Registered(pub fn() -> &'static Text);
+
+inventory::collect!(Registered);
+
+/// Every statement written with [`sql!`] (built on first call).
+pub fn registered() -> impl Iterator<Item = &'static Text> {
+    inventory::iter::<Registered>.into_iter().map(|r| (r.0)())
+}
+
+/// The text of a statement: written once in the code, or built at run time (bulk inserts).
+#[derive(Debug)]
+pub enum Sql {
+    /// A statement of the code.
+    Static(&'static Text),
+    /// A statement built at run time.
+    Built(Text),
+}
+
+impl Sql {
+    /// The text.
+    pub fn text(&self) -> &Text {
+        match self {
+            Sql::Static(text) => text,
+            Sql::Built(text) => text,
+        }
+    }
+}
+
+/// A statement with the values of its parameters.
+#[derive(Debug)]
+pub struct Statement<'a> {
+    /// Its text.
+    pub sql: Sql,
+    /// The values, in the order of the parameters.
+    pub args: Vec<Arg<'a>>,
+}
+
+impl<'a> Statement<'a> {
+    /// A statement of the code.
+    pub fn new(text: &'static Text, args: Vec<Arg<'a>>) -> Self {
+        debug_assert_eq!(text.params, args.len(), "{}", text.sqlite);
+        Statement {
+            sql: Sql::Static(text),
+            args,
+        }
+    }
+
+    /// `INSERT INTO table (columns) VALUES (…), (…) suffix` for every row.
+    pub fn insert_rows<T: Table>(rows: &'a [T], suffix: &str) -> Self {
+        let mut text = TextBuilder::default();
+        text.push("INSERT INTO ");
+        text.push(T::TABLE);
+        text.push(" (");
+        text.push(T::INSERT_COLUMNS);
+        text.push(") VALUES ");
+        let mut args = Vec::with_capacity(rows.len() * T::INSERT_ARITY);
+        for (i, row) in rows.iter().enumerate() {
+            text.push(if i == 0 { "(" } else { ", (" });
+            text.binds(T::INSERT_ARITY);
+            text.push(")");
+            row.bind(&mut args);
+        }
+        text.push(suffix);
+        Statement {
+            sql: Sql::Built(text.finish()),
+            args,
+        }
+    }
+}
+
+/// The number of insert columns of `T` (for `[T: row]` parts of [`sql!`]).
+pub const fn insert_arity<T: Table>() -> usize {
+    T::INSERT_ARITY
+}
+
+/// A statement: its parts separated by commas, each one of
+/// - `"text"` or `(CONST)`: SQL text;
+/// - `(postgres "text")`: SQL text only PostgreSQL runs (row locks);
+/// - `{value}`: a parameter, bound to `value` (anything [`Arg`] converts from);
+/// - `[Row: value]`: the insert columns' parameters of a [`Table`] row, bound to its values.
+///
+/// The text is built once, on first use; the values are bound on every call.
+macro_rules! sql {
+    ($($part:tt),+ $(,)?) => {{
+        fn text() -> &'static $crate::store::sql::Text {
+            static TEXT: ::std::sync::OnceLock<$crate::store::sql::Text> =
+                ::std::sync::OnceLock::new();
+            TEXT.get_or_init(|| {
+                let mut text = $crate::store::sql::TextBuilder::default();
+                $($crate::store::sql::sql_text!(text, $part);)+
+                text.finish()
+            })
+        }
+        ::inventory::submit! { $crate::store::sql::Registered(text) }
+        #[allow(unused_mut)]
+        let mut args = ::std::vec::Vec::with_capacity(text().params);
+        $($crate::store::sql::sql_arg!(args, $part);)+
+        $crate::store::sql::Statement::new(text(), args)
+    }};
+}
+pub(crate) use sql;
+
+/// The text of one part of [`sql!`].
+macro_rules! sql_text {
+    ($text:ident, {$value:expr}) => {
+        $text.bind()
+    };
+    ($text:ident, [$row:ty: $value:expr]) => {
+        $text.binds($crate::store::sql::insert_arity::<$row>())
+    };
+    ($text:ident, (postgres $sql:expr)) => {
+        $text.push_postgres($sql)
+    };
+    ($text:ident, ($sql:expr)) => {
+        $text.push($sql)
+    };
+    ($text:ident, $sql:literal) => {
+        $text.push($sql)
+    };
+}
+pub(crate) use sql_text;
+
+/// The values of one part of [`sql!`].
+macro_rules! sql_arg {
+    ($args:ident, {$value:expr}) => {
+        $args.push($crate::store::sql::Arg::from($value))
+    };
+    ($args:ident, [$row:ty: $value:expr]) => {
+        <$row as $crate::store::sql::Table>::bind($value, &mut $args)
+    };
+    ($args:ident, ($($sql:tt)*)) => {};
+    ($args:ident, $sql:literal) => {};
+}
+pub(crate) use sql_arg;
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`, lower-casing the rest.
+pub fn like_escape(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -133,1217 +560,45 @@ pub(super) fn like_escape(raw: &str) -> String {
 /// PostgreSQL's 65,535 bind parameters).
 pub const BULK_ROWS: usize = 500;
 
-/// `prefix` followed by `rows` groups of `columns` parameters: numbered (`($1, $2), ($3, $4)`,
-/// PostgreSQL) or anonymous (`(?, ?), (?, ?)`, SQLite, which looks numbered parameters up by
-/// name at a cost that grows with their number).
-pub fn multi_row_insert(prefix: &str, columns: usize, rows: usize, numbered: bool) -> String {
-    use std::fmt::Write;
-    let mut sql = String::with_capacity(prefix.len() + rows * columns * 7);
-    sql.push_str(prefix);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            if numbered {
-                let _ = write!(sql, "${}", row * columns + column + 1);
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-/// A value bound to a statement parameter. Nulls are typed, because PostgreSQL infers the
-/// type of a parameter from what is bound to it.
-#[derive(Debug)]
-pub enum Arg<'a> {
-    /// An integer (BIGINT on PostgreSQL).
-    Int(Option<i64>),
-    /// Borrowed text.
-    Text(Option<&'a str>),
-    /// Owned text.
-    String(Option<String>),
-    /// An id, stored as lower-case hyphenated text.
-    Uuid(Option<Uuid>),
-    /// Bytes (BYTEA on PostgreSQL).
-    Blob(Option<&'a [u8]>),
-}
-
-impl From<i64> for Arg<'_> {
-    fn from(v: i64) -> Self {
-        Arg::Int(Some(v))
-    }
-}
-impl From<Option<i64>> for Arg<'_> {
-    fn from(v: Option<i64>) -> Self {
-        Arg::Int(v)
-    }
-}
-impl<'a> From<&'a str> for Arg<'a> {
-    fn from(v: &'a str) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl<'a> From<Option<&'a str>> for Arg<'a> {
-    fn from(v: Option<&'a str>) -> Self {
-        Arg::Text(v)
-    }
-}
-impl<'a> From<&'a String> for Arg<'a> {
-    fn from(v: &'a String) -> Self {
-        Arg::Text(Some(v))
-    }
-}
-impl<'a> From<&'a Option<String>> for Arg<'a> {
-    fn from(v: &'a Option<String>) -> Self {
-        Arg::Text(v.as_deref())
-    }
-}
-impl From<String> for Arg<'_> {
-    fn from(v: String) -> Self {
-        Arg::String(Some(v))
-    }
-}
-impl From<Option<String>> for Arg<'_> {
-    fn from(v: Option<String>) -> Self {
-        Arg::String(v)
-    }
-}
-impl From<Uuid> for Arg<'_> {
-    fn from(v: Uuid) -> Self {
-        Arg::Uuid(Some(v))
-    }
-}
-impl From<Option<Uuid>> for Arg<'_> {
-    fn from(v: Option<Uuid>) -> Self {
-        Arg::Uuid(v)
-    }
-}
-impl<'a> From<&'a [u8]> for Arg<'a> {
-    fn from(v: &'a [u8]) -> Self {
-        Arg::Blob(Some(v))
-    }
-}
-impl<'a> From<&'a Vec<u8>> for Arg<'a> {
-    fn from(v: &'a Vec<u8>) -> Self {
-        Arg::Blob(Some(v))
-    }
-}
-impl From<Timestamp> for Arg<'_> {
-    fn from(v: Timestamp) -> Self {
-        Arg::Int(Some(v.as_micros()))
-    }
-}
-impl From<Option<Timestamp>> for Arg<'_> {
-    fn from(v: Option<Timestamp>) -> Self {
-        Arg::Int(v.map(Timestamp::as_micros))
-    }
-}
-
-/// The parameters of one statement, in the order of their numbers (`$1` first).
-macro_rules! args {
-    ($($arg:expr),* $(,)?) => {
-        &[$(Arg::from($arg)),*]
-    };
-}
-
-/// A result row, its columns looked up by name. Text and bytes are borrowed from the row.
-pub trait Row {
-    /// An integer column.
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>>;
-    /// A text column.
-    fn opt_str(&self, column: &str) -> StoreResult<Option<&str>>;
-    /// A bytes column.
-    fn opt_bytes(&self, column: &str) -> StoreResult<Option<&[u8]>>;
-}
-
-/// A column that must not be NULL.
-fn required<T>(value: Option<T>, column: &str) -> StoreResult<T> {
-    value.ok_or_else(|| StoreError::Corrupt(format!("column {column} is unexpectedly NULL")))
-}
-
-impl dyn Row + '_ {
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        required(self.opt_int(column)?, column)
-    }
-    fn str(&self, column: &str) -> StoreResult<&str> {
-        required(self.opt_str(column)?, column)
-    }
-    fn string(&self, column: &str) -> StoreResult<String> {
-        self.str(column).map(str::to_owned)
-    }
-    fn opt_string(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.opt_str(column)?.map(str::to_owned))
-    }
-    fn uuid(&self, column: &str) -> StoreResult<Uuid> {
-        uuid(self.str(column)?)
-    }
-    fn opt_uuid(&self, column: &str) -> StoreResult<Option<Uuid>> {
-        self.opt_str(column)?.map(uuid).transpose()
-    }
-    fn ts(&self, column: &str) -> StoreResult<Timestamp> {
-        self.int(column).map(ts)
-    }
-    fn opt_ts(&self, column: &str) -> StoreResult<Option<Timestamp>> {
-        Ok(self.opt_int(column)?.map(ts))
-    }
-    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
-        Ok(required(self.opt_bytes(column)?, column)?.to_vec())
-    }
-    fn qualification(&self, column: &str) -> StoreResult<Qualification> {
-        qualification(self.str(column)?)
-    }
-    fn vetting_status(&self, column: &str) -> StoreResult<Option<VettingStatus>> {
-        vetting_status(self.opt_string(column)?)
-    }
-}
-
-/// Turns a result row into a value.
-pub type Decode<T> = fn(&dyn Row) -> StoreResult<T>;
-
-/// What a backend's connection provides, inside a transaction it opened: running one statement.
-/// [`Tx`](super::Tx) is implemented once, for every `Db`, over the shared statements.
-pub trait Db: Send {
-    /// Whether transactions run alongside others that write (PostgreSQL): reads that decide a
-    /// write then lock the rows they read (`FOR UPDATE`), and the claim of due vetting jobs skips
-    /// rows another worker holds (`FOR UPDATE SKIP LOCKED`). Where one writer runs at a time
-    /// (SQLite, which has no such clauses) neither is needed.
-    const ROW_LOCKS: bool;
-    /// Whether built statements ([`multi_row_insert`]) number their parameters.
-    const NUMBERED_PARAMS: bool;
-
-    /// Every row the statement returns.
-    fn fetch_all<T: Send>(
-        &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-        decode: Decode<T>,
-    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send;
-
-    /// The first row the statement returns, if any.
-    fn fetch_optional<T: Send>(
-        &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-        decode: Decode<T>,
-    ) -> impl Future<Output = StoreResult<Option<T>>> + Send;
-
-    /// Runs the statement; returns how many rows it changed.
-    fn execute(
-        &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-
-    /// Runs a statement built at run time (bulk inserts); returns how many rows it changed.
-    fn execute_built(
-        &mut self,
-        sql: String,
-        args: &[Arg<'_>],
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
-}
-
-mod rows {
+#[cfg(test)]
+mod tests {
     use super::*;
-    use crate::store::{
-        AttemptRow, AuditRecordRow, CustomerRow, DeliveryRow, DeliveryStatus, QualificationEvent,
-        QualificationRow, ReviewItemRow, ValidationCodeRow, VettingJobRow, WebhookRegistrationRow,
-    };
 
-    pub(super) fn customer(r: &dyn Row) -> StoreResult<CustomerRow> {
-        Ok(CustomerRow {
-            seq: r.int("seq")?,
-            id: r.uuid("id")?,
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            commerce_id: r.uuid("commerce_id")?,
-            domain: r.string("domain")?,
-            company_name: r.opt_string("company_name")?,
-            company_profile: object(r.str("company_profile")?)?,
-            billing_profile: r.opt_str("billing_profile")?.map(object).transpose()?,
-            billing_profile_id: r.uuid("billing_profile_id")?,
-            created_at: r.ts("created_at")?,
-        })
+    #[test]
+    fn placeholders_follow_the_values_in_both_forms() {
+        let id = Uuid::nil();
+        let statement = sql!(
+            "SELECT a FROM t WHERE x = ",
+            {id},
+            " AND (",
+            {Some(3i64)},
+            " IS NULL OR y = ",
+            {Some(3i64)},
+            ")",
+            (postgres " FOR UPDATE"),
+        );
+        let text = statement.sql.text();
+        assert_eq!(
+            text.sqlite,
+            "SELECT a FROM t WHERE x = ? AND (? IS NULL OR y = ?)"
+        );
+        assert_eq!(
+            text.postgres,
+            "SELECT a FROM t WHERE x = $1 AND ($2 IS NULL OR y = $3) FOR UPDATE"
+        );
+        assert_eq!(statement.args.len(), 3);
+        assert_eq!(statement.args[0], Arg::Uuid(Some(id)));
+        assert!(!text.writes);
     }
 
-    pub(super) fn qualification(r: &dyn Row) -> StoreResult<QualificationRow> {
-        Ok(QualificationRow {
-            customer_id: r.uuid("customer_id")?,
-            qualification: r.qualification("qualification")?,
-            vetting_status: r.vetting_status("vetting_status")?,
-            vetting_reason: r.opt_string("vetting_reason")?,
-            vetting_create_date: r.opt_ts("vetting_create_date")?,
-            education_segment: segment(r.opt_string("education_segment")?)?,
-            website: r.opt_string("website")?,
-            validation_id: r.opt_string("validation_id")?,
-            round: r.int("round")?,
-            created_at: r.ts("created_at")?,
-            updated_at: r.ts("updated_at")?,
-        })
+    #[test]
+    fn writes_are_told_apart_from_reads() {
+        let statement = sql!("  update t SET a = ", { 1i64 });
+        assert!(statement.sql.text().writes);
     }
 
-    pub(super) fn event(r: &dyn Row) -> StoreResult<QualificationEvent> {
-        Ok(QualificationEvent {
-            customer_id: r.uuid("customer_id")?,
-            qualification: r.qualification("qualification")?,
-            round: r.int("round")?,
-            from_status: r.vetting_status("from_status")?,
-            to_status: r.vetting_status("to_status")?,
-            reason: r.opt_string("reason")?,
-            actor: r.string("actor")?,
-            request_id: r.opt_string("request_id")?,
-            at: r.ts("at")?,
-        })
+    #[test]
+    fn like_patterns_escape_their_wildcards() {
+        assert_eq!(like_escape("50%_Ab\\"), "50\\%\\_ab\\\\");
     }
-
-    pub(super) fn audit(r: &dyn Row) -> StoreResult<AuditRecordRow> {
-        Ok(AuditRecordRow {
-            seq: r.int("seq")?,
-            id: r.string("id")?,
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            customer_id: r.opt_uuid("customer_id")?,
-            customer_name: r.opt_string("customer_name")?,
-            user_principal_name: r.opt_string("user_principal_name")?,
-            application_id: r.opt_string("application_id")?,
-            resource_type: r.string("resource_type")?,
-            resource_old_value: r.opt_string("resource_old_value")?,
-            resource_new_value: r.opt_string("resource_new_value")?,
-            operation_type: r.string("operation_type")?,
-            operation_date: r.ts("operation_date")?,
-            operation_status: r.string("operation_status")?,
-            customized_data: pairs(r.str("customized_data")?)?,
-        })
-    }
-
-    pub(super) fn job(r: &dyn Row) -> StoreResult<VettingJobRow> {
-        Ok(VettingJobRow {
-            customer_id: r.uuid("customer_id")?,
-            qualification: r.qualification("qualification")?,
-            round: r.int("round")?,
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            created_at: r.ts("created_at")?,
-            reads: r.int("reads")?,
-        })
-    }
-
-    pub(super) fn review_item(r: &dyn Row) -> StoreResult<ReviewItemRow> {
-        Ok(ReviewItemRow {
-            qualification: qualification(r)?,
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            domain: r.string("domain")?,
-            company_name: r.opt_string("company_name")?,
-        })
-    }
-
-    pub(super) fn registration(r: &dyn Row) -> StoreResult<WebhookRegistrationRow> {
-        Ok(WebhookRegistrationRow {
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            subscriber_id: r.uuid("subscriber_id")?,
-            webhook_url: r.string("webhook_url")?,
-            webhook_events: strings(r.str("webhook_events")?)?,
-            created_at: r.ts("created_at")?,
-            updated_at: r.ts("updated_at")?,
-        })
-    }
-
-    pub(super) fn delivery(r: &dyn Row) -> StoreResult<DeliveryRow> {
-        Ok(DeliveryRow {
-            seq: r.int("seq")?,
-            id: r.uuid("id")?,
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            event_name: r.string("event_name")?,
-            payload: r.bytes("payload")?,
-            webhook_url: r.string("webhook_url")?,
-            correlation_id: r.opt_string("correlation_id")?,
-            status: DeliveryStatus::parse(r.str("status")?)?,
-            attempts: r.int("attempts")?,
-            next_attempt_at: r.ts("next_attempt_at")?,
-            created_at: r.ts("created_at")?,
-            finished_at: r.opt_ts("finished_at")?,
-        })
-    }
-
-    pub(super) fn attempt(r: &dyn Row) -> StoreResult<AttemptRow> {
-        Ok(AttemptRow {
-            delivery_id: r.uuid("delivery_id")?,
-            attempt: r.int("attempt")?,
-            at: r.ts("at")?,
-            response_code: r.opt_int("response_code")?,
-            response_message: r.string("response_message")?,
-            system_error: r.int("system_error")? != 0,
-        })
-    }
-
-    pub(super) fn code(r: &dyn Row) -> StoreResult<ValidationCodeRow> {
-        Ok(ValidationCodeRow {
-            validation_id: r.string("validation_id")?,
-            partner_tenant_id: r.uuid("partner_tenant_id")?,
-            organization_name: r.string("organization_name")?,
-            max_creates: r.int("max_creates")?,
-            remaining_creates: r.int("remaining_creates")?,
-            etag: r.string("etag")?,
-            created_at: r.ts("created_at")?,
-            updated_at: r.ts("updated_at")?,
-        })
-    }
-
-    pub(super) fn partner(r: &dyn Row) -> StoreResult<Uuid> {
-        r.uuid("partner_tenant_id")
-    }
-
-    pub(super) fn value(r: &dyn Row) -> StoreResult<String> {
-        r.string("value")
-    }
-
-    pub(super) fn attempts(r: &dyn Row) -> StoreResult<i64> {
-        r.int("attempts")
-    }
-
-    pub(super) fn idempotency(r: &dyn Row) -> StoreResult<crate::store::IdemRecord> {
-        let (Some(status), Some(body)) = (r.opt_int("status")?, r.opt_bytes("body")?) else {
-            return Err(StoreError::Corrupt(
-                "an idempotency record without an answer".to_owned(),
-            ));
-        };
-        Ok(crate::store::IdemRecord {
-            fingerprint: r.string("fingerprint")?,
-            reply: crate::store::StoredReply {
-                status: u16::try_from(status)
-                    .map_err(|_| StoreError::Corrupt(format!("invalid status {status}")))?,
-                body: body.to_vec(),
-            },
-        })
-    }
-}
-
-fn json_object(map: &Map<String, Value>) -> String {
-    Value::Object(map.clone()).to_string()
-}
-
-// Statements that some backends run with a locking clause: each written once, as a macro, so
-// that both variants are built from it with `concat!`.
-macro_rules! customer_by_id {
-    () => {
-        concat!(
-            "SELECT ",
-            customer_columns!(),
-            " FROM customers WHERE id = $1"
-        )
-    };
-}
-macro_rules! code_by_id {
-    () => {
-        concat!(
-            "SELECT ",
-            code_columns!(),
-            " FROM validation_codes WHERE partner_tenant_id = $1 AND validation_id = $2"
-        )
-    };
-}
-macro_rules! due_jobs {
-    () => {
-        concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM vetting_jobs WHERE created_at <= $1 AND reads >= $2 \
-             ORDER BY created_at, customer_id, qualification LIMIT $3"
-        )
-    };
-}
-
-/// `plain` where one writer runs at a time, `locking` where writers run concurrently
-/// ([`Db::ROW_LOCKS`]).
-fn with_locks<D: Db>(plain: &'static str, locking: &'static str) -> &'static str {
-    if D::ROW_LOCKS { locking } else { plain }
-}
-
-impl<D: Db> super::Tx for D {
-    async fn meta_get(&mut self, key: &str) -> StoreResult<Option<String>> {
-        self.fetch_optional(
-            "SELECT value FROM meta WHERE key = $1",
-            args![key],
-            rows::value,
-        )
-        .await
-    }
-
-    async fn meta_insert_default(&mut self, key: &str, value: &str) -> StoreResult<String> {
-        self.execute(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            args![key, value],
-        )
-        .await?;
-        let stored = self
-            .fetch_optional(
-                "SELECT value FROM meta WHERE key = $1",
-                args![key],
-                rows::value,
-            )
-            .await?;
-        required(stored, "meta.value")
-    }
-
-    async fn meta_put(&mut self, key: &str, value: &str) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            args![key, value],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn meta_delete(&mut self, key: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM meta WHERE key = $1", args![key])
-            .await?;
-        Ok(())
-    }
-
-    async fn idem_get(&mut self, key: &IdemKey) -> StoreResult<Option<IdemRecord>> {
-        self.fetch_optional(
-            "SELECT fingerprint, status, body FROM idempotency \
-             WHERE partner_tenant_id = $1 AND request_id = $2 AND method = $3 AND route = $4",
-            args![key.partner, &key.request_id, key.method, &key.route],
-            rows::idempotency,
-        )
-        .await
-    }
-
-    async fn idem_claim(
-        &mut self,
-        key: &IdemKey,
-        fingerprint: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<IdemRecord>> {
-        let inserted = self
-            .execute(
-                "INSERT INTO idempotency \
-                 (partner_tenant_id, request_id, method, route, fingerprint, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (partner_tenant_id, request_id, method, route) DO NOTHING",
-                args![
-                    key.partner,
-                    &key.request_id,
-                    key.method,
-                    &key.route,
-                    fingerprint,
-                    now
-                ],
-            )
-            .await?;
-        if inserted == 1 {
-            return Ok(None);
-        }
-        match self.idem_get(key).await? {
-            Some(record) => Ok(Some(record)),
-            None => Err(StoreError::Corrupt(
-                "an idempotency key held by no record".to_owned(),
-            )),
-        }
-    }
-
-    async fn idem_complete(&mut self, key: &IdemKey, reply: &StoredReply) -> StoreResult<()> {
-        self.execute(
-            "UPDATE idempotency SET status = $5, body = $6 \
-             WHERE partner_tenant_id = $1 AND request_id = $2 AND method = $3 AND route = $4",
-            args![
-                key.partner,
-                &key.request_id,
-                key.method,
-                &key.route,
-                i64::from(reply.status),
-                &reply.body
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn bulk_insert(
-        &mut self,
-        customers: &[CustomerRow],
-        qualifications: &[QualificationRow],
-        events: &[QualificationEvent],
-    ) -> StoreResult<()> {
-        for chunk in customers.chunks(BULK_ROWS) {
-            let statement = multi_row_insert(
-                "INSERT INTO customers (id, partner_tenant_id, commerce_id, domain, company_name, \
-                 company_profile, billing_profile, billing_profile_id, created_at) VALUES ",
-                9,
-                chunk.len(),
-                D::NUMBERED_PARAMS,
-            );
-            let mut values = Vec::with_capacity(chunk.len() * 9);
-            for row in chunk {
-                values.extend([
-                    Arg::from(row.id),
-                    Arg::from(row.partner_tenant_id),
-                    Arg::from(row.commerce_id),
-                    Arg::from(&row.domain),
-                    Arg::from(&row.company_name),
-                    Arg::from(json_object(&row.company_profile)),
-                    Arg::from(row.billing_profile.as_ref().map(json_object)),
-                    Arg::from(row.billing_profile_id),
-                    Arg::from(row.created_at),
-                ]);
-            }
-            self.execute_built(statement, &values).await?;
-        }
-        for chunk in qualifications.chunks(BULK_ROWS) {
-            let statement = multi_row_insert(
-                concat!(
-                    "INSERT INTO customer_qualifications (",
-                    qualification_columns!(),
-                    ") VALUES "
-                ),
-                11,
-                chunk.len(),
-                D::NUMBERED_PARAMS,
-            );
-            let mut values = Vec::with_capacity(chunk.len() * 11);
-            for row in chunk {
-                values.extend(qualification_args(row));
-            }
-            self.execute_built(statement, &values).await?;
-        }
-        for chunk in events.chunks(BULK_ROWS) {
-            let statement = multi_row_insert(
-                concat!(
-                    "INSERT INTO qualification_events (",
-                    event_columns!(),
-                    ") VALUES "
-                ),
-                9,
-                chunk.len(),
-                D::NUMBERED_PARAMS,
-            );
-            let mut values = Vec::with_capacity(chunk.len() * 9);
-            for e in chunk {
-                values.extend(event_args(e));
-            }
-            self.execute_built(statement, &values).await?;
-        }
-        Ok(())
-    }
-
-    async fn insert_customer(&mut self, row: &CustomerRow) -> StoreResult<bool> {
-        let affected = self
-            .execute(
-                "INSERT INTO customers (id, partner_tenant_id, commerce_id, domain, company_name, \
-                 company_profile, billing_profile, billing_profile_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (partner_tenant_id, domain) DO NOTHING",
-                args![
-                    row.id,
-                    row.partner_tenant_id,
-                    row.commerce_id,
-                    &row.domain,
-                    &row.company_name,
-                    json_object(&row.company_profile),
-                    row.billing_profile.as_ref().map(json_object),
-                    row.billing_profile_id,
-                    row.created_at
-                ],
-            )
-            .await?;
-        Ok(affected == 1)
-    }
-
-    async fn customer(&mut self, id: Uuid) -> StoreResult<Option<CustomerRow>> {
-        self.fetch_optional(customer_by_id!(), args![id], rows::customer)
-            .await
-    }
-
-    async fn lock_customer(&mut self, id: Uuid) -> StoreResult<Option<CustomerRow>> {
-        let sql = with_locks::<D>(customer_by_id!(), concat!(customer_by_id!(), " FOR UPDATE"));
-        self.fetch_optional(sql, args![id], rows::customer).await
-    }
-
-    async fn customer_partner(&mut self, id: Uuid) -> StoreResult<Option<Uuid>> {
-        self.fetch_optional(
-            "SELECT partner_tenant_id FROM customers WHERE id = $1",
-            args![id],
-            rows::partner,
-        )
-        .await
-    }
-
-    async fn customers_page(
-        &mut self,
-        partner: Uuid,
-        after_seq: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<CustomerRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                customer_columns!(),
-                " FROM customers WHERE partner_tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-            ),
-            args![partner, after_seq, limit],
-            rows::customer,
-        )
-        .await
-    }
-
-    async fn qualifications(&mut self, customer: Uuid) -> StoreResult<Vec<QualificationRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                qualification_columns!(),
-                " FROM customer_qualifications WHERE customer_id = $1"
-            ),
-            args![customer],
-            rows::qualification,
-        )
-        .await
-    }
-
-    async fn put_qualification(&mut self, row: &QualificationRow) -> StoreResult<()> {
-        self.execute(
-            concat!(
-                "INSERT INTO customer_qualifications (",
-                qualification_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (customer_id, qualification) DO UPDATE SET \
-                 vetting_status = excluded.vetting_status, vetting_reason = excluded.vetting_reason, \
-                 vetting_create_date = excluded.vetting_create_date, \
-                 education_segment = excluded.education_segment, website = excluded.website, \
-                 validation_id = excluded.validation_id, round = excluded.round, \
-                 updated_at = excluded.updated_at"
-            ),
-            &qualification_args(row),
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_qualification_event(&mut self, e: &QualificationEvent) -> StoreResult<()> {
-        self.execute(
-            concat!(
-                "INSERT INTO qualification_events (",
-                event_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            ),
-            &event_args(e),
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn qualification_events(
-        &mut self,
-        customer: Uuid,
-    ) -> StoreResult<Vec<QualificationEvent>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                event_columns!(),
-                " FROM qualification_events WHERE customer_id = $1 ORDER BY id"
-            ),
-            args![customer],
-            rows::event,
-        )
-        .await
-    }
-
-    async fn lock_validation_code(
-        &mut self,
-        partner: Uuid,
-        validation_id: &str,
-    ) -> StoreResult<Option<ValidationCodeRow>> {
-        let sql = with_locks::<D>(code_by_id!(), concat!(code_by_id!(), " FOR UPDATE"));
-        self.fetch_optional(sql, args![partner, validation_id], rows::code)
-            .await
-    }
-
-    async fn validation_codes(&mut self, partner: Uuid) -> StoreResult<Vec<ValidationCodeRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                code_columns!(),
-                " FROM validation_codes WHERE partner_tenant_id = $1 \
-                 ORDER BY created_at, validation_id"
-            ),
-            args![partner],
-            rows::code,
-        )
-        .await
-    }
-
-    async fn insert_validation_code(&mut self, row: &ValidationCodeRow) -> StoreResult<bool> {
-        let affected = self
-            .execute(
-                concat!(
-                    "INSERT INTO validation_codes (",
-                    code_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (validation_id) DO NOTHING"
-                ),
-                args![
-                    &row.validation_id,
-                    row.partner_tenant_id,
-                    &row.organization_name,
-                    row.max_creates,
-                    row.remaining_creates,
-                    &row.etag,
-                    row.created_at,
-                    row.updated_at
-                ],
-            )
-            .await?;
-        Ok(affected == 1)
-    }
-
-    async fn transition_qualification(
-        &mut self,
-        customer: Uuid,
-        qualification: Qualification,
-        round: i64,
-        from: VettingStatus,
-        to: VettingStatus,
-        reason: Option<&str>,
-        at: Timestamp,
-    ) -> StoreResult<bool> {
-        let affected = self
-            .execute(
-                "UPDATE customer_qualifications SET vetting_status = $5, vetting_reason = $6, \
-                 updated_at = $7 \
-                 WHERE customer_id = $1 AND qualification = $2 AND round = $3 AND vetting_status = $4",
-                args![
-                    customer,
-                    qualification.as_str(),
-                    round,
-                    from.as_str(),
-                    to.as_str(),
-                    reason,
-                    at
-                ],
-            )
-            .await?;
-        Ok(affected == 1)
-    }
-
-    async fn insert_audit_record(&mut self, row: &AuditRecordRow) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO audit_records (id, partner_tenant_id, customer_id, customer_name, \
-             user_principal_name, application_id, resource_type, resource_old_value, \
-             resource_new_value, operation_type, operation_date, operation_status, customized_data, \
-             customer_name_lower) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            args![
-                &row.id,
-                row.partner_tenant_id,
-                row.customer_id,
-                &row.customer_name,
-                &row.user_principal_name,
-                &row.application_id,
-                &row.resource_type,
-                &row.resource_old_value,
-                &row.resource_new_value,
-                &row.operation_type,
-                row.operation_date,
-                &row.operation_status,
-                serde_json::to_string(&row.customized_data).unwrap_or_else(|_| "[]".to_owned()),
-                row.customer_name.as_deref().map(str::to_lowercase)
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn audit_records(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRecordRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                audit_columns!(),
-                " FROM audit_records \
-                 WHERE partner_tenant_id = $1 AND operation_date >= $2 AND operation_date < $3 \
-                 AND seq > $4 \
-                 AND ($5 IS NULL OR customer_id = $5) \
-                 AND ($6 IS NULL OR operation_type = $6) \
-                 AND ($7 IS NULL OR resource_type = $7) \
-                 AND ($8 IS NULL OR customer_name_lower LIKE $8 ESCAPE '\\') \
-                 AND ($10 IS NULL OR customer_name_lower = $10) \
-                 ORDER BY seq LIMIT $9"
-            ),
-            args![
-                q.partner,
-                q.from,
-                q.until,
-                q.after_seq,
-                q.customer_id,
-                &q.operation_type,
-                &q.resource_type,
-                q.customer_name_contains
-                    .as_deref()
-                    .map(|n| format!("%{}%", like_escape(n))),
-                q.limit,
-                q.customer_name_is.as_deref().map(str::to_lowercase)
-            ],
-            rows::audit,
-        )
-        .await
-    }
-
-    async fn audit_record(
-        &mut self,
-        partner: Uuid,
-        id: &str,
-    ) -> StoreResult<Option<AuditRecordRow>> {
-        self.fetch_optional(
-            concat!(
-                "SELECT ",
-                audit_columns!(),
-                " FROM audit_records WHERE partner_tenant_id = $1 AND id = $2"
-            ),
-            args![partner, id],
-            rows::audit,
-        )
-        .await
-    }
-
-    async fn put_vetting_job(&mut self, row: &VettingJobRow) -> StoreResult<()> {
-        self.execute(
-            concat!(
-                "INSERT INTO vetting_jobs (",
-                job_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (customer_id, qualification) DO UPDATE SET round = excluded.round, \
-                 partner_tenant_id = excluded.partner_tenant_id, created_at = excluded.created_at, \
-                 reads = excluded.reads"
-            ),
-            args![
-                row.customer_id,
-                row.qualification.as_str(),
-                row.round,
-                row.partner_tenant_id,
-                row.created_at,
-                row.reads
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn delete_vetting_job(
-        &mut self,
-        customer: Uuid,
-        qualification: Qualification,
-        round: i64,
-    ) -> StoreResult<()> {
-        self.execute(
-            "DELETE FROM vetting_jobs WHERE customer_id = $1 AND qualification = $2 AND round = $3",
-            args![customer, qualification.as_str(), round],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn due_vetting_jobs(
-        &mut self,
-        started_by: Timestamp,
-        min_reads: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<VettingJobRow>> {
-        let sql = with_locks::<D>(due_jobs!(), concat!(due_jobs!(), " FOR UPDATE SKIP LOCKED"));
-        self.fetch_all(sql, args![started_by, min_reads, limit], rows::job)
-            .await
-    }
-
-    async fn count_vetting_read(&mut self, customer: Uuid) -> StoreResult<Vec<VettingJobRow>> {
-        self.fetch_all(
-            concat!(
-                "UPDATE vetting_jobs SET reads = reads + 1 WHERE customer_id = $1 RETURNING ",
-                job_columns!()
-            ),
-            args![customer],
-            rows::job,
-        )
-        .await
-    }
-
-    async fn review_queue(&mut self, q: &ReviewQuery) -> StoreResult<Vec<ReviewItemRow>> {
-        let after = q.after.as_ref();
-        self.fetch_all(
-            "SELECT q.customer_id, q.qualification, q.vetting_status, q.vetting_reason, \
-             q.vetting_create_date, q.education_segment, q.website, q.validation_id, q.round, \
-             q.created_at, q.updated_at, c.partner_tenant_id, c.domain, c.company_name \
-             FROM customer_qualifications q JOIN customers c ON c.id = q.customer_id \
-             WHERE q.vetting_status = 'InReview' \
-             AND ($1 IS NULL OR c.partner_tenant_id = $1) \
-             AND ($2 IS NULL OR q.qualification = $2) \
-             AND ($3 IS NULL OR q.vetting_create_date < $3) \
-             AND ($4 IS NULL OR q.vetting_create_date > $4 \
-                  OR (q.vetting_create_date = $4 AND (q.customer_id > $5 \
-                      OR (q.customer_id = $5 AND q.qualification > $6)))) \
-             ORDER BY q.vetting_create_date, q.customer_id, q.qualification LIMIT $7",
-            args![
-                q.partner,
-                q.qualification.map(Qualification::as_str),
-                q.started_before,
-                after.map(|a| a.0),
-                after.map(|a| a.1),
-                after.map(|a| a.2.as_str()),
-                q.limit
-            ],
-            rows::review_item,
-        )
-        .await
-    }
-
-    async fn webhook_registration(
-        &mut self,
-        partner: Uuid,
-    ) -> StoreResult<Option<WebhookRegistrationRow>> {
-        self.fetch_optional(
-            concat!(
-                "SELECT ",
-                registration_columns!(),
-                " FROM webhook_registrations WHERE partner_tenant_id = $1"
-            ),
-            args![partner],
-            rows::registration,
-        )
-        .await
-    }
-
-    async fn put_webhook_registration(&mut self, row: &WebhookRegistrationRow) -> StoreResult<()> {
-        self.execute(
-            concat!(
-                "INSERT INTO webhook_registrations (",
-                registration_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (partner_tenant_id) DO UPDATE SET subscriber_id = excluded.subscriber_id, \
-                 webhook_url = excluded.webhook_url, webhook_events = excluded.webhook_events, \
-                 updated_at = excluded.updated_at"
-            ),
-            args![
-                row.partner_tenant_id,
-                row.subscriber_id,
-                &row.webhook_url,
-                serde_json::to_string(&row.webhook_events).unwrap_or_else(|_| "[]".to_owned()),
-                row.created_at,
-                row.updated_at
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn delete_webhook_registration(&mut self, partner: Uuid) -> StoreResult<bool> {
-        let affected = self
-            .execute(
-                "DELETE FROM webhook_registrations WHERE partner_tenant_id = $1",
-                args![partner],
-            )
-            .await?;
-        Ok(affected == 1)
-    }
-
-    async fn insert_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO webhook_deliveries (id, partner_tenant_id, event_name, payload, \
-             webhook_url, correlation_id, status, attempts, next_attempt_at, created_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            args![
-                row.id,
-                row.partner_tenant_id,
-                &row.event_name,
-                &row.payload,
-                &row.webhook_url,
-                &row.correlation_id,
-                row.status.as_str(),
-                row.attempts,
-                row.next_attempt_at,
-                row.created_at,
-                row.finished_at
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn claim_deliveries(
-        &mut self,
-        now: Timestamp,
-        real_now: Timestamp,
-        lease_until: Timestamp,
-        token: &str,
-        limit: i64,
-        per_partner: i64,
-    ) -> StoreResult<Vec<DeliveryRow>> {
-        // The conditions are repeated outside the subquery so that a concurrent claimer that
-        // waited on a row re-checks it and leaves it alone.
-        let mut claimed = self
-            .fetch_all(
-                concat!(
-                    "UPDATE webhook_deliveries SET lease_until = $3, lease_owner = $4 \
-                     WHERE status = 'pending' AND next_attempt_at <= $1 \
-                     AND (lease_until IS NULL OR lease_until <= $2) \
-                     AND id IN (SELECT id FROM ( \
-                         SELECT id, next_attempt_at, seq, ROW_NUMBER() OVER ( \
-                             PARTITION BY partner_tenant_id ORDER BY next_attempt_at, seq) AS nth \
-                         FROM webhook_deliveries d WHERE status = 'pending' \
-                         AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $2) \
-                         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries busy \
-                             WHERE busy.partner_tenant_id = d.partner_tenant_id \
-                             AND busy.status = 'pending' AND busy.lease_until > $2) \
-                     ) due WHERE nth <= $6 ORDER BY next_attempt_at, seq LIMIT $5) \
-                     RETURNING ",
-                    delivery_columns!()
-                ),
-                args![now, real_now, lease_until, token, limit, per_partner],
-                rows::delivery,
-            )
-            .await?;
-        claimed.sort_by_key(|d| d.seq);
-        Ok(claimed)
-    }
-
-    async fn finish_delivery_attempt(
-        &mut self,
-        attempt: &AttemptRow,
-        token: &str,
-        status: DeliveryStatus,
-        next_attempt_at: Timestamp,
-    ) -> StoreResult<bool> {
-        let finished = (status != DeliveryStatus::Pending).then_some(attempt.at);
-        let number = self
-            .fetch_optional(
-                "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
-                 next_attempt_at = $4, finished_at = $5, lease_until = NULL, lease_owner = NULL \
-                 WHERE id = $1 AND lease_owner = $2 AND status = 'pending' RETURNING attempts",
-                args![
-                    attempt.delivery_id,
-                    token,
-                    status.as_str(),
-                    next_attempt_at,
-                    finished
-                ],
-                rows::attempts,
-            )
-            .await?;
-        let Some(number) = number else {
-            return Ok(false);
-        };
-        self.execute(
-            concat!(
-                "INSERT INTO webhook_attempts (",
-                attempt_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6)"
-            ),
-            args![
-                attempt.delivery_id,
-                number,
-                attempt.at,
-                attempt.response_code,
-                &attempt.response_message,
-                i64::from(attempt.system_error)
-            ],
-        )
-        .await?;
-        Ok(true)
-    }
-
-    async fn deliveries_by_correlation(
-        &mut self,
-        partner: Uuid,
-        correlation_id: &str,
-    ) -> StoreResult<Vec<DeliveryRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                delivery_columns!(),
-                " FROM webhook_deliveries WHERE partner_tenant_id = $1 AND correlation_id = $2 \
-                 ORDER BY seq"
-            ),
-            args![partner, correlation_id],
-            rows::delivery,
-        )
-        .await
-    }
-
-    async fn recent_deliveries(
-        &mut self,
-        partner: Uuid,
-        limit: i64,
-    ) -> StoreResult<Vec<DeliveryRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                delivery_columns!(),
-                " FROM webhook_deliveries WHERE partner_tenant_id = $1 ORDER BY seq DESC LIMIT $2"
-            ),
-            args![partner, limit],
-            rows::delivery,
-        )
-        .await
-    }
-
-    async fn delivery_attempts(&mut self, delivery: Uuid) -> StoreResult<Vec<AttemptRow>> {
-        self.fetch_all(
-            concat!(
-                "SELECT ",
-                attempt_columns!(),
-                " FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt"
-            ),
-            args![delivery],
-            rows::attempt,
-        )
-        .await
-    }
-
-    async fn consume_validation_code(
-        &mut self,
-        partner: Uuid,
-        validation_id: &str,
-        etag: &str,
-        at: Timestamp,
-    ) -> StoreResult<bool> {
-        let affected = self
-            .execute(
-                "UPDATE validation_codes SET remaining_creates = remaining_creates - 1, \
-                 etag = $3, updated_at = $4 \
-                 WHERE partner_tenant_id = $1 AND validation_id = $2 AND remaining_creates > 0",
-                args![partner, validation_id, etag, at],
-            )
-            .await?;
-        Ok(affected == 1)
-    }
-}
-
-fn qualification_args(row: &QualificationRow) -> [Arg<'_>; 11] {
-    [
-        Arg::from(row.customer_id),
-        Arg::from(row.qualification.as_str()),
-        Arg::from(row.vetting_status.map(VettingStatus::as_str)),
-        Arg::from(&row.vetting_reason),
-        Arg::from(row.vetting_create_date),
-        Arg::from(row.education_segment.map(EducationSegment::as_str)),
-        Arg::from(&row.website),
-        Arg::from(&row.validation_id),
-        Arg::from(row.round),
-        Arg::from(row.created_at),
-        Arg::from(row.updated_at),
-    ]
-}
-
-fn event_args(e: &QualificationEvent) -> [Arg<'_>; 9] {
-    [
-        Arg::from(e.customer_id),
-        Arg::from(e.qualification.as_str()),
-        Arg::from(e.round),
-        Arg::from(e.from_status.map(VettingStatus::as_str)),
-        Arg::from(e.to_status.map(VettingStatus::as_str)),
-        Arg::from(&e.reason),
-        Arg::from(&e.actor),
-        Arg::from(&e.request_id),
-        Arg::from(e.at),
-    ]
 }

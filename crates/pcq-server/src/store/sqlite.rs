@@ -12,7 +12,6 @@
 //! without a thread switch and a point read costs microseconds. Migrations are applied with
 //! sqlx's migrator, so the database keeps sqlx's migration table.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -25,8 +24,10 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::sql::{Arg, Db, Decode, Row};
-use super::{Op, StoreError, StoreResult};
+use super::sql::{Arg, FromRow, Row, Statement};
+use super::tx::Conn as TxConn;
+use super::{Committed, Op, StoreError, StoreResult, Tx};
+use crate::error::Error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -68,21 +69,17 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// Binds `args` to the statement's parameters: `$n` takes the n-th argument, an anonymous `?`
-/// the one at its position.
+/// Binds `args` to the statement's `?` parameters, in order.
 fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg<'_>]) -> StoreResult<()> {
-    for index in 1..=statement.parameter_count() {
-        let position = match statement.parameter_name(index) {
-            None => index - 1,
-            Some(name) => name
-                .strip_prefix('$')
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| n.checked_sub(1))
-                .ok_or_else(|| StoreError::Corrupt(format!("unexpected parameter {name}")))?,
-        };
-        let arg = args.get(position).ok_or_else(|| {
-            StoreError::Corrupt(format!("no value for statement parameter {}", position + 1))
-        })?;
+    if statement.parameter_count() != args.len() {
+        return Err(StoreError::Corrupt(format!(
+            "a statement takes {} values, not {}",
+            statement.parameter_count(),
+            args.len()
+        )));
+    }
+    for (i, arg) in args.iter().enumerate() {
+        let index = i + 1;
         match arg {
             Arg::Int(v) => statement.raw_bind_parameter(index, v)?,
             Arg::Text(v) => statement.raw_bind_parameter(index, v)?,
@@ -98,64 +95,48 @@ fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg<'_>]) -> StoreResul
     Ok(())
 }
 
-fn wrong_type(column: &str, found: ValueRef<'_>, wanted: &str) -> StoreError {
-    StoreError::Corrupt(format!(
-        "column {column} holds {}, not {wanted}",
-        found.data_type()
-    ))
-}
+/// A result row.
+struct SqliteRow<'r, 's>(&'r rusqlite::Row<'s>);
 
-/// A result row. Decoders read the columns in the order the statement lists them, so each
-/// lookup by name tries the column after the previous one first.
-struct SqliteRow<'r, 's> {
-    row: &'r rusqlite::Row<'s>,
-    next: Cell<usize>,
-}
-
-impl<'r, 's> SqliteRow<'r, 's> {
-    fn new(row: &'r rusqlite::Row<'s>) -> Self {
-        SqliteRow {
-            row,
-            next: Cell::new(0),
-        }
-    }
-
-    fn value(&self, column: &str) -> StoreResult<ValueRef<'_>> {
-        let statement: &rusqlite::Statement<'_> = self.row.as_ref();
-        let hint = self.next.get();
-        let index = match statement.column_name(hint) {
-            Ok(name) if name.eq_ignore_ascii_case(column) => hint,
-            _ => statement.column_index(column)?,
-        };
-        self.next.set(index + 1);
-        Ok(self.row.get_ref(index)?)
+impl SqliteRow<'_, '_> {
+    fn wrong_type(&self, index: usize, found: ValueRef<'_>, wanted: &str) -> StoreError {
+        StoreError::Corrupt(format!(
+            "column {} holds {}, not {wanted}",
+            self.column_name(index),
+            found.data_type()
+        ))
     }
 }
 
 impl Row for SqliteRow<'_, '_> {
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        match self.value(column)? {
+    fn column_name(&self, index: usize) -> &str {
+        let statement: &rusqlite::Statement<'_> = self.0.as_ref();
+        statement.column_name(index).unwrap_or("?")
+    }
+
+    fn int(&self, index: usize) -> StoreResult<Option<i64>> {
+        match self.0.get_ref(index)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(v) => Ok(Some(v)),
-            other => Err(wrong_type(column, other, "an integer")),
+            other => Err(self.wrong_type(index, other, "an integer")),
         }
     }
 
-    fn opt_str(&self, column: &str) -> StoreResult<Option<&str>> {
-        match self.value(column)? {
+    fn text(&self, index: usize) -> StoreResult<Option<&str>> {
+        match self.0.get_ref(index)? {
             ValueRef::Null => Ok(None),
-            ValueRef::Text(raw) => std::str::from_utf8(raw)
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("column {column} is not UTF-8"))),
-            other => Err(wrong_type(column, other, "text")),
+            ValueRef::Text(raw) => std::str::from_utf8(raw).map(Some).map_err(|_| {
+                StoreError::Corrupt(format!("column {} is not UTF-8", self.column_name(index)))
+            }),
+            other => Err(self.wrong_type(index, other, "text")),
         }
     }
 
-    fn opt_bytes(&self, column: &str) -> StoreResult<Option<&[u8]>> {
-        match self.value(column)? {
+    fn bytes(&self, index: usize) -> StoreResult<Option<&[u8]>> {
+        match self.0.get_ref(index)? {
             ValueRef::Null => Ok(None),
             ValueRef::Blob(raw) | ValueRef::Text(raw) => Ok(Some(raw)),
-            other => Err(wrong_type(column, other, "bytes")),
+            other => Err(self.wrong_type(index, other, "bytes")),
         }
     }
 }
@@ -200,45 +181,36 @@ impl Conn {
     }
 }
 
-// Every statement completes inside the call: these futures are ready when first polled.
-impl Db for Conn {
-    const ROW_LOCKS: bool = false;
-    const NUMBERED_PARAMS: bool = false;
-
-    async fn fetch_all<T: Send>(
+// Every statement completes inside the call, in the calling thread.
+impl Conn {
+    pub(super) fn fetch_all<T: FromRow>(
         &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-        decode: Decode<T>,
+        statement: &Statement<'_>,
     ) -> StoreResult<Vec<T>> {
-        let mut statement = self.prepared(sql, args)?;
-        let mut rows = statement.raw_query();
+        let mut prepared = self.prepared(&statement.sql.text().sqlite, &statement.args)?;
+        let mut rows = prepared.raw_query();
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(decode(&SqliteRow::new(row))?);
+            out.push(T::from_row(&SqliteRow(row))?);
         }
         Ok(out)
     }
 
-    async fn fetch_optional<T: Send>(
+    pub(super) fn fetch_optional<T: FromRow>(
         &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-        decode: Decode<T>,
+        statement: &Statement<'_>,
     ) -> StoreResult<Option<T>> {
-        let mut statement = self.prepared(sql, args)?;
-        let mut rows = statement.raw_query();
+        let mut prepared = self.prepared(&statement.sql.text().sqlite, &statement.args)?;
+        let mut rows = prepared.raw_query();
         rows.next()?
-            .map(|row| decode(&SqliteRow::new(row)))
+            .map(|row| T::from_row(&SqliteRow(row)))
             .transpose()
     }
 
-    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> StoreResult<u64> {
-        Ok(self.prepared(sql, args)?.raw_execute()? as u64)
-    }
-
-    async fn execute_built(&mut self, sql: String, args: &[Arg<'_>]) -> StoreResult<u64> {
-        Ok(self.prepared(&sql, args)?.raw_execute()? as u64)
+    pub(super) fn execute(&mut self, statement: &Statement<'_>) -> StoreResult<u64> {
+        Ok(self
+            .prepared(&statement.sql.text().sqlite, &statement.args)?
+            .raw_execute()? as u64)
     }
 }
 
@@ -246,16 +218,21 @@ impl Db for Conn {
 /// runs, which complete inside the call (or something that is ready again at once, such as a
 /// yield), so it finishes without waiting; one that panics or would wait for anything else is a
 /// bug, and fails.
-fn run_op<O: Op>(op: O, conn: &mut Conn) -> StoreResult<O::Output> {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| finish_now(op.run(conn)))) {
-        Ok(Some(result)) => result,
+fn run_op<O: Op>(op: O, conn: &mut Conn) -> Result<Committed<O::Output>, Error> {
+    let mut tx = Tx::new(TxConn::Sqlite(conn));
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| finish_now(op.run(&mut tx))));
+    match ran {
+        Ok(Some(result)) => result.map(|output| Committed {
+            output,
+            effects: tx.into_effects(),
+        }),
         Ok(None) => {
             tracing::error!("an operation waited on something other than the database");
-            Err(StoreError::Panicked)
+            Err(StoreError::Panicked.into())
         }
         Err(_) => {
             tracing::error!("an operation panicked; its changes are rolled back");
-            Err(StoreError::Panicked)
+            Err(StoreError::Panicked.into())
         }
     }
 }
@@ -306,9 +283,12 @@ struct Finished {
     deliver: Box<dyn FnOnce(Option<StoreError>) + Send>,
 }
 
+/// What the writer answers for one op.
+type Answer<T> = Result<Committed<T>, Error>;
+
 struct OpJob<O: Op> {
     op: O,
-    reply: oneshot::Sender<StoreResult<O::Output>>,
+    reply: oneshot::Sender<Answer<O::Output>>,
 }
 
 impl<O: Op> Job for OpJob<O> {
@@ -319,7 +299,7 @@ impl<O: Op> Job for OpJob<O> {
             ok: result.is_ok(),
             deliver: Box::new(move |commit_error| {
                 let _ = reply.send(match commit_error {
-                    Some(e) => Err(e),
+                    Some(e) => Err(e.into()),
                     None => result,
                 });
             }),
@@ -327,7 +307,7 @@ impl<O: Op> Job for OpJob<O> {
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
-        let _ = self.reply.send(Err(err));
+        let _ = self.reply.send(Err(err.into()));
     }
 }
 
@@ -365,7 +345,7 @@ impl Readers {
     }
 
     /// Runs `op` in a read transaction (a snapshot from its first statement on).
-    fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    fn read<O: Op>(&self, op: O) -> Result<O::Output, Error> {
         let mut conn = self.take()?;
         conn.run("BEGIN")?;
         let result = run_op(op, &mut conn);
@@ -373,7 +353,7 @@ impl Readers {
         if conn.run("ROLLBACK").is_ok() {
             self.put(conn);
         }
-        result
+        result.map(|committed| committed.output)
     }
 
     fn close(&self) {
@@ -477,7 +457,7 @@ impl SqliteStore {
     }
 
     /// Queues `op` for the writer; returns after the commit that holds it.
-    pub async fn write<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    pub async fn write<O: Op>(&self, op: O) -> Result<Committed<O::Output>, Error> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Message::Job(Box::new(OpJob { op, reply })))
@@ -489,9 +469,9 @@ impl SqliteStore {
     /// Runs `op` in a read transaction on a read connection: in the calling task when the op
     /// says it is brief ([`Op::BRIEF_READ`]), else on a blocking thread, so that a long scan does
     /// not hold up the tasks of an async worker thread.
-    pub async fn read<O: Op>(&self, op: O) -> StoreResult<O::Output> {
+    pub async fn read<O: Op>(&self, op: O) -> Result<O::Output, Error> {
         let Some(readers) = &self.readers else {
-            return self.write(op).await;
+            return Ok(self.write(op).await?.output);
         };
         if O::BRIEF_READ {
             return readers.read(op);
@@ -681,12 +661,19 @@ mod tests {
     use super::*;
     use crate::store::{Store, Tx};
 
+    /// The output of a committed write.
+    async fn written<T>(
+        result: impl Future<Output = Result<Committed<T>, Error>>,
+    ) -> Result<T, Error> {
+        result.await.map(|committed| committed.output)
+    }
+
     #[derive(Clone)]
     struct PutMeta(String, &'static str);
     impl Op for PutMeta {
         type Output = String;
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<String> {
-            tx.meta_insert_default(&self.0, self.1).await
+        async fn run(self, tx: &mut Tx<'_>) -> Result<String, Error> {
+            Ok(tx.meta_insert_default(&self.0, self.1).await?)
         }
     }
 
@@ -694,9 +681,9 @@ mod tests {
     struct FailAfterPut(String);
     impl Op for FailAfterPut {
         type Output = ();
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+        async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
             tx.meta_insert_default(&self.0, "written").await?;
-            Err(StoreError::Corrupt("forced failure".into()))
+            Err(StoreError::Corrupt("forced failure".into()).into())
         }
     }
 
@@ -704,8 +691,8 @@ mod tests {
     struct GetMeta(String);
     impl Op for GetMeta {
         type Output = Option<String>;
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
-            tx.meta_get(&self.0).await
+        async fn run(self, tx: &mut Tx<'_>) -> Result<Option<String>, Error> {
+            Ok(tx.meta_get(&self.0).await?)
         }
     }
 
@@ -715,8 +702,8 @@ mod tests {
     impl Op for GetMetaBriefly {
         type Output = Option<String>;
         const BRIEF_READ: bool = true;
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<Option<String>> {
-            tx.meta_get(&self.0).await
+        async fn run(self, tx: &mut Tx<'_>) -> Result<Option<String>, Error> {
+            Ok(tx.meta_get(&self.0).await?)
         }
     }
 
@@ -742,9 +729,11 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     if i % 2 == 0 {
-                        store.write(PutMeta(format!("k{i}"), "v")).await.map(|_| ())
+                        written(store.write(PutMeta(format!("k{i}"), "v")))
+                            .await
+                            .map(|_| ())
                     } else {
-                        store.write(FailAfterPut(format!("k{i}"))).await
+                        written(store.write(FailAfterPut(format!("k{i}")))).await
                     }
                 })
             })
@@ -769,15 +758,15 @@ mod tests {
     async fn writes_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(&dir).await;
-        store.write(PutMeta("k".into(), "v1")).await.unwrap();
+        let _ = store.write(PutMeta("k".into(), "v1")).await.unwrap();
         store.close().await;
         assert!(matches!(
             store.write(PutMeta("k2".into(), "v")).await,
-            Err(StoreError::Unavailable)
+            Err(Error::Store(StoreError::Unavailable))
         ));
         assert!(matches!(
             store.read(GetMeta("k".into())).await,
-            Err(StoreError::Unavailable)
+            Err(Error::Store(StoreError::Unavailable))
         ));
         let again = file_store(&dir).await;
         assert_eq!(
@@ -791,7 +780,7 @@ mod tests {
     struct Panics;
     impl Op for Panics {
         type Output = ();
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+        async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
             tx.meta_insert_default("panicked", "written").await?;
             panic!("a bug in an op");
         }
@@ -806,13 +795,13 @@ mod tests {
             store.write(PutMeta("fine".into(), "v"))
         );
         assert!(
-            matches!(panicked, Err(StoreError::Panicked)),
+            matches!(panicked, Err(Error::Store(StoreError::Panicked))),
             "{panicked:?}"
         );
-        assert_eq!(fine.unwrap(), "v");
+        assert_eq!(fine.unwrap().output, "v");
         assert_eq!(store.read(GetMeta("panicked".into())).await.unwrap(), None);
         // The writer goes on.
-        store.write(PutMeta("after".into(), "v")).await.unwrap();
+        let _ = store.write(PutMeta("after".into(), "v")).await.unwrap();
         store.close().await;
     }
 
@@ -821,7 +810,7 @@ mod tests {
     struct Waits;
     impl Op for Waits {
         type Output = ();
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<()> {
+        async fn run(self, tx: &mut Tx<'_>) -> Result<(), Error> {
             tx.meta_insert_default("waited", "written").await?;
             futures_util::future::pending::<()>().await;
             Ok(())
@@ -834,7 +823,7 @@ mod tests {
         let store = file_store(&dir).await;
         assert!(matches!(
             store.write(Waits).await,
-            Err(StoreError::Panicked)
+            Err(Error::Store(StoreError::Panicked))
         ));
         assert_eq!(store.read(GetMeta("waited".into())).await.unwrap(), None);
         store.close().await;
@@ -844,8 +833,8 @@ mod tests {
     struct WritesInARead;
     impl Op for WritesInARead {
         type Output = String;
-        async fn run<T: Tx>(self, tx: &mut T) -> StoreResult<String> {
-            tx.meta_insert_default("read", "written").await
+        async fn run(self, tx: &mut Tx<'_>) -> Result<String, Error> {
+            Ok(tx.meta_insert_default("read", "written").await?)
         }
     }
 
@@ -876,7 +865,7 @@ mod tests {
         }
     }
 
-    fn job<O: Op>(op: O) -> (Box<dyn Job>, oneshot::Receiver<StoreResult<O::Output>>) {
+    fn job<O: Op>(op: O) -> (Box<dyn Job>, oneshot::Receiver<Answer<O::Output>>) {
         let (reply, answer) = oneshot::channel();
         (Box::new(OpJob { op, reply }), answer)
     }
@@ -909,10 +898,10 @@ mod tests {
 
         let left = writer.commit_batch(carried.into_iter().collect());
         assert!(left.is_empty());
-        assert_eq!(after_answer.await.unwrap().unwrap(), "v");
+        assert_eq!(after_answer.await.unwrap().unwrap().output, "v");
         let (read, read_answer) = job(GetMeta("before".into()));
         writer.commit_batch(vec![read]);
-        assert_eq!(read_answer.await.unwrap().unwrap(), None);
+        assert_eq!(read_answer.await.unwrap().unwrap().output, None);
     }
 
     #[tokio::test]
@@ -965,8 +954,14 @@ mod tests {
             .await
             .unwrap(),
         );
-        assert_eq!(store.write(PutMeta("a".into(), "1")).await.unwrap(), "1");
-        assert_eq!(store.write(PutMeta("a".into(), "2")).await.unwrap(), "1");
+        assert_eq!(
+            store.write(PutMeta("a".into(), "1")).await.unwrap().output,
+            "1"
+        );
+        assert_eq!(
+            store.write(PutMeta("a".into(), "2")).await.unwrap().output,
+            "1"
+        );
         assert_eq!(
             store.read(GetMeta("a".into())).await.unwrap().as_deref(),
             Some("1")

@@ -129,7 +129,7 @@ impl PgSchema {
         let store = pcq_server::open_store(&config)
             .await
             .expect("schema migrates");
-        store
+        let _ = store
             .write(pcq_server::service::keys::KeepKey {
                 name: pcq_server::service::keys::WEBHOOK_SIGNING_KEY,
                 pem: fixture_signing_key().to_owned(),
@@ -565,11 +565,11 @@ impl TestApp {
     pub async fn seed(&self, json: &str) {
         let seed = pcq_server::service::seed::Seed::from_json(json).expect("valid seed");
         self.state
-            .store
+            .pipeline
             .write(pcq_server::service::seed::ApplySeed {
                 seed,
                 dev_partner: self.state.dev_partner,
-                now: self.state.clock.now(),
+                now: self.state.pipeline.now(),
             })
             .await
             .expect("seed loads");

@@ -1,0 +1,170 @@
+//! Idempotency records: the answer to each POST and PUT a client sent with an `MS-RequestId`,
+//! by partner, request id, method and route, for replay.
+
+use pcq_core::ApiFault;
+use pcq_core::time::Timestamp;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::sql::{Column, FromRow, Row, sql};
+use super::{StoreError, StoreResult, Tx};
+use crate::error::Error;
+
+/// Identifies one client request for idempotent replay: the partner, its `MS-RequestId`, the
+/// method and the canonical route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemKey {
+    /// The calling partner.
+    pub partner: Uuid,
+    /// The client's `MS-RequestId`.
+    pub request_id: String,
+    /// `POST` or `PUT`.
+    pub method: &'static str,
+    /// The route with its ids in canonical form.
+    pub route: String,
+}
+
+/// An answer: a status and a JSON body. What a request's op returns, what an idempotency record
+/// keeps, and what the HTTP layer sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body (empty for 204).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// `value` as JSON with `status`. A value that cannot be encoded is pcq's error, never an
+    /// empty answer.
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Result<Reply, Error> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| Error::Internal(format!("encoding an answer failed: {e}")))?;
+        Ok(Reply { status, body })
+    }
+
+    /// 200 with `value`.
+    pub fn ok<T: Serialize + ?Sized>(value: &T) -> Result<Reply, Error> {
+        Self::json(200, value)
+    }
+
+    /// 201 with `value`.
+    pub fn created<T: Serialize + ?Sized>(value: &T) -> Result<Reply, Error> {
+        Self::json(201, value)
+    }
+
+    /// 204 without a body.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            body: Vec::new(),
+        }
+    }
+
+    /// A fault's envelope with its status.
+    pub fn fault(fault: &ApiFault) -> Result<Reply, Error> {
+        Self::json(fault.status, fault)
+    }
+}
+
+/// An idempotency record found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// Hash of the request that created the record.
+    pub fingerprint: String,
+    /// Its answer. (A record's claim and answer commit in one transaction, so a committed record
+    /// always has one.)
+    pub reply: Reply,
+}
+
+impl FromRow for IdemRecord {
+    fn from_row(row: &dyn Row) -> StoreResult<Self> {
+        let fingerprint = Column::read(row, 0)?;
+        let (Some(status), Some(body)) = (row.int(1)?, Column::read_optional(row, 2)?) else {
+            return Err(StoreError::Corrupt(
+                "an idempotency record without an answer".to_owned(),
+            ));
+        };
+        let status = u16::try_from(status)
+            .map_err(|_| StoreError::Corrupt(format!("invalid status {status}")))?;
+        Ok(IdemRecord {
+            fingerprint,
+            reply: Reply { status, body },
+        })
+    }
+}
+
+impl Tx<'_> {
+    /// The record holding an idempotency key, if any.
+    pub async fn idem_get(&mut self, key: &IdemKey) -> StoreResult<Option<IdemRecord>> {
+        self.fetch_optional(sql!(
+            "SELECT fingerprint, status, body FROM idempotency WHERE partner_tenant_id = ",
+            { key.partner },
+            " AND request_id = ",
+            { &key.request_id },
+            " AND method = ",
+            { key.method },
+            " AND route = ",
+            { &key.route },
+        ))
+        .await
+    }
+
+    /// Claims an idempotency key for this transaction: inserts a record without an answer and
+    /// returns `None`, or returns the committed record that already holds the key (a concurrent
+    /// claimer waits on the key until the holder commits).
+    pub async fn idem_claim(
+        &mut self,
+        key: &IdemKey,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<IdemRecord>> {
+        let inserted = self
+            .execute(sql!(
+                "INSERT INTO idempotency \
+                 (partner_tenant_id, request_id, method, route, fingerprint, created_at) VALUES (",
+                { key.partner },
+                ", ",
+                { &key.request_id },
+                ", ",
+                { key.method },
+                ", ",
+                { &key.route },
+                ", ",
+                { fingerprint },
+                ", ",
+                { now },
+                ") ON CONFLICT (partner_tenant_id, request_id, method, route) DO NOTHING",
+            ))
+            .await?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+        match self.idem_get(key).await? {
+            Some(record) => Ok(Some(record)),
+            None => Err(StoreError::Corrupt(
+                "an idempotency key held by no record".to_owned(),
+            )),
+        }
+    }
+
+    /// Stores the answer of a claimed key.
+    pub async fn idem_complete(&mut self, key: &IdemKey, reply: &Reply) -> StoreResult<()> {
+        self.execute(sql!(
+            "UPDATE idempotency SET status = ",
+            { i64::from(reply.status) },
+            ", body = ",
+            { &reply.body },
+            " WHERE partner_tenant_id = ",
+            { key.partner },
+            " AND request_id = ",
+            { &key.request_id },
+            " AND method = ",
+            { key.method },
+            " AND route = ",
+            { &key.route },
+        ))
+        .await?;
+        Ok(())
+    }
+}
