@@ -18,6 +18,8 @@ pub mod customers;
 pub mod idempotency;
 pub mod postgres;
 pub mod qualifications;
+#[cfg(test)]
+mod schema_check;
 pub mod settings;
 pub mod sql;
 pub mod sqlite;

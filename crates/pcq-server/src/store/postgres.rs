@@ -190,6 +190,12 @@ fn conflict_pause(attempt: u32) -> Duration {
     Duration::from_millis(ceiling / 2 + jitter / 2)
 }
 
+/// Applies every migration on one connection (whose search path names the schema).
+#[cfg(test)]
+pub(super) async fn migrate_connection(conn: &mut sqlx::PgConnection) {
+    MIGRATOR.run(conn).await.expect("the migrations apply");
+}
+
 impl PgStore {
     /// Connects (without migrating). One connection is opened first, so that a database that
     /// cannot be reached is reported with the reason (refused, unknown host, authentication,

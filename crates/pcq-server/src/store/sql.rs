@@ -333,6 +333,10 @@ macro_rules! table {
                 <$row as $crate::store::sql::Table>::read(row, 0)
             }
         }
+
+        ::inventory::submit! {
+            $crate::store::sql::RegisteredTable($crate::store::sql::table_texts::<$row>)
+        }
     };
 }
 pub(crate) use table;
@@ -458,25 +462,55 @@ impl<'a> Statement<'a> {
 
     /// `INSERT INTO table (columns) VALUES (…), (…) suffix` for every row.
     pub fn insert_rows<T: Table>(rows: &'a [T], suffix: &str) -> Self {
-        let mut text = TextBuilder::default();
-        text.push("INSERT INTO ");
-        text.push(T::TABLE);
-        text.push(" (");
-        text.push(T::INSERT_COLUMNS);
-        text.push(") VALUES ");
         let mut args = Vec::with_capacity(rows.len() * T::INSERT_ARITY);
-        for (i, row) in rows.iter().enumerate() {
-            text.push(if i == 0 { "(" } else { ", (" });
-            text.binds(T::INSERT_ARITY);
-            text.push(")");
+        for row in rows {
             row.bind(&mut args);
         }
-        text.push(suffix);
         Statement {
-            sql: Sql::Built(text.finish()),
+            sql: Sql::Built(insert_text::<T>(rows.len(), suffix)),
             args,
         }
     }
+}
+
+/// The text of an insert of `rows` rows of `T`, followed by `suffix`.
+pub fn insert_text<T: Table>(rows: usize, suffix: &str) -> Text {
+    let mut text = TextBuilder::default();
+    text.push("INSERT INTO ");
+    text.push(T::TABLE);
+    text.push(" (");
+    text.push(T::INSERT_COLUMNS);
+    text.push(") VALUES ");
+    for i in 0..rows {
+        text.push(if i == 0 { "(" } else { ", (" });
+        text.binds(T::INSERT_ARITY);
+        text.push(")");
+    }
+    text.push(suffix);
+    text.finish()
+}
+
+/// The statements every [`table!`] implies: selecting its columns and inserting two rows (a
+/// test prepares them against both schemas).
+pub struct RegisteredTable(pub fn() -> [Text; 2]);
+
+inventory::collect!(RegisteredTable);
+
+/// The implied statements of every table declared with [`table!`].
+pub fn registered_tables() -> impl Iterator<Item = [Text; 2]> {
+    inventory::iter::<RegisteredTable>
+        .into_iter()
+        .map(|r| (r.0)())
+}
+
+/// The statements [`table!`] implies for `T`.
+pub fn table_texts<T: Table>() -> [Text; 2] {
+    let mut select = TextBuilder::default();
+    select.push("SELECT ");
+    select.push(T::COLUMNS);
+    select.push(" FROM ");
+    select.push(T::TABLE);
+    [select.finish(), insert_text::<T>(2, "")]
 }
 
 /// The number of insert columns of `T` (for `[T: row]` parts of [`sql!`]).
@@ -568,11 +602,11 @@ mod tests {
     fn placeholders_follow_the_values_in_both_forms() {
         let id = Uuid::nil();
         let statement = sql!(
-            "SELECT a FROM t WHERE x = ",
+            "SELECT company_name FROM customers WHERE id = ",
             {id},
             " AND (",
             {Some(3i64)},
-            " IS NULL OR y = ",
+            " IS NULL OR seq = ",
             {Some(3i64)},
             ")",
             (postgres " FOR UPDATE"),
@@ -580,11 +614,11 @@ mod tests {
         let text = statement.sql.text();
         assert_eq!(
             text.sqlite,
-            "SELECT a FROM t WHERE x = ? AND (? IS NULL OR y = ?)"
+            "SELECT company_name FROM customers WHERE id = ? AND (? IS NULL OR seq = ?)"
         );
         assert_eq!(
             text.postgres,
-            "SELECT a FROM t WHERE x = $1 AND ($2 IS NULL OR y = $3) FOR UPDATE"
+            "SELECT company_name FROM customers WHERE id = $1 AND ($2 IS NULL OR seq = $3) FOR UPDATE"
         );
         assert_eq!(statement.args.len(), 3);
         assert_eq!(statement.args[0], Arg::Uuid(Some(id)));
@@ -593,7 +627,7 @@ mod tests {
 
     #[test]
     fn writes_are_told_apart_from_reads() {
-        let statement = sql!("  update t SET a = ", { 1i64 });
+        let statement = sql!("  update meta SET value = ", { "v" });
         assert!(statement.sql.text().writes);
     }
 

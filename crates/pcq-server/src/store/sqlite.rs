@@ -395,6 +395,14 @@ fn migrate_memory(conn: &mut Conn) -> StoreResult<()> {
     Ok(())
 }
 
+/// A fresh in-memory database with every migration applied (for schema checks).
+#[cfg(test)]
+pub(super) fn migrated_memory() -> rusqlite::Connection {
+    let mut conn = Conn(rusqlite::Connection::open_in_memory().expect("in-memory database"));
+    migrate_memory(&mut conn).expect("the migrations apply");
+    conn.0
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database, and starts the writer.
     pub async fn open(options: SqliteOptions) -> StoreResult<Self> {
