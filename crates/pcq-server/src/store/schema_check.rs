@@ -212,7 +212,10 @@ fn every_statement_prepares_on_sqlite() {
 
 #[tokio::test]
 async fn every_statement_prepares_on_postgres_and_the_schemas_agree() {
-    let Ok(url) = std::env::var("PCQ_TEST_DATABASE_URL") else {
+    let Some(url) = std::env::var("PCQ_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    else {
         eprintln!(
             "skipped every_statement_prepares_on_postgres_and_the_schemas_agree: \
              PCQ_TEST_DATABASE_URL is not set"
