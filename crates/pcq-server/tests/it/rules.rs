@@ -1,9 +1,9 @@
 //! The business rules of SPEC §1, each through HTTP, with the stored state checked after every
 //! rejected request.
 
-mod common;
+use crate::common;
 
-use common::{TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -1,10 +1,10 @@
 //! Upgrading a database written by an earlier pcq: what the migrations carry over.
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::json;
 use sqlx::Connection;
 use uuid::Uuid;

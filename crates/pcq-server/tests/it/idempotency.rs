@@ -2,9 +2,9 @@
 //! changes nothing, sequentially, concurrently and across a restart; the same id with another
 //! body is a 409.
 
-mod common;
+use crate::common;
 
-use common::{TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

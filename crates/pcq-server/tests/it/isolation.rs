@@ -20,11 +20,11 @@
 //!   registration and validation events) hold its own records only, and its codes' used creates
 //!   match its GCC customers.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::TestApp;
+use crate::common::TestApp;
 use pcq_server::auth::TokenSpec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};

@@ -1,9 +1,9 @@
 //! HTTP-level failures and headers: every error is the envelope with the right status, the
 //! Partner Center headers are echoed or generated, and no input produces a 500.
 
-mod common;
+use crate::common;
 
-use common::{TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -7,11 +7,9 @@
 //! the server to close a connection (bounded by a generous deadline) and check that it did not
 //! close before the configured time.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Partner, TestApp, assert_fault, status_json};
+use crate::common::{Partner, TestApp, assert_fault, status_json};
 use pcq_server::config::{Config, RouteQuota};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

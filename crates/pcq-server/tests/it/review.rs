@@ -1,8 +1,8 @@
 //! The reviewer workflow: the queue, decisions, conflicts, re-requests and histories.
 
-mod common;
+use crate::common;
 
-use common::{Partner, TestApp, assert_fault, status_json};
+use crate::common::{Partner, TestApp, assert_fault, status_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;

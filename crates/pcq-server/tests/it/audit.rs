@@ -1,8 +1,8 @@
 //! Audit records: one per change, in the Partner Center shape, only the caller's own.
 
-mod common;
+use crate::common;
 
-use common::{TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, status_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,15 +1,15 @@
 //! External identity providers (RS256 and ES256 keys from a JWKS URL or file), the token attack
 //! matrix against them, the GDAP role rule for GCC, and when the development issuer is trusted.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::common::{AUDIENCE, TestApp, assert_fault, status_json};
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{AUDIENCE, TestApp, assert_fault, status_json};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use pcq_server::config::{AutoBool, Config, IssuerConfig};
 use reqwest::{Method, StatusCode};

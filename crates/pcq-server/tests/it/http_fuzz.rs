@@ -6,14 +6,14 @@
 //! Requests go to the router in process (`tower::ServiceExt::oneshot`), so header values and
 //! paths reach pcq exactly as generated, without an HTTP client tidying them first.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 
+use crate::common::TestApp;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
-use common::TestApp;
 use pcq_server::auth::{Authenticator, DevIssuer, TokenSpec};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;

@@ -1,11 +1,11 @@
 //! The store's guarantees, on both backends: an op commits whole or not at all, and ops that
 //! run at the same time behave as if they ran one after another.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
-use common::{Backend, PgSchema, backend};
+use crate::common::{Backend, PgSchema, backend};
 use pcq_server::Error;
 use pcq_server::config::Config;
 use pcq_server::store::{Op, Store, StoreError, Tx};

@@ -1,9 +1,9 @@
 //! Bulk loading (`pcq admin load`): generated customers are stored as if created through the
 //! API, with their qualification and one history step, on both backends.
 
-mod common;
+use crate::common;
 
-use common::TestApp;
+use crate::common::TestApp;
 use pcq_server::service::load::{BulkLoad, LOAD_ACTOR, LoadedQualification};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,9 +1,9 @@
 //! Asynchronous vetting through HTTP: every policy, run-time policy changes and the sandbox
 //! clock. The worker is drained explicitly; nothing waits on wall-clock time.
 
-mod common;
+use crate::common;
 
-use common::{Partner, TestApp, assert_fault, redact_dates, status_json};
+use crate::common::{Partner, TestApp, assert_fault, redact_dates, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

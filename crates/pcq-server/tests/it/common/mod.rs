@@ -1,5 +1,4 @@
 //! Test harness: a real pcq node on 127.0.0.1:0 over a fresh data directory, driven over HTTP.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -249,6 +248,7 @@ impl TestApp {
 
     /// Another node on this node's database (PostgreSQL: the same schema; SQLite: a copy of
     /// the configuration, which only works for one node at a time).
+    #[allow(dead_code)] // no test starts a second node today
     pub async fn sibling(&self, change: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = self.state.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();

@@ -1,11 +1,11 @@
 //! Webhooks: registration, signed delivery from the outbox, retries with backoff through
 //! receiver downtime, restarts in the middle of retries, and giving up.
 
-mod common;
+use crate::common;
 
+use crate::common::{Partner, Received, Receiver, TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Partner, Received, Receiver, TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,10 +1,10 @@
 //! Authentication and the credential matrix (SPEC §2) with the development issuer.
 
-mod common;
+use crate::common;
 
+use crate::common::{AUDIENCE, TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{AUDIENCE, TestApp, assert_fault, status_json};
 use pcq_server::auth::TokenSpec;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

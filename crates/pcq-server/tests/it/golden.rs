@@ -2,9 +2,9 @@
 //! reference §3–§5): each documented request succeeds unchanged and answers in the documented
 //! shape. `vettingCreateDate` values are checked for form, then redacted.
 
-mod common;
+use crate::common;
 
-use common::{Partner, TestApp, redact_dates, status_json};
+use crate::common::{Partner, TestApp, redact_dates, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

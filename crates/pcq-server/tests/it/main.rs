@@ -1,0 +1,24 @@
+//! pcq-server's integration tests, in one test binary: each module is one area of the service,
+//! `common` is the harness they share (a real node on 127.0.0.1:0, driven over HTTP).
+//!
+//! Run one area with `cargo test -p pcq-server --test it -- rules::`.
+
+mod common;
+
+mod audit;
+mod auth;
+mod golden;
+mod http_errors;
+mod http_fuzz;
+mod idempotency;
+mod identity_providers;
+mod isolation;
+mod limits;
+mod load;
+mod openapi;
+mod review;
+mod rules;
+mod store;
+mod upgrade;
+mod vetting;
+mod webhooks;
