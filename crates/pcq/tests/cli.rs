@@ -1,18 +1,18 @@
 //! The `pcq` binary as a black box: a spawned process on port 0 over a fresh data directory.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
+use pcq_test_support::{Key, Pcq, Server, call, client};
 use serde_json::json;
 
-mod common;
-
-use common::{Key, PCQ, Server, call, client, serve_command, serve_in, token};
+/// The binary under test.
+const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));
 
 #[tokio::test]
 async fn serve_on_a_fresh_directory_then_restart() {
     let cwd = tempfile::tempdir().unwrap();
-    let served = serve_in(cwd.path(), &[]);
+    let served = PCQ.serve_in(cwd.path(), &[]);
     let data = cwd.path().join("pcq-data");
     assert!(
         data.join("pcq.db").exists(),
@@ -43,7 +43,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     assert_eq!((status, list["totalCount"].as_u64()), (200, Some(0)));
 
     // Tokens from `pcq token` work against the running server.
-    let user = token(Key::DataDir(&data), &served.partner, &[]);
+    let user = PCQ.token(Key::DataDir(&data), &served.partner, &[]);
     let (status, customer) = call(
         reqwest::Method::POST,
         &format!("{}/v1/customers", served.url),
@@ -65,7 +65,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
         (201, Some("InReview"))
     );
 
-    let app_only = token(Key::DataDir(&data), &served.partner, &["--app-only"]);
+    let app_only = PCQ.token(Key::DataDir(&data), &served.partner, &["--app-only"]);
     let (status, fault) = call(
         reqwest::Method::POST,
         &format!("{}/v1/customers/{id}/qualifications", served.url),
@@ -75,7 +75,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     .await;
     assert_eq!((status, fault["code"].as_u64()), (403, Some(900150)));
 
-    let expired = token(Key::DataDir(&data), &served.partner, &["--ttl", "-60"]);
+    let expired = PCQ.token(Key::DataDir(&data), &served.partner, &["--ttl", "-60"]);
     let (status, _) = call(
         reqwest::Method::GET,
         &format!("{}/v1/customers", served.url),
@@ -85,7 +85,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     .await;
     assert_eq!(status, 401);
 
-    let admin = token(
+    let admin = PCQ.token(
         Key::DataDir(&data),
         &served.partner,
         &["--role", "Pcq.Admin", "--app-only"],
@@ -110,7 +110,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
     );
 
     // Everything is still there after a restart, under the same development partner.
-    let again = serve_in(cwd.path(), &[]);
+    let again = PCQ.serve_in(cwd.path(), &[]);
     assert_eq!(again.partner, partner);
     let (status, got) = call(
         reqwest::Method::GET,
@@ -135,7 +135,7 @@ async fn serve_on_a_fresh_directory_then_restart() {
 #[tokio::test]
 async fn in_memory_writes_nothing_to_disk() {
     let cwd = tempfile::tempdir().unwrap();
-    let served = serve_in(cwd.path(), &["--in-memory"]);
+    let served = PCQ.serve_in(cwd.path(), &["--in-memory"]);
     let example = served.example_token.clone().unwrap();
     let (status, _) = call(
         reqwest::Method::POST,
@@ -176,8 +176,8 @@ async fn seed_file_loads_at_every_start_without_duplicates() {
     .unwrap();
     let seed_arg = seed.to_str().unwrap();
     for _ in 0..2 {
-        let served = serve_in(cwd.path(), &["--seed", seed_arg]);
-        let user = token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
+        let served = PCQ.serve_in(cwd.path(), &["--seed", seed_arg]);
+        let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
         let (_, list) = call(
             reqwest::Method::GET,
             &format!("{}/v1/customers", served.url),
@@ -215,7 +215,8 @@ async fn seed_file_loads_at_every_start_without_duplicates() {
 }
 
 fn fails(cwd: &Path, args: &[&str]) -> String {
-    let out = Command::new(PCQ)
+    let out = PCQ
+        .command()
         .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
@@ -276,7 +277,7 @@ async fn throttling_is_configured_by_environment_and_no_throttle_turns_it_off() 
         (&["--in-memory"][..], true),
         (&["--in-memory", "--no-throttle"][..], false),
     ] {
-        let mut command = serve_command(args);
+        let mut command = PCQ.serve_command(args);
         command
             .current_dir(cwd.path())
             .env("PCQ_THROTTLE__CUSTOMERS__REQUESTS_PER_MINUTE", "2");
@@ -312,7 +313,7 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
     let cwd = tempfile::tempdir().unwrap();
     let log_path = cwd.path().join("pcq.log");
     // The address comes from the environment, not from --listen.
-    let mut command = Command::new(PCQ);
+    let mut command = PCQ.command();
     command
         .args(["serve", "--in-memory"])
         .current_dir(cwd.path())
@@ -354,7 +355,7 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
 
 #[test]
 fn help_lists_the_commands() {
-    let out = Command::new(PCQ).arg("--help").output().unwrap();
+    let out = PCQ.command().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("serve") && text.contains("token"), "{text}");
 }
@@ -407,7 +408,8 @@ fn a_database_that_cannot_be_used_stops_pcq_with_the_reason() {
             "must start with postgres://",
         ),
     ] {
-        let out = Command::new(PCQ)
+        let out = PCQ
+            .command()
             .args(&args)
             .current_dir(cwd.path())
             .env("RUST_LOG", "warn")
@@ -435,7 +437,7 @@ async fn secrets_stay_out_of_the_logs() {
     let log_path = cwd.path().join("pcq.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let data_arg = data.to_str().unwrap().to_owned();
-    let mut command = serve_command(&["--data-dir", &data_arg]);
+    let mut command = PCQ.serve_command(&["--data-dir", &data_arg]);
     command
         .env("RUST_LOG", "trace")
         .env("PCQ_WORKER__POLL_INTERVAL_MS", "20")
@@ -444,9 +446,9 @@ async fn secrets_stay_out_of_the_logs() {
     let (url, partner) = (served.url.clone(), served.partner.clone());
     let example = served.example_token.clone().unwrap();
 
-    let user = token(Key::DataDir(&data), &partner, &[]);
-    let admin = token(Key::DataDir(&data), &partner, &["--role", "Pcq.Admin"]);
-    let expired = token(Key::DataDir(&data), &partner, &["--ttl", "-60"]);
+    let user = PCQ.token(Key::DataDir(&data), &partner, &[]);
+    let admin = PCQ.token(Key::DataDir(&data), &partner, &["--role", "Pcq.Admin"]);
+    let expired = PCQ.token(Key::DataDir(&data), &partner, &["--ttl", "-60"]);
     let forged = format!("{}x", &user[..user.len() - 1]);
     let (status, _) = call(
         reqwest::Method::POST,
@@ -534,7 +536,8 @@ async fn secrets_stay_out_of_the_logs() {
 async fn admin_load_fills_the_store() {
     let cwd = tempfile::tempdir().unwrap();
     let data = cwd.path().join("data");
-    let out = Command::new(PCQ)
+    let out = PCQ
+        .command()
         .args([
             "admin",
             "load",
@@ -560,8 +563,8 @@ async fn admin_load_fills_the_store() {
     assert!(said.contains("(4500 rows)"), "{said}");
 
     let data_arg = data.to_str().unwrap().to_owned();
-    let served = serve_in(cwd.path(), &["--data-dir", &data_arg]);
-    let user = token(Key::DataDir(&data), &served.partner, &[]);
+    let served = PCQ.serve_in(cwd.path(), &["--data-dir", &data_arg]);
+    let user = PCQ.token(Key::DataDir(&data), &served.partner, &[]);
     let (status, page) = call(
         reqwest::Method::GET,
         &format!("{}/v1/customers?size=1000", served.url),

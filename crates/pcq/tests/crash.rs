@@ -14,14 +14,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pcq_test_support::{Key, Pcq, Server, count_customers};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-mod common;
-
-use common::{Key, Server, count_customers, serve_command, token};
+/// The binary under test.
+const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));
 
 /// Concurrent clients during each round.
 const CLIENTS: usize = 8;
@@ -37,7 +37,7 @@ struct Sent {
 
 /// `pcq serve` on `data`, throttling off (the load is far above a partner's rate).
 fn start(data: &Path) -> Server {
-    let mut command = serve_command(&["--no-throttle", "--data-dir"]);
+    let mut command = PCQ.serve_command(&["--no-throttle", "--data-dir"]);
     command.arg(data).env("RUST_LOG", "error");
     Server::start(command)
 }
@@ -137,7 +137,7 @@ fn rounds() -> usize {
 async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let http = common::client();
+    let http = pcq_test_support::client();
     let log: Arc<Mutex<BTreeMap<String, Sent>>> = Arc::default();
     let mut partner_token: Option<(String, String)> = None;
 
@@ -146,7 +146,12 @@ async fn no_acknowledged_write_is_lost_when_pcq_is_killed() {
         let mut server = start(&data);
         let (url, partner) = (server.url.clone(), server.partner.clone());
         let token = partner_token
-            .get_or_insert_with(|| (partner.clone(), token(Key::DataDir(&data), &partner, &[])))
+            .get_or_insert_with(|| {
+                (
+                    partner.clone(),
+                    PCQ.token(Key::DataDir(&data), &partner, &[]),
+                )
+            })
             .1
             .clone();
         assert_eq!(partner_token.as_ref().unwrap().0, partner);

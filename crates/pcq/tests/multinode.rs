@@ -4,84 +4,22 @@
 //! that variable the tests say they were skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
+use pcq_test_support::{
+    Key, Pcq, PgSchema, Receiver, Server, client, count_customers, database_or_skip,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use uuid::Uuid;
 
-mod common;
-
-use common::{Key, Server, count_customers, serve_command, token};
+/// The binary under test.
+const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));
 
 /// The test database server, or `None` after saying the test is skipped.
 fn database_server(test: &str) -> Option<String> {
-    let url = std::env::var("PCQ_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty());
-    if url.is_none() {
-        // Past the harness's output capture, so that it shows.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped {test}: PCQ_TEST_DATABASE_URL is not set (these tests need PostgreSQL)"
-        );
-    }
-    url
-}
-
-/// A schema of its own, dropped at the end.
-struct Schema {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    async fn create(server: &str) -> Schema {
-        let name = format!("pcq_mn_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(server)
-            .await
-            .unwrap_or_else(|e| panic!("PCQ_TEST_DATABASE_URL={server} is not reachable: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let _ = admin.close().await;
-        let separator = if server.contains('?') { '&' } else { '?' };
-        Schema {
-            url: format!("{server}{separator}options[search_path]={name}"),
-            server: server.to_owned(),
-            name,
-        }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&server).await {
-                    let _ = sqlx::query("SET lock_timeout = '10s'")
-                        .execute(&mut admin)
-                        .await;
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP SCHEMA IF EXISTS {name} CASCADE"
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
+    database_or_skip(&format!("{test} on PostgreSQL"))
 }
 
 /// One `pcq serve` process on `database_url`, with a data directory of its own.
@@ -100,7 +38,7 @@ impl std::ops::Deref for Node {
 impl Node {
     fn start(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let data = tempfile::tempdir().unwrap();
-        let mut command = serve_command(&["--database-url", database_url]);
+        let mut command = PCQ.serve_command(&["--database-url", database_url]);
         command
             .arg("--data-dir")
             .arg(data.path())
@@ -124,12 +62,12 @@ struct Cluster {
     admin: String,
     http: reqwest::Client,
     // Dropped last: the nodes stop before their schema goes.
-    _schema: Schema,
+    _schema: PgSchema,
 }
 
 impl Cluster {
     async fn start(server: &str, args: &[&str], env: &[(&str, &str)]) -> Cluster {
-        let schema = Schema::create(server).await;
+        let schema = PgSchema::create(server, "pcq_mn").await;
         // Both nodes start at once: migrations and the shared keys must come out the same.
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(|| Node::start(&schema.url, args, env));
@@ -140,8 +78,8 @@ impl Cluster {
             a.partner, b.partner,
             "the nodes share the development partner"
         );
-        let user = token(Key::Database(&schema.url), &a.partner, &[]);
-        let admin = token(
+        let user = PCQ.token(Key::Database(&schema.url), &a.partner, &[]);
+        let admin = PCQ.token(
             Key::Database(&schema.url),
             &a.partner,
             &["--role", "Pcq.Admin"],
@@ -150,7 +88,7 @@ impl Cluster {
             nodes: vec![a, b],
             user,
             admin,
-            http: common::client(),
+            http: client(),
             _schema: schema,
         }
     }
@@ -390,56 +328,6 @@ async fn both_workers_decide_each_vetting_job_exactly_once() {
     );
 }
 
-/// Records what it receives; answers 200.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Value>>>,
-    count: tokio::sync::watch::Receiver<usize>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let (counter, count) = tokio::sync::watch::channel(0);
-        let counter = Arc::new(counter);
-        let sink = received.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let (sink, counter) = (sink.clone(), counter.clone());
-                async move {
-                    let n = {
-                        let mut sink = sink.lock().unwrap();
-                        sink.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                        sink.len()
-                    };
-                    counter.send_replace(n);
-                    "ok"
-                }
-            }),
-        );
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver {
-            url,
-            received,
-            count,
-        }
-    }
-
-    /// Waits until `n` events have arrived (failing after `limit`).
-    async fn wait_for(&self, n: usize, limit: std::time::Duration) {
-        let mut count = self.count.clone();
-        tokio::time::timeout(limit, count.wait_for(|c| *c >= n))
-            .await
-            .unwrap_or_else(|_| panic!("{n} events did not arrive within {limit:?}"))
-            .unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_nodes_deliver_each_webhook_event_once() {
     let Some(server) = database_server("both_nodes_deliver_each_webhook_event_once") else {
@@ -462,7 +350,7 @@ async fn both_nodes_deliver_each_webhook_event_once() {
     .await;
     let url = cluster._schema.url.clone();
     let tokens: Vec<String> = (0..PARTNERS)
-        .map(|_| token(Key::Database(&url), &Uuid::new_v4().to_string(), &[]))
+        .map(|_| PCQ.token(Key::Database(&url), &Uuid::new_v4().to_string(), &[]))
         .collect();
     for (i, token) in tokens.iter().enumerate() {
         let registration = json!({"WebhookUrl": receiver.url, "WebhookEvents": ["test-created"]});
@@ -532,7 +420,7 @@ async fn both_nodes_deliver_each_webhook_event_once() {
     }
 
     // Each event arrived once, and each partner's in the order they were sent.
-    let received = receiver.received.lock().unwrap().clone();
+    let received: Vec<Value> = receiver.received().iter().map(|r| r.json()).collect();
     assert_eq!(received.len(), PARTNERS * EVENTS_EACH);
     let arrived: Vec<String> = received
         .iter()

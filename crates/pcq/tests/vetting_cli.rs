@@ -2,20 +2,15 @@
 //! middle of decisions.
 
 use std::path::Path;
-use std::process::Command;
 
+use pcq_test_support::{Key, Pcq, Server, call};
 use serde_json::{Value, json};
 
-mod common;
-
-use common::{Key, PCQ, Server, call, serve_command, serve_in, token};
+/// The binary under test.
+const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));
 
 fn pcq(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(PCQ)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
+    let out = PCQ.command().args(args).current_dir(cwd).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -26,8 +21,8 @@ fn pcq(cwd: &Path, args: &[&str]) -> (bool, String, String) {
 #[tokio::test]
 async fn reviewers_decide_from_the_command_line() {
     let cwd = tempfile::tempdir().unwrap();
-    let served = serve_in(cwd.path(), &[]);
-    let user = token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
+    let served = PCQ.serve_in(cwd.path(), &[]);
+    let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
     let mut customers = Vec::new();
     for domain in ["cli-one.example.edu", "cli-two.example.com"] {
         let (_, c) = call(
@@ -174,15 +169,15 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     .unwrap();
     // Small batches: decisions commit a few at a time, so a crash can fall between commits.
     let small_batches = [("PCQ_WORKER__BATCH_SIZE", "5")];
-    let mut command = serve_command(&["--no-worker", "--seed", "seed.json"]);
+    let mut command = PCQ.serve_command(&["--no-worker", "--seed", "seed.json"]);
     command.current_dir(cwd.path()).envs(small_batches);
     let mut served = Server::start(command);
-    let admin = token(
+    let admin = PCQ.token(
         Key::InWorkingDir(cwd.path()),
         &served.partner,
         &["--role", "Pcq.Admin"],
     );
-    let user = token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
+    let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
     let (status, _) = call(
         reqwest::Method::PUT,
         &format!("{}/_pcq/admin/vetting-policy", served.url),
@@ -235,7 +230,7 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     );
 
     // Restart; finish the work.
-    let served = serve_in(cwd.path(), &["--no-worker", "--seed", "seed.json"]);
+    let served = PCQ.serve_in(cwd.path(), &["--no-worker", "--seed", "seed.json"]);
     let (_, before) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
     let decided_before = decided(&before);
     eprintln!("{decided_before} of {CUSTOMERS} were decided before the crash");

@@ -5,10 +5,11 @@ use crate::common;
 
 use std::sync::Arc;
 
-use crate::common::{Backend, PgSchema, backend};
+use crate::common::{Backend, backend, migrated_schema};
 use pcq_server::Error;
 use pcq_server::config::Config;
 use pcq_server::store::{Op, Store, StoreError, Tx};
+use pcq_test_support::PgSchema;
 
 /// A store on the test's backend, with what keeps it alive.
 async fn open() -> (Store, Option<PgSchema>, tempfile::TempDir) {
@@ -18,7 +19,7 @@ async fn open() -> (Store, Option<PgSchema>, tempfile::TempDir) {
     config.store.pg_max_connections = 8;
     let schema = match backend() {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(PgSchema::create().await),
+        Backend::Postgres => Some(migrated_schema().await),
     };
     if let Some(schema) = &schema {
         config.database_url = schema.url.clone();

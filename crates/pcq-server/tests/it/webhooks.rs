@@ -3,9 +3,10 @@
 
 use crate::common;
 
-use crate::common::{Partner, Received, Receiver, TestApp, assert_fault, status_json};
+use crate::common::{Partner, TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use pcq_test_support::{Received, Receiver};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,0 +1,447 @@
+//! A real pcq node on 127.0.0.1:0 over a fresh data directory, driven over HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use pcq_server::auth::TokenSpec;
+use pcq_server::config::Config;
+use pcq_server::{AppState, Application};
+use pcq_test_support::PgSchema;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{Backend, backend, migrated_schema};
+
+pub const AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
+
+/// A running node.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<Arc<PgSchema>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A partner with ready tokens.
+#[derive(Clone)]
+pub struct Partner {
+    pub tenant: Uuid,
+    pub user: String,
+    pub app: String,
+}
+
+/// The test configuration: port 0, the given data directory, no background worker (tests
+/// drain it through the admin API, so nothing happens behind their back) and no throttling (the
+/// throttling tests switch it on).
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.to_path_buf();
+    config.data_dir_explicit = true;
+    config.worker.enabled = false;
+    config.throttle.enabled = false;
+    config.store.pg_max_connections = 4;
+    config
+}
+
+/// One webhook signing key per test process (generating RSA keys takes a while).
+pub fn fixture_signing_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| pcq_server::webhook_signing::generate_key_pem().unwrap())
+}
+
+impl TestApp {
+    /// A node on a fresh SQLite data directory.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A node on a fresh data directory (and, on PostgreSQL, a fresh schema), with
+    /// configuration changes.
+    pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path());
+        let schema = match backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let schema = migrated_schema().await;
+                config.database_url = schema.url.clone();
+                Some(Arc::new(schema))
+            }
+        };
+        change(&mut config);
+        let mut app = Self::start(config).await;
+        app._dir = Some(dir);
+        app.schema = schema;
+        app
+    }
+
+    /// Another node on this node's database (PostgreSQL: the same schema; SQLite: a copy of
+    /// the configuration, which only works for one node at a time).
+    #[allow(dead_code)] // no test starts a second node today
+    pub async fn sibling(&self, change: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.state.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        change(&mut config);
+        let mut app = Self::start(config).await;
+        app.schema = self.schema.clone();
+        app
+    }
+
+    /// Starts a node with exactly this configuration.
+    pub async fn start(config: Config) -> TestApp {
+        let data_dir = config.data_dir.clone();
+        let key = data_dir.join(pcq_server::webhook_signing::KEY_FILE);
+        if !config.in_memory && config.database_url.is_empty() && !key.exists() {
+            std::fs::create_dir_all(&data_dir).unwrap();
+            std::fs::write(&key, fixture_signing_key()).unwrap();
+        }
+        let app = Application::build(config).await.expect("pcq builds");
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: pcq_test_support::client(),
+            state,
+            data_dir,
+            _dir: None,
+            schema: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the node gracefully (in-flight requests finish, the store closes).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("serve task").expect("serve result");
+        }
+    }
+
+    /// Stops this node and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let dir = self._dir.take();
+        let schema = self.schema.take();
+        let mut config = self.state.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut next = Self::start(config).await;
+        next._dir = dir;
+        next.schema = schema;
+        next
+    }
+
+    pub fn token(&self, spec: TokenSpec) -> String {
+        self.state
+            .dev_issuer
+            .as_ref()
+            .expect("dev issuer on")
+            .mint(&spec)
+            .unwrap()
+    }
+
+    pub fn spec(tenant: Uuid) -> TokenSpec {
+        TokenSpec {
+            tenant,
+            user: Some("agent@partner.onmicrosoft.com".into()),
+            roles: vec![],
+            wids: vec![pcq_server::auth::DIRECTORY_READERS.into()],
+            audience: AUDIENCE.into(),
+            ttl_seconds: 3600,
+        }
+    }
+
+    pub fn user_token(&self, tenant: Uuid) -> String {
+        self.token(Self::spec(tenant))
+    }
+
+    pub fn app_token(&self, tenant: Uuid) -> String {
+        self.token(TokenSpec {
+            user: None,
+            ..Self::spec(tenant)
+        })
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token(TokenSpec {
+            roles: vec!["Pcq.Admin".into()],
+            ..Self::spec(Uuid::new_v4())
+        })
+    }
+
+    /// A new partner tenant with tokens.
+    pub fn partner(&self) -> Partner {
+        let tenant = Uuid::new_v4();
+        Partner {
+            tenant,
+            user: self.user_token(tenant),
+            app: self.app_token(tenant),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request without credentials.
+    pub fn anon(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A request with a bearer token.
+    pub fn req(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.anon(method, path).bearer_auth(token)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> RequestBuilder {
+        self.req(Method::GET, path, token)
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> RequestBuilder {
+        self.req(Method::POST, path, token).json(body)
+    }
+
+    /// Creates a customer for `partner` and returns its id.
+    pub async fn create_customer(&self, partner: &Partner, domain: &str) -> Uuid {
+        let resp = self
+            .post(
+                "/v1/customers",
+                &partner.user,
+                &json!({"companyProfile": {"domain": domain, "companyName": "Test Co"}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "creating {domain}");
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Issues a validation code to `partner` and returns its id.
+    pub async fn issue_code(&self, partner: &Partner, max_creates: i64) -> String {
+        let resp = self
+            .post(
+                &format!("/_pcq/admin/partners/{}/validation-codes", partner.tenant),
+                &self.admin_token(),
+                &json!({"organizationName": "Contoso Government", "maxCreates": max_creates}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        body["validationId"].as_str().unwrap().to_owned()
+    }
+
+    /// Asks for a test `test-created` event (Partner Center's validation event), with
+    /// `correlation` as its `MS-CorrelationId` when given.
+    pub async fn send_test_event(&self, partner: &Partner, correlation: Option<&str>) -> Response {
+        let mut req = self.req(
+            Method::POST,
+            "/webhooks/v1/registration/validationEvents",
+            &partner.app,
+        );
+        if let Some(correlation) = correlation {
+            req = req.header("MS-CorrelationId", correlation);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The customer's qualifications as the API returns them.
+    pub async fn qualifications(&self, partner: &Partner, customer: Uuid) -> Value {
+        let resp = self
+            .get(
+                &format!("/v1/customers/{customer}/qualifications"),
+                &partner.user,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// How many customers the partner's first page of `GET /v1/customers` lists.
+    pub async fn customer_count(&self, partner: &Partner) -> u64 {
+        self.customer_count_with(&partner.user).await
+    }
+
+    /// How many customers the first page of `GET /v1/customers` shows to `token`.
+    pub async fn customer_count_with(&self, token: &str) -> u64 {
+        let resp = self.get("/v1/customers", token).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let list: Value = resp.json().await.unwrap();
+        list["totalCount"].as_u64().unwrap()
+    }
+
+    /// The partner's validation codes as the API returns them.
+    pub async fn codes(&self, partner: &Partner) -> Value {
+        let resp = self
+            .get("/v1/customers/all/validations", &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// Runs the worker until nothing is due (through the admin API); returns what it did.
+    pub async fn drain(&self) -> Value {
+        let resp = self
+            .req(
+                Method::POST,
+                "/_pcq/admin/worker/drain",
+                &self.admin_token(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// Moves pcq's clock forward (through the admin API).
+    pub async fn advance(&self, by: &str) {
+        let resp = self
+            .post(
+                "/_pcq/admin/clock",
+                &self.admin_token(),
+                &json!({"advance": by}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "advancing the clock by {by}");
+    }
+
+    /// Sets the vetting policy at run time (through the admin API).
+    pub async fn set_policy(&self, changes: Value) {
+        let resp = self
+            .req(
+                Method::PUT,
+                "/_pcq/admin/vetting-policy",
+                &self.admin_token(),
+            )
+            .json(&changes)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "setting the policy {changes}: {body}"
+        );
+    }
+
+    /// A token with the reviewer role.
+    pub fn reviewer_token(&self) -> String {
+        self.token(TokenSpec {
+            roles: vec!["Pcq.Reviewer".into()],
+            ..Self::spec(Uuid::new_v4())
+        })
+    }
+
+    /// Registers `partner` for webhook events at `url`.
+    pub async fn register_webhook(&self, partner: &Partner, url: &str, events: &[&str]) {
+        let resp = self
+            .post(
+                "/webhooks/v1/registration",
+                &partner.app,
+                &json!({"WebhookUrl": url, "WebhookEvents": events}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    /// The partner's webhook delivery log, newest first.
+    pub async fn deliveries(&self, partner: &Partner) -> Vec<Value> {
+        let resp = self
+            .get("/webhooks/v1/registration/deliveries", &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// The partner's audit records (all of them, first page of 1000).
+    pub async fn audit(&self, partner: &Partner, query: &str) -> Vec<Value> {
+        let resp = self
+            .get(&format!("/v1/auditrecords?size=1000&{query}"), &partner.app)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let page: Value = resp.json().await.unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// Loads seed JSON; `"dev"` stands for this node's development partner.
+    pub async fn seed(&self, json: &str) {
+        let seed = pcq_server::service::seed::Seed::from_json(json).expect("valid seed");
+        self.state
+            .pipeline
+            .write(pcq_server::service::seed::ApplySeed {
+                seed,
+                dev_partner: self.state.dev_partner,
+                now: self.state.pipeline.now(),
+            })
+            .await
+            .expect("seed loads");
+    }
+
+    /// The development partner with tokens.
+    pub fn dev_partner(&self) -> Partner {
+        let tenant = self.state.dev_partner;
+        Partner {
+            tenant,
+            user: self.user_token(tenant),
+            app: self.app_token(tenant),
+        }
+    }
+
+    /// POSTs a qualification request with App+User credentials.
+    pub async fn post_qualification(
+        &self,
+        partner: &Partner,
+        customer: Uuid,
+        body: &Value,
+    ) -> Response {
+        self.post(
+            &format!("/v1/customers/{customer}/qualifications"),
+            &partner.user,
+            body,
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `pcq` as a child process: `pcq serve` and its banner, `pcq token`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `pcq` binary under test; in a test of the pcq crate:
+/// `const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pcq {
+    path: &'static str,
+}
+
+impl Pcq {
+    pub const fn new(path: &'static str) -> Pcq {
+        Pcq { path }
+    }
+
+    /// Where the binary is.
+    pub fn path(self) -> &'static str {
+        self.path
+    }
+
+    /// `pcq` without arguments yet.
+    pub fn command(self) -> Command {
+        Command::new(self.path)
+    }
+
+    /// `pcq serve --listen 127.0.0.1:0 ARGS` logging warnings only, its standard error
+    /// discarded; add to it (directory, variables, redirections) before [`Server::start`].
+    pub fn serve_command(self, args: &[&str]) -> Command {
+        let mut command = self.command();
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null());
+        command
+    }
+
+    /// `pcq serve ARGS` started in `cwd` (whose `./pcq-data` is the default data directory).
+    pub fn serve_in(self, cwd: &Path, args: &[&str]) -> Server {
+        let mut command = self.serve_command(args);
+        command.current_dir(cwd);
+        Server::start(command)
+    }
+
+    /// `pcq token --tenant TENANT EXTRA` with the key at `key`: the token, its only output line.
+    pub fn token(self, key: Key<'_>, tenant: &str, extra: &[&str]) -> String {
+        let mut command = self.command();
+        command.arg("token");
+        match key {
+            Key::InWorkingDir(cwd) => {
+                command.current_dir(cwd);
+            }
+            Key::DataDir(dir) => {
+                command.arg("--data-dir").arg(dir);
+            }
+            Key::Database(url) => {
+                command.args(["--database-url", url]);
+            }
+        }
+        let out = command
+            .args(["--tenant", tenant])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "pcq token prints the token and nothing else"
+        );
+        text.trim().to_owned()
+    }
+}
+
+/// A running `pcq serve` and what its banner said; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The development partner tenant.
+    pub partner: String,
+    /// The token of the banner's curl example (when the development issuer is on).
+    pub example_token: Option<String>,
+    /// Further lines pcq prints, read so that it never blocks on a full pipe.
+    _lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `command` (a `pcq serve`) and reads its three banner lines.
+    pub fn start(mut command: Command) -> Server {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("pcq starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = |what: &str| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("pcq serve printed no {what} line"))
+        };
+        let first = next("listening");
+        let url = first
+            .strip_prefix("pcq listening on ")
+            .unwrap_or_else(|| panic!("the first line is {first:?}"))
+            .to_owned();
+        assert!(
+            url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+            "{url}"
+        );
+        let second = next("partner");
+        let partner = second
+            .strip_prefix("development partner tenant: ")
+            .unwrap_or_else(|| panic!("the second line is {second:?}"))
+            .to_owned();
+        let example_token = next("example")
+            .split("Authorization: Bearer ")
+            .nth(1)
+            .map(|t| t.trim_end_matches('\'').to_owned());
+        Server {
+            child,
+            url,
+            partner,
+            example_token,
+            _lines: rx,
+        }
+    }
+
+    /// SIGTERM, then waits: the graceful way out.
+    pub fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL, then waits: no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where `pcq token` finds the development signing key.
+#[derive(Clone, Copy)]
+pub enum Key<'a> {
+    /// The default data directory (`./pcq-data`) of this working directory.
+    InWorkingDir(&'a Path),
+    /// This data directory.
+    DataDir(&'a Path),
+    /// This PostgreSQL database.
+    Database(&'a str),
+}
