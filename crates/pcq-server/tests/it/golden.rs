@@ -48,7 +48,7 @@ async fn seed_document_request_creates_education_in_review() {
         json!({"qualification": "Education", "vettingStatus": "InReview", "vettingCreateDate": "<date>"})
     );
     assert_eq!(
-        redact_dates(app.qualifications(&partner, customer).await),
+        redact_dates(app.qualifications_json(&partner, customer).await),
         json!([{"qualification": "Education", "vettingStatus": "InReview", "vettingCreateDate": "<date>"}])
     );
 }
@@ -93,13 +93,8 @@ async fn czech_page_integer_bodies() {
         .await
         .unwrap();
     let fault = common::assert_fault(resp, 400, 800002).await;
-    assert!(
-        fault["description"]
-            .as_str()
-            .unwrap()
-            .contains("qualification")
-    );
-    assert_eq!(app.qualifications(&partner, customer).await, json!([]));
+    assert!(fault.description.contains("qualification"));
+    assert_eq!(app.qualifications_json(&partner, customer).await, json!([]));
 }
 
 /// Reference §3.1: the current contract's three request examples and the documented responses.
@@ -163,7 +158,7 @@ async fn current_contract_examples() {
         redact_dates(body),
         json!({"qualification": "GovernmentCommunityCloud", "vettingStatus": "Approved", "vettingCreateDate": "<date>"})
     );
-    let codes = app.codes(&partner).await;
+    let codes = app.codes_json(&partner).await;
     assert_eq!(codes[0]["validationId"], "123456");
     assert_eq!(codes[0]["remainingCreates"], 4);
 }
@@ -198,7 +193,7 @@ async fn old_dotnet_sdk_shapes() {
     let (status, body) = status_json(resp).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["vettingStatus"], "Approved");
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 1);
+    assert_eq!(app.codes_json(&partner).await[0]["remainingCreates"], 1);
 }
 
 /// Every spelling real clients use for the enum values (reference §5.4, §5.7).
@@ -284,7 +279,7 @@ async fn get_examples_for_each_state() {
     let get = |id: &'static str| {
         let app = &app;
         let partner = &partner;
-        async move { redact_dates(app.qualifications(partner, id.parse().unwrap()).await) }
+        async move { redact_dates(app.qualifications_json(partner, id.parse().unwrap()).await) }
     };
     assert_eq!(
         get("11111111-1111-4111-8111-111111111111").await,
@@ -317,7 +312,7 @@ async fn new_customer_has_none() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
     let customer = app.create_customer(&partner, "fresh.example.com").await;
-    assert_eq!(app.qualifications(&partner, customer).await, json!([]));
+    assert_eq!(app.qualifications_json(&partner, customer).await, json!([]));
     let resp = app
         .get(
             &format!("/v1/customers/{customer}/qualification"),
@@ -391,7 +386,7 @@ async fn legacy_put_and_get() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
-            app.qualifications(&partner, customer)
+            app.qualifications_json(&partner, customer)
                 .await
                 .as_array()
                 .unwrap()
@@ -400,7 +395,7 @@ async fn legacy_put_and_get() {
         );
     }
     // Three GCC PUTs used three creates; the repeats used none.
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 2);
+    assert_eq!(app.codes_json(&partner).await[0]["remainingCreates"], 2);
 }
 
 /// Reference §5.5: the validation-code shape, exactly.
@@ -418,7 +413,7 @@ async fn validation_code_shape() {
         .unwrap();
     let (status, issued) = status_json(resp).await;
     assert_eq!(status, StatusCode::CREATED);
-    let codes = app.codes(&partner).await;
+    let codes = app.codes_json(&partner).await;
     assert_eq!(codes, json!([issued.clone()]));
     let code = codes[0].as_object().unwrap();
     let keys: Vec<&str> = code.keys().map(String::as_str).collect();

@@ -3,6 +3,7 @@
 //! body is a 409.
 
 use crate::common;
+use pcq_core::Qualification;
 
 use crate::common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
@@ -54,15 +55,8 @@ async fn a_retried_gcc_request_uses_one_create_and_returns_the_first_answer() {
             first
         );
     }
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 4);
-    assert_eq!(
-        app.qualifications(&partner, customer)
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(app.codes(&partner).await[0].remaining_creates, 4);
+    assert_eq!(app.qualifications(&partner, customer).await.len(), 1);
 
     // Without a request id (or with a new one) the same body is a new request: 409 this time.
     let resp = app.post(&path, &partner.user, &body).send().await.unwrap();
@@ -76,7 +70,7 @@ async fn a_retried_gcc_request_uses_one_create_and_returns_the_first_answer() {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 4);
+    assert_eq!(app.codes(&partner).await[0].remaining_creates, 4);
 }
 
 async fn a_retried_customer_create_makes_one_customer() {
@@ -119,8 +113,8 @@ async fn the_same_id_with_another_body_is_409_and_changes_nothing() {
     );
     assert_eq!(fault["errorName"], "RequestIdReused");
     let quals = app.qualifications(&partner, customer).await;
-    assert_eq!(quals.as_array().unwrap().len(), 1);
-    assert_eq!(quals[0]["qualification"], "Education");
+    assert_eq!(quals.len(), 1);
+    assert_eq!(quals[0].qualification, Qualification::Education);
     // The ?code= query is part of the request too.
     let (status, _) = send(
         &app,
@@ -156,7 +150,7 @@ async fn business_failures_are_replayed_too() {
         send(&app, &partner.user, &path, "fails-once", &body).await,
         first
     );
-    assert_eq!(app.qualifications(&partner, customer).await, json!([]));
+    assert_eq!(app.qualifications(&partner, customer).await, []);
 }
 
 async fn keys_are_per_partner_and_per_route() {
@@ -195,7 +189,7 @@ async fn sixteen_concurrent_retries_have_one_effect_and_one_answer() {
     .await;
     assert_eq!(answers[0].0, StatusCode::CREATED);
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 9);
+    assert_eq!(app.codes(&partner).await[0].remaining_creates, 9);
 
     let create = json!({"companyProfile": {"domain": "storm2.example.com"}});
     let creates = futures_util::future::join_all((0..16).map(|_| {
@@ -258,15 +252,8 @@ async fn retries_after_a_restart_return_the_first_answer() {
         status_json(replay).await,
         (StatusCode::OK, json!("StateOwnedEntity"))
     );
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 2);
-    assert_eq!(
-        app.qualifications(&partner, customer)
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(app.codes(&partner).await[0].remaining_creates, 2);
+    assert_eq!(app.qualifications(&partner, customer).await.len(), 2);
     // The data itself survived the restart, of course.
     let (status, got) = status_json(
         app.get(&format!("/v1/customers/{customer}"), &partner.user)

@@ -524,7 +524,7 @@ async fn forged_and_invalid_tokens_never_reach_a_handler() {
             "{what}: 401 without WWW-Authenticate"
         );
         let fault = assert_fault(response, *status, *code).await;
-        let description = fault["description"].as_str().unwrap();
+        let description = fault.description.as_str();
         assert!(
             description.contains(words),
             "{what}: {description:?} should mention {words:?}"
@@ -573,7 +573,7 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
         900150,
     )
     .await;
-    assert_eq!(fault["errorName"], "ApplicationCredentialsNotAllowed");
+    assert_eq!(fault.error_name, "ApplicationCredentialsNotAllowed");
     // ...but App-only may read.
     assert_eq!(app.customer_count_with(&app_only).await, 1);
 
@@ -742,13 +742,8 @@ async fn gcc_needs_a_gdap_role() {
             900150,
         )
         .await;
-        assert_eq!(fault["errorName"], "GdapRoleRequired");
-        assert!(
-            fault["description"]
-                .as_str()
-                .unwrap()
-                .contains("Directory Readers")
-        );
+        assert_eq!(fault.error_name, "GdapRoleRequired");
+        assert!(fault.description.contains("Directory Readers"));
     }
     // Nothing was taken from the code, nothing was set.
     let (_, qualifications) = status_json(
@@ -869,10 +864,7 @@ async fn the_development_issuer_follows_the_listen_address() {
                 400,
             )
             .await;
-            assert!(
-                fault["description"].as_str().unwrap().contains("issuer"),
-                "{fault}"
-            );
+            assert!(fault.description.contains("issuer"), "{fault:?}");
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{Partner, TestApp, assert_fault, status_json};
+use pcq_core::fault::Envelope;
 use pcq_server::config::{Config, RouteQuota};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -42,7 +43,7 @@ async fn list_customers(app: &TestApp, partner: &Partner) -> reqwest::Response {
 }
 
 /// Checks a 429: the envelope, and Retry-After in whole seconds within `1..=max_seconds`.
-async fn assert_throttled(resp: reqwest::Response, family: &str, max_seconds: u64) -> Value {
+async fn assert_throttled(resp: reqwest::Response, family: &str, max_seconds: u64) -> Envelope {
     assert!(resp.headers().contains_key("ms-correlationid"));
     let retry_after: u64 = resp
         .headers()
@@ -57,14 +58,14 @@ async fn assert_throttled(resp: reqwest::Response, family: &str, max_seconds: u6
         "Retry-After {retry_after}"
     );
     let fault = assert_fault(resp, 429, 950429).await;
-    assert_eq!(fault["errorName"], "TooManyRequests");
-    assert_eq!(fault["isRetryable"], true);
-    assert_eq!(fault["parameters"]["routeFamily"], family);
+    assert_eq!(fault.error_name, "TooManyRequests");
+    assert!(fault.is_retryable);
+    assert_eq!(fault.parameters["routeFamily"], family);
     assert_eq!(
-        fault["parameters"]["retryAfterSeconds"],
+        fault.parameters["retryAfterSeconds"],
         retry_after.to_string()
     );
-    let description = fault["description"].as_str().unwrap();
+    let description = fault.description.as_str();
     assert!(
         description.contains(&format!("Try again in {retry_after} seconds")),
         "{description}"
@@ -84,7 +85,7 @@ async fn a_partner_over_its_limit_gets_429_with_retry_after_and_the_envelope() {
     }
     // One token every 20 seconds.
     let fault = assert_throttled(list_customers(&app, &partner).await, "customers", 20).await;
-    let description = fault["description"].as_str().unwrap();
+    let description = fault.description.as_str();
     assert!(
         description.contains(&partner.tenant.to_string())
             && description.contains("3 requests per minute for customer resources"),
@@ -117,7 +118,7 @@ async fn other_partners_and_other_route_families_are_unaffected() {
     assert_throttled(list_customers(&app, &first).await, "customers", 60).await;
     assert_eq!(list_customers(&app, &second).await.status(), StatusCode::OK);
     // The same partner in other families: validation codes, audit records, webhooks.
-    assert_eq!(app.codes(&first).await, json!([]));
+    assert_eq!(app.codes(&first).await, []);
     let resp = app
         .get("/v1/auditrecords?startDate=2020-01-01", &first.user)
         .send()
@@ -213,12 +214,7 @@ async fn burst_sets_how_many_requests_may_come_at_once() {
         );
     }
     let fault = assert_throttled(list_customers(&app, &partner).await, "customers", 1).await;
-    assert!(
-        fault["description"]
-            .as_str()
-            .unwrap()
-            .contains("at most 2 at once")
-    );
+    assert!(fault.description.contains("at most 2 at once"));
 }
 
 #[tokio::test]
@@ -405,8 +401,8 @@ async fn request_heads_over_the_limit_are_431() {
         .unwrap();
     assert!(resp.headers().contains_key("ms-correlationid"));
     let fault = assert_fault(resp, 431, 950431).await;
-    assert_eq!(fault["errorName"], "RequestHeaderFieldsTooLarge");
-    assert!(fault["description"].as_str().unwrap().contains("4096"));
+    assert_eq!(fault.error_name, "RequestHeaderFieldsTooLarge");
+    assert!(fault.description.contains("4096"));
     // Just under the limit is fine.
     let resp = app
         .get("/v1/customers", &partner.user)
@@ -455,11 +451,8 @@ async fn json_nested_too_deep_is_400_before_parsing() {
         "{\"a\":".repeat(100_000),
     ] {
         let fault = assert_fault(post(body).await.unwrap(), 400, 800002).await;
-        assert_eq!(fault["errorName"], "JsonNestingTooDeep");
-        assert!(
-            fault["description"].as_str().unwrap().contains("64 levels"),
-            "{fault}"
-        );
+        assert_eq!(fault.error_name, "JsonNestingTooDeep");
+        assert!(fault.description.contains("64 levels"), "{fault:?}");
     }
     // 64 levels are accepted (the extra property is ignored).
     let body = format!(
@@ -490,7 +483,7 @@ async fn the_depth_limit_is_configurable() {
         .await
         .unwrap();
     let fault = assert_fault(resp, 400, 800002).await;
-    assert_eq!(fault["parameters"]["maxDepth"], "2");
+    assert_eq!(fault.parameters["maxDepth"], "2");
     assert_eq!(app.customer_count(&partner).await, 1);
 }
 

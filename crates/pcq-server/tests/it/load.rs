@@ -2,6 +2,7 @@
 //! API, with their qualification and one history step, on both backends.
 
 use crate::common;
+use pcq_core::{Qualification, VettingStatus};
 
 use crate::common::TestApp;
 use pcq_server::service::load::{BulkLoad, LOAD_ACTOR, LoadedQualification};
@@ -81,13 +82,12 @@ async fn loaded_customers_are_like_created_ones() {
     let customer: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(customer["companyProfile"]["domain"], domain);
     let qualifications = app.qualifications(&partner, id).await;
+    assert_eq!(qualifications.len(), 1, "{qualifications:?}");
+    assert_eq!(qualifications[0].qualification, Qualification::Education);
     assert_eq!(
-        qualifications.as_array().unwrap().len(),
-        1,
-        "{qualifications}"
+        qualifications[0].vetting_status,
+        Some(VettingStatus::Approved)
     );
-    assert_eq!(qualifications[0]["qualification"], "Education");
-    assert_eq!(qualifications[0]["vettingStatus"], "Approved");
     let (status, history) = common::status_json(
         app.get(
             &format!("/_pcq/customers/{id}/qualifications/history"),

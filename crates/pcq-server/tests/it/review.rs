@@ -1,6 +1,7 @@
 //! The reviewer workflow: the queue, decisions, conflicts, re-requests and histories.
 
 use crate::common;
+use pcq_core::VettingStatus;
 
 use crate::common::{Partner, TestApp, assert_fault, status_json};
 use reqwest::StatusCode;
@@ -170,8 +171,8 @@ async fn approving_and_conflicting_decisions() {
         (StatusCode::OK, Some("Approved"))
     );
     assert_eq!(
-        app.qualifications(&partner, customer).await[0]["vettingStatus"],
-        "Approved"
+        app.qualifications(&partner, customer).await[0].vetting_status,
+        Some(VettingStatus::Approved)
     );
     assert_eq!(queue(&app, "").await["totalCount"], 0);
 
@@ -185,10 +186,10 @@ async fn approving_and_conflicting_decisions() {
     )
     .await;
     let fault = assert_fault(resp, 409, 950409).await;
-    assert_eq!(fault["errorName"], "NotInReview");
+    assert_eq!(fault.error_name, "NotInReview");
     assert_eq!(
-        app.qualifications(&partner, customer).await[0]["vettingStatus"],
-        "Approved"
+        app.qualifications(&partner, customer).await[0].vetting_status,
+        Some(VettingStatus::Approved)
     );
 
     // A qualification without vetting, or one the customer lacks.
@@ -274,8 +275,8 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     assert_eq!(
-        app.qualifications(&partner, customer).await[0]["vettingStatus"],
-        "InReview"
+        app.qualifications(&partner, customer).await[0].vetting_status,
+        Some(VettingStatus::InReview)
     );
 
     let resp = decide(
@@ -296,7 +297,10 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         (Some("Denied"), Some("Not an Education Customer"))
     );
     let got = app.qualifications(&partner, customer).await;
-    assert_eq!(got[0]["vettingReason"], "Not an Education Customer");
+    assert_eq!(
+        got[0].vetting_reason.as_deref(),
+        Some("Not an Education Customer")
+    );
 
     // The partner asks again: a new round, back in the queue.
     app.advance("1d").await;
@@ -304,7 +308,7 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         .post_qualification(&partner, customer, &json!({"qualification": "Education"}))
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let got = app.qualifications(&partner, customer).await;
+    let got = app.qualifications_json(&partner, customer).await;
     assert_eq!(got[0]["vettingStatus"], "InReview");
     assert!(got[0].get("vettingReason").is_none());
     let page = queue(&app, "").await;
@@ -321,14 +325,14 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
     let fault = assert_fault(resp, 409, 950409).await;
     assert_eq!(
         (
-            fault["errorName"].as_str(),
-            fault["parameters"]["round"].as_str()
+            fault.error_name.as_str(),
+            fault.parameters["round"].as_str()
         ),
-        (Some("VettingRoundChanged"), Some("2"))
+        ("VettingRoundChanged", "2")
     );
     assert_eq!(
-        app.qualifications(&partner, customer).await[0]["vettingStatus"],
-        "InReview"
+        app.qualifications(&partner, customer).await[0].vetting_status,
+        Some(VettingStatus::InReview)
     );
     let resp = decide(
         &app,
@@ -377,9 +381,9 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
     for token in [partner.user.clone(), partner.app.clone()] {
         let resp = app.get("/_pcq/review/queue", &token).send().await.unwrap();
         assert!(
-            assert_fault(resp, 403, 900150).await["description"]
-                .as_str()
-                .unwrap()
+            assert_fault(resp, 403, 900150)
+                .await
+                .description
                 .contains("Pcq.Reviewer")
         );
         assert_fault(
@@ -397,8 +401,8 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
         .await;
     }
     assert_eq!(
-        app.qualifications(&partner, customer).await[0]["vettingStatus"],
-        "InReview"
+        app.qualifications(&partner, customer).await[0].vetting_status,
+        Some(VettingStatus::InReview)
     );
 
     // A reviewer token gives no access to partners' data through the partner API.

@@ -2,6 +2,7 @@
 //! rejected request.
 
 use crate::common;
+use pcq_core::Qualification;
 
 use crate::common::{TestApp, assert_fault, status_json};
 use reqwest::{Method, StatusCode};
@@ -28,7 +29,7 @@ async fn none_nonprofit_and_unknown_values_are_400_900126_naming_the_value() {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let description = fault["description"].as_str().unwrap().to_ascii_lowercase();
+        let description = fault.description.to_ascii_lowercase();
         assert!(
             description.contains(&shown.to_ascii_lowercase())
                 || (shown == "0" && description.contains("none"))
@@ -44,13 +45,8 @@ async fn none_nonprofit_and_unknown_values_are_400_900126_naming_the_value() {
         )
         .await;
     let fault = assert_fault(resp, 400, 900126).await;
-    assert!(
-        fault["description"]
-            .as_str()
-            .unwrap()
-            .contains("University")
-    );
-    assert_eq!(app.qualifications(&partner, customer).await, json!([]));
+    assert!(fault.description.contains("University"));
+    assert_eq!(app.qualifications(&partner, customer).await, []);
 }
 
 async fn contract_2021_accepts_education_alone_2023_requires_segment() {
@@ -69,8 +65,8 @@ async fn contract_2021_accepts_education_alone_2023_requires_segment() {
         .post_qualification(&partner, customer, &json!({"qualification": "Education"}))
         .await;
     let fault = assert_fault(resp, 400, 800002).await;
-    assert_eq!(fault["errorName"], "EducationSegmentRequired");
-    assert_eq!(new.qualifications(&partner, customer).await, json!([]));
+    assert_eq!(fault.error_name, "EducationSegmentRequired");
+    assert_eq!(new.qualifications(&partner, customer).await, []);
     let resp = new
         .post_qualification(
             &partner,
@@ -101,9 +97,9 @@ async fn education_and_gcc_exclude_each_other_soe_stacks() {
         )
         .await;
     let fault = assert_fault(resp, 409, 950409).await;
-    assert_eq!(fault["errorName"], "QualificationConflict");
+    assert_eq!(fault.error_name, "QualificationConflict");
     assert_eq!(
-        app.codes(&partner).await[0]["remainingCreates"],
+        app.codes(&partner).await[0].remaining_creates,
         5,
         "a rejected GCC uses no create"
     );
@@ -135,13 +131,14 @@ async fn education_and_gcc_exclude_each_other_soe_stacks() {
     );
 
     let quals = app.qualifications(&partner, gcc).await;
-    let names: Vec<&str> = quals
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q["qualification"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["GovernmentCommunityCloud", "StateOwnedEntity"]);
+    let names: Vec<Qualification> = quals.iter().map(|q| q.qualification).collect();
+    assert_eq!(
+        names,
+        [
+            Qualification::GovernmentCommunityCloud,
+            Qualification::StateOwnedEntity
+        ]
+    );
 }
 
 async fn posting_a_held_qualification_again_is_409() {
@@ -159,16 +156,9 @@ async fn posting_a_held_qualification_again_is_409() {
             .post_qualification(&partner, customer, &json!({"qualification": q}))
             .await;
         let fault = assert_fault(resp, 409, 950409).await;
-        assert_eq!(fault["errorName"], "QualificationAlreadyExists");
+        assert_eq!(fault.error_name, "QualificationAlreadyExists");
     }
-    assert_eq!(
-        app.qualifications(&partner, customer)
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(app.qualifications(&partner, customer).await.len(), 2);
 }
 
 async fn denied_education_may_be_requested_again() {
@@ -188,7 +178,7 @@ async fn denied_education_may_be_requested_again() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["vettingStatus"], "InReview");
     assert!(body.get("vettingReason").is_none());
-    let quals = app.qualifications(&partner, customer).await;
+    let quals = app.qualifications_json(&partner, customer).await;
     assert_eq!(quals[0]["vettingStatus"], "InReview");
     assert!(quals[0].get("vettingReason").is_none());
     // Both rounds are in the history.
@@ -227,7 +217,7 @@ async fn gcc_validation_code_rules() {
         )
         .await;
     assert_eq!(
-        assert_fault(resp, 400, 800002).await["errorName"],
+        assert_fault(resp, 400, 800002).await.error_name,
         "ValidationCodeRequired"
     );
     // Unknown.
@@ -235,7 +225,7 @@ async fn gcc_validation_code_rules() {
         .post_qualification(&partner, customer, &gcc("999999999"))
         .await;
     assert_eq!(
-        assert_fault(resp, 400, 800002).await["errorName"],
+        assert_fault(resp, 400, 800002).await.error_name,
         "ValidationCodeNotFound"
     );
     // Another partner's code: the same answer as an unknown one.
@@ -244,10 +234,10 @@ async fn gcc_validation_code_rules() {
         .post_qualification(&partner, customer, &gcc(&foreign))
         .await;
     assert_eq!(
-        assert_fault(resp, 400, 800002).await["errorName"],
+        assert_fault(resp, 400, 800002).await.error_name,
         "ValidationCodeNotFound"
     );
-    assert_eq!(app.codes(&other).await[0]["remainingCreates"], 3);
+    assert_eq!(app.codes(&other).await[0].remaining_creates, 3);
     // Body and query disagree.
     let own = app.issue_code(&partner, 1).await;
     let resp = app
@@ -260,16 +250,16 @@ async fn gcc_validation_code_rules() {
         .await
         .unwrap();
     assert_eq!(
-        assert_fault(resp, 400, 800002).await["errorName"],
+        assert_fault(resp, 400, 800002).await.error_name,
         "ValidationCodeMismatch"
     );
-    assert_eq!(app.qualifications(&partner, customer).await, json!([]));
+    assert_eq!(app.qualifications(&partner, customer).await, []);
 
     // Success decrements remainingCreates and changes the eTag, atomically with the qualification.
-    let before = app.codes(&partner).await[0].clone();
+    let before = app.codes_json(&partner).await[0].clone();
     let resp = app.post_qualification(&partner, customer, &gcc(&own)).await;
     assert_eq!(resp.status(), 201);
-    let after = app.codes(&partner).await[0].clone();
+    let after = app.codes_json(&partner).await[0].clone();
     assert_eq!(after["remainingCreates"], 0);
     assert_ne!(after["eTag"], before["eTag"]);
     assert_eq!(after["maxCreates"], 1);
@@ -280,11 +270,11 @@ async fn gcc_validation_code_rules() {
         .await;
     let resp = app.post_qualification(&partner, second, &gcc(&own)).await;
     assert_eq!(
-        assert_fault(resp, 400, 800002).await["errorName"],
+        assert_fault(resp, 400, 800002).await.error_name,
         "ValidationCodeExhausted"
     );
-    assert_eq!(app.qualifications(&partner, second).await, json!([]));
-    assert_eq!(app.codes(&partner).await[0], after, "nothing changed");
+    assert_eq!(app.qualifications(&partner, second).await, []);
+    assert_eq!(app.codes_json(&partner).await[0], after, "nothing changed");
 }
 
 async fn concurrent_gcc_creates_never_overdraw_a_code() {
@@ -313,15 +303,10 @@ async fn concurrent_gcc_creates_never_overdraw_a_code() {
             .iter()
             .all(|r| r.status() == StatusCode::CREATED || r.status() == StatusCode::BAD_REQUEST)
     );
-    assert_eq!(app.codes(&partner).await[0]["remainingCreates"], 0);
+    assert_eq!(app.codes(&partner).await[0].remaining_creates, 0);
     let mut qualified = 0;
     for c in customers {
-        qualified += app
-            .qualifications(&partner, c)
-            .await
-            .as_array()
-            .unwrap()
-            .len();
+        qualified += app.qualifications(&partner, c).await.len();
     }
     assert_eq!(qualified, 5);
 }
@@ -356,20 +341,15 @@ async fn concurrent_exclusive_requests_for_one_customer_leave_one() {
             gcc_created += 1;
         }
         let held = app.qualifications(&partner, customer).await;
-        let names: Vec<&str> = held
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|q| q["qualification"].as_str().unwrap())
-            .collect();
-        assert_eq!(names.len(), 2, "customer {i}: {held}");
-        assert!(names.contains(&"StateOwnedEntity"), "customer {i}: {held}");
+        let names: Vec<Qualification> = held.iter().map(|q| q.qualification).collect();
+        assert_eq!(names.len(), 2, "customer {i}: {held:?}");
+        assert!(
+            names.contains(&Qualification::StateOwnedEntity),
+            "customer {i}: {held:?}"
+        );
     }
     // Only the GCC requests that won used a create.
-    let used = 100
-        - app.codes(&partner).await[0]["remainingCreates"]
-            .as_i64()
-            .unwrap();
+    let used = 100 - app.codes(&partner).await[0].remaining_creates;
     assert_eq!(used, gcc_created);
 }
 
@@ -406,14 +386,11 @@ async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
             .unwrap();
         let fault = assert_fault(resp, 403, 20002).await;
         assert!(
-            fault["description"]
-                .as_str()
-                .unwrap()
-                .contains(&customer.to_string()),
+            fault.description.contains(&customer.to_string()),
             "{method} {path}"
         );
     }
-    assert_eq!(app.qualifications(&owner, customer).await, json!([]));
+    assert_eq!(app.qualifications(&owner, customer).await, []);
 
     let unknown = uuid::Uuid::new_v4();
     for (method, path) in &paths {
@@ -451,8 +428,8 @@ async fn partners_only_ever_list_their_own_customers_and_codes() {
             .iter()
             .all(|c| c["id"] != a1.to_string())
     );
-    assert_eq!(app.codes(&b).await, json!([]));
-    assert_eq!(app.codes(&a).await.as_array().unwrap().len(), 1);
+    assert_eq!(app.codes(&b).await, []);
+    assert_eq!(app.codes(&a).await.len(), 1);
 }
 
 async fn customer_domains_are_unique_per_partner_and_validated() {
@@ -469,7 +446,7 @@ async fn customer_domains_are_unique_per_partner_and_validated() {
         .await
         .unwrap();
     assert_eq!(
-        assert_fault(resp, 409, 950409).await["errorName"],
+        assert_fault(resp, 409, 950409).await.error_name,
         "DomainAlreadyExists"
     );
     for body in [

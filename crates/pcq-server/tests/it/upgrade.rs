@@ -1,6 +1,7 @@
 //! Upgrading a database written by an earlier pcq: what the migrations carry over.
 
 use crate::common;
+use pcq_core::VettingStatus;
 
 use std::borrow::Cow;
 
@@ -87,7 +88,11 @@ async fn requests_and_audit_records_from_version_2_carry_over() {
     app.set_policy(json!({"policy": "immediate"})).await;
     assert_eq!(app.drain().await["vettingDecisions"], 1);
     let quals = app.qualifications(&partner, customer).await;
-    assert_eq!(quals[0]["vettingStatus"], "Approved", "{quals}");
+    assert_eq!(
+        quals[0].vetting_status,
+        Some(VettingStatus::Approved),
+        "{quals:?}"
+    );
 
     // Names are matched case-insensitively, also outside ASCII.
     for (operator, value, expected) in [

@@ -2,6 +2,7 @@
 //! clock. The worker is drained explicitly; nothing waits on wall-clock time.
 
 use crate::common;
+use pcq_core::{VettingStatus, wire};
 
 use crate::common::{Partner, TestApp, assert_fault, redact_dates, status_json};
 use reqwest::{Method, StatusCode};
@@ -20,8 +21,16 @@ async fn request_education(app: &TestApp, partner: &Partner, domain: &str, body:
     customer
 }
 
-async fn education(app: &TestApp, partner: &Partner, customer: Uuid) -> Value {
-    let quals = app.qualifications(partner, customer).await;
+async fn education(
+    app: &TestApp,
+    partner: &Partner,
+    customer: Uuid,
+) -> wire::CustomerQualification {
+    serde_json::from_value(education_json(app, partner, customer).await).unwrap()
+}
+
+async fn education_json(app: &TestApp, partner: &Partner, customer: Uuid) -> Value {
+    let quals = app.qualifications_json(partner, customer).await;
     quals
         .as_array()
         .unwrap()
@@ -44,7 +53,7 @@ async fn manual_policy_waits_for_a_reviewer_whatever_the_time() {
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     app.advance("3650d").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
-    let q = education(&app, &partner, customer).await;
+    let q = education_json(&app, &partner, customer).await;
     assert_eq!(q["vettingStatus"], "InReview");
     assert!(q.get("vettingReason").is_none());
 }
@@ -60,12 +69,12 @@ async fn immediate_policy_decides_on_the_next_worker_step() {
     )
     .await;
     assert_eq!(
-        education(&app, &partner, customer).await["vettingStatus"],
-        "InReview"
+        education(&app, &partner, customer).await.vetting_status,
+        Some(VettingStatus::InReview)
     );
     assert_eq!(app.drain().await["vettingDecisions"], 1);
     assert_eq!(
-        redact_dates(json!([education(&app, &partner, customer).await])),
+        redact_dates(json!([education_json(&app, &partner, customer).await])),
         json!([{"qualification": "Education", "vettingStatus": "Approved", "vettingCreateDate": "<date>"}])
     );
     // Decided once: draining again changes nothing.
@@ -87,16 +96,17 @@ async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
     app.advance("71h").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     assert_eq!(
-        education(&app, &partner, customer).await["vettingStatus"],
-        "InReview"
+        education(&app, &partner, customer).await.vetting_status,
+        Some(VettingStatus::InReview)
     );
     app.advance("1h").await;
     assert_eq!(app.drain().await["vettingDecisions"], 1);
     let q = education(&app, &partner, customer).await;
-    assert_eq!(q["vettingStatus"], "Approved");
+    assert_eq!(q.vetting_status, Some(VettingStatus::Approved));
     // The round started when it was requested, not when it was decided.
     let started =
-        pcq_core::time::Timestamp::parse_rfc3339(q["vettingCreateDate"].as_str().unwrap()).unwrap();
+        pcq_core::time::Timestamp::parse_rfc3339(q.vetting_create_date.as_deref().unwrap())
+            .unwrap();
     let now = app.state.pipeline.now();
     assert!(now.as_micros() - started.as_micros() >= 72 * 3_600_000_000);
 }
@@ -113,19 +123,23 @@ async fn after_reads_policy_decides_on_the_nth_get() {
     )
     .await;
     assert_eq!(
-        education(&app, &partner, customer).await["vettingStatus"],
-        "InReview"
+        education(&app, &partner, customer).await.vetting_status,
+        Some(VettingStatus::InReview)
     );
     assert_eq!(
-        education(&app, &partner, customer).await["vettingStatus"],
-        "InReview"
+        education(&app, &partner, customer).await.vetting_status,
+        Some(VettingStatus::InReview)
     );
     let third = education(&app, &partner, customer).await;
     assert_eq!(
-        third["vettingStatus"], "Denied",
+        third.vetting_status,
+        Some(VettingStatus::Denied),
         "the third read returns the decision"
     );
-    assert_eq!(third["vettingReason"], "Not an Education Customer");
+    assert_eq!(
+        third.vetting_reason.as_deref(),
+        Some("Not an Education Customer")
+    );
     assert_eq!(
         app.drain().await["vettingDecisions"],
         0,
@@ -152,8 +166,10 @@ async fn after_reads_policy_decides_on_the_nth_get() {
         assert_fault(resp, 403, 20002).await;
     }
     assert_eq!(
-        education(&app, &partner, second_customer).await["vettingStatus"],
-        "InReview"
+        education(&app, &partner, second_customer)
+            .await
+            .vetting_status,
+        Some(VettingStatus::InReview)
     );
 }
 
@@ -191,20 +207,23 @@ async fn domain_rules_approve_academic_domains_and_websites() {
     .await;
     assert_eq!(app.drain().await["vettingDecisions"], 4);
     assert_eq!(
-        education(&app, &partner, by_domain).await["vettingStatus"],
-        "Approved"
+        education(&app, &partner, by_domain).await.vetting_status,
+        Some(VettingStatus::Approved)
     );
     assert_eq!(
-        education(&app, &partner, by_website).await["vettingStatus"],
-        "Approved"
+        education(&app, &partner, by_website).await.vetting_status,
+        Some(VettingStatus::Approved)
     );
     assert_eq!(
-        education(&app, &partner, polish).await["vettingStatus"],
-        "Approved"
+        education(&app, &partner, polish).await.vetting_status,
+        Some(VettingStatus::Approved)
     );
     let denied = education(&app, &partner, neither).await;
-    assert_eq!(denied["vettingStatus"], "Denied");
-    assert_eq!(denied["vettingReason"], "Not an Academic Domain");
+    assert_eq!(denied.vetting_status, Some(VettingStatus::Denied));
+    assert_eq!(
+        denied.vetting_reason.as_deref(),
+        Some("Not an Academic Domain")
+    );
 }
 
 async fn configured_suffixes_replace_the_defaults() {
@@ -230,12 +249,12 @@ async fn configured_suffixes_replace_the_defaults() {
     .await;
     app.drain().await;
     assert_eq!(
-        education(&app, &partner, edu).await["vettingStatus"],
-        "Denied"
+        education(&app, &partner, edu).await.vetting_status,
+        Some(VettingStatus::Denied)
     );
     assert_eq!(
-        education(&app, &partner, school).await["vettingStatus"],
-        "Approved"
+        education(&app, &partner, school).await.vetting_status,
+        Some(VettingStatus::Approved)
     );
 }
 
@@ -264,8 +283,8 @@ async fn a_policy_change_applies_to_pending_decisions() {
     assert_eq!(app.drain().await["vettingDecisions"], 1);
     let q = education(&app, &partner, customer).await;
     assert_eq!(
-        (q["vettingStatus"].as_str(), q["vettingReason"].as_str()),
-        (Some("Denied"), Some("Not an eligible Library"))
+        (q.vetting_status, q.vetting_reason.as_deref()),
+        (Some(VettingStatus::Denied), Some("Not an eligible Library"))
     );
 
     // DELETE returns to the configured (manual) policy.
@@ -292,8 +311,8 @@ async fn a_policy_change_applies_to_pending_decisions() {
     .await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     assert_eq!(
-        education(&app, &partner, again).await["vettingStatus"],
-        "InReview"
+        education(&app, &partner, again).await.vetting_status,
+        Some(VettingStatus::InReview)
     );
 }
 
@@ -349,7 +368,7 @@ async fn gcc_can_be_routed_to_review() {
         (StatusCode::CREATED, Some("InReview"))
     );
     assert_eq!(
-        app.codes(&partner).await[0]["remainingCreates"],
+        app.codes(&partner).await[0].remaining_creates,
         1,
         "the code is used at request time"
     );
@@ -358,7 +377,8 @@ async fn gcc_can_be_routed_to_review() {
     app.drain().await;
     let quals = app.qualifications(&partner, customer).await;
     assert_eq!(
-        quals[0]["vettingStatus"], "Approved",
+        quals[0].vetting_status,
+        Some(VettingStatus::Approved),
         "the academic rules do not apply to GCC"
     );
 }
@@ -442,7 +462,8 @@ async fn the_sandbox_clock_stamps_new_requests() {
     .await;
     let q = education(&app, &partner, customer).await;
     let stamped =
-        pcq_core::time::Timestamp::parse_rfc3339(q["vettingCreateDate"].as_str().unwrap()).unwrap();
+        pcq_core::time::Timestamp::parse_rfc3339(q.vetting_create_date.as_deref().unwrap())
+            .unwrap();
     let system = pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
     assert!(stamped.as_micros() - system.as_micros() > 399 * 86_400_000_000);
 }
@@ -472,8 +493,8 @@ async fn requests_racing_a_policy_change_are_not_stranded() {
     assert_eq!(app.drain().await["vettingDecisions"], 16);
     for customer in customers {
         assert_eq!(
-            education(&app, &partner, customer).await["vettingStatus"],
-            "Approved"
+            education(&app, &partner, customer).await.vetting_status,
+            Some(VettingStatus::Approved)
         );
     }
 }
@@ -500,13 +521,7 @@ async fn the_clock_stops_at_the_last_writable_date() {
     }
     let before = clock().await;
     let fault = assert_fault(refused.expect("pcq refuses at some point"), 400, 800002).await;
-    assert!(
-        fault["description"]
-            .as_str()
-            .unwrap()
-            .contains("9999-12-31"),
-        "{fault}"
-    );
+    assert!(fault.description.contains("9999-12-31"), "{fault:?}");
     let now = before["now"].as_str().unwrap();
     assert!(now.starts_with("99"), "refused only near the end: {now}");
     assert_eq!(
@@ -525,8 +540,8 @@ async fn the_clock_stops_at_the_last_writable_date() {
     .await;
     let q = education(&app, &partner, customer).await;
     assert!(
-        q["vettingCreateDate"].as_str().unwrap().starts_with("99"),
-        "{q}"
+        q.vetting_create_date.as_deref().unwrap().starts_with("99"),
+        "{q:?}"
     );
 }
 

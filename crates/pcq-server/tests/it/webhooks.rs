@@ -2,6 +2,7 @@
 //! receiver downtime, restarts in the middle of retries, and giving up.
 
 use crate::common;
+use pcq_core::VettingStatus;
 
 use crate::common::{Partner, TestApp, assert_fault, status_json};
 use base64::Engine;
@@ -83,7 +84,7 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
         .await
         .unwrap();
     assert_eq!(
-        assert_fault(resp, 409, 950409).await["errorName"],
+        assert_fault(resp, 409, 950409).await.error_name,
         "WebhookRegistrationExists"
     );
 
@@ -161,7 +162,7 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
         .await;
     let resp = app.send_test_event(&partner, None).await;
     assert_eq!(
-        assert_fault(resp, 400, 800002).await["errorName"],
+        assert_fault(resp, 400, 800002).await.error_name,
         "NotRegisteredForTestEvents"
     );
     let resp = app
@@ -296,8 +297,8 @@ async fn qualification_changes_are_announced_with_their_audit_record() {
     );
     // The receiver reads the new state from the ResourceUri.
     assert_eq!(
-        app.qualifications(&partner, customer).await[0]["vettingStatus"],
-        "Approved"
+        app.qualifications(&partner, customer).await[0].vetting_status,
+        Some(VettingStatus::Approved)
     );
     // Nobody else's registration got anything.
     let log = app.deliveries(&app.partner()).await;
@@ -573,13 +574,10 @@ async fn private_targets_are_refused_when_not_allowed() {
             .await
             .unwrap();
         let fault = assert_fault(resp, 400, 800002).await;
-        assert_eq!(fault["errorName"], "WebhookTargetNotAllowed", "{url}");
+        assert_eq!(fault.error_name, "WebhookTargetNotAllowed", "{url}");
         assert!(
-            fault["description"]
-                .as_str()
-                .unwrap()
-                .contains("allow_private_targets"),
-            "{fault}"
+            fault.description.contains("allow_private_targets"),
+            "{fault:?}"
         );
     }
     let resp = app

@@ -1,5 +1,6 @@
 //! Reading answers: status and JSON, the error envelope, dates.
 
+use pcq_core::fault::Envelope;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
@@ -11,8 +12,9 @@ pub async fn status_json(resp: Response) -> (StatusCode, Value) {
     (status, body)
 }
 
-/// Asserts a response is a Partner Center error envelope with this status and code.
-pub async fn assert_fault(resp: Response, status: u16, code: u64) -> Value {
+/// Asserts a response is a Partner Center error envelope with this status and code, every key
+/// present; returns the envelope.
+pub async fn assert_fault(resp: Response, status: u16, code: u64) -> Envelope {
     let (got, body) = status_json(resp).await;
     assert_eq!(got.as_u16(), status, "status; body: {body}");
     assert_eq!(body["code"], code, "code; body: {body}");
@@ -31,7 +33,7 @@ pub async fn assert_fault(resp: Response, status: u16, code: u64) -> Value {
         );
     }
     assert!(!body["description"].as_str().unwrap().is_empty());
-    body
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("not an envelope: {e}: {body}"))
 }
 
 /// Replaces a `vettingCreateDate` with a marker after checking its form.

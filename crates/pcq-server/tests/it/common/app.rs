@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use pcq_core::wire;
 use pcq_server::auth::TokenSpec;
 use pcq_server::config::Config;
 use pcq_server::{AppState, Application};
-use pcq_test_support::PgSchema;
+use pcq_test_support::{PgSchema, json};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -229,8 +230,7 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED, "creating {domain}");
-        let body: Value = resp.json().await.unwrap();
-        body["id"].as_str().unwrap().parse().unwrap()
+        json::<wire::Customer>(resp).await.id
     }
 
     /// Issues a validation code to `partner` and returns its id.
@@ -245,8 +245,7 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED);
-        let body: Value = resp.json().await.unwrap();
-        body["validationId"].as_str().unwrap().to_owned()
+        json::<wire::ValidationCode>(resp).await.validation_id
     }
 
     /// Asks for a test `test-created` event (Partner Center's validation event), with
@@ -263,8 +262,17 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    /// The customer's qualifications as the API returns them.
-    pub async fn qualifications(&self, partner: &Partner, customer: Uuid) -> Value {
+    /// The customer's qualifications.
+    pub async fn qualifications(
+        &self,
+        partner: &Partner,
+        customer: Uuid,
+    ) -> Vec<wire::CustomerQualification> {
+        serde_json::from_value(self.qualifications_json(partner, customer).await).unwrap()
+    }
+
+    /// The customer's qualifications exactly as the API returns them.
+    pub async fn qualifications_json(&self, partner: &Partner, customer: Uuid) -> Value {
         let resp = self
             .get(
                 &format!("/v1/customers/{customer}/qualifications"),
@@ -286,12 +294,18 @@ impl TestApp {
     pub async fn customer_count_with(&self, token: &str) -> u64 {
         let resp = self.get("/v1/customers", token).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let list: Value = resp.json().await.unwrap();
-        list["totalCount"].as_u64().unwrap()
+        json::<wire::Collection<wire::Customer>>(resp)
+            .await
+            .total_count
     }
 
-    /// The partner's validation codes as the API returns them.
-    pub async fn codes(&self, partner: &Partner) -> Value {
+    /// The partner's validation codes.
+    pub async fn codes(&self, partner: &Partner) -> Vec<wire::ValidationCode> {
+        serde_json::from_value(self.codes_json(partner).await).unwrap()
+    }
+
+    /// The partner's validation codes exactly as the API returns them.
+    pub async fn codes_json(&self, partner: &Partner) -> Value {
         let resp = self
             .get("/v1/customers/all/validations", &partner.app)
             .send()
