@@ -11,18 +11,79 @@ use serde_json::Value;
 
 use crate::fault::ApiFault;
 
-/// Lower-cases and drops separators so every spelling of a value compares equal.
-/// Whether `raw` spells `canonical` (a PascalCase member name) in any case, with or without
-/// `_`, `-` and spaces between its words. Allocates nothing: stored values are parsed with it
-/// on every read.
-fn spells(raw: &str, canonical: &str) -> bool {
-    raw == canonical
-        || raw
-            .chars()
-            .filter(|c| !matches!(c, '_' | '-' | ' '))
-            .flat_map(char::to_lowercase)
-            .eq(canonical.chars().flat_map(char::to_lowercase))
+/// Whether `c` may stand between the words of a name (`after_reads`, `K-12`, `In Review`).
+fn is_separator(c: &char) -> bool {
+    matches!(c, '_' | '-' | ' ')
 }
+
+/// `name` lower-cased, without separators: the form every spelling of a name compares in.
+fn squashed(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars()
+        .filter(|c| !is_separator(c))
+        .flat_map(char::to_lowercase)
+}
+
+/// Whether `raw` spells `canonical` (a member name, PascalCase or snake_case) in any case, with
+/// or without `_`, `-` and spaces between its words. Trims nothing. Allocates nothing: stored
+/// values are parsed with it on every read.
+pub(crate) fn spells(raw: &str, canonical: &str) -> bool {
+    raw == canonical || squashed(raw).eq(squashed(canonical))
+}
+
+/// Gives a fieldless enum its names and their tolerant parsing, the one way every enumeration
+/// of pcq is read: `ALL` and `NAMES` (declaration order), `as_str` (the name it is written
+/// with), `from_name` (any case, with or without separators, see [`spells`]) and `Display`.
+///
+/// With `with Deserialize`, the enum also deserialises from any spelling of its names, failing
+/// with "'raw' is not one of name, name, …".
+macro_rules! tolerant_enum {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every member, in declaration order.
+            pub const ALL: [$ty; [$($name),+].len()] = [$($ty::$variant),+];
+
+            /// The names the members are written with, in the order of `ALL`.
+            pub const NAMES: [&'static str; [$($name),+].len()] = [$($name),+];
+
+            /// The name this member is written with.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            /// The member `raw` names, in any case and with or without `_`, `-` and spaces
+            /// between its words; `raw` is not trimmed.
+            pub fn from_name(raw: &str) -> Option<Self> {
+                Self::ALL
+                    .into_iter()
+                    .find(|member| $crate::enums::spells(raw, member.as_str()))
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+    ($ty:ident with Deserialize { $($body:tt)* }) => {
+        $crate::enums::tolerant_enum!($ty { $($body)* });
+
+        impl<'de> ::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <String as ::serde::Deserialize>::deserialize(deserializer)?;
+                $ty::from_name(&raw).ok_or_else(|| {
+                    ::serde::de::Error::custom(format!(
+                        "'{raw}' is not one of {}",
+                        $ty::NAMES.join(", ")
+                    ))
+                })
+            }
+        }
+    };
+}
+pub(crate) use tolerant_enum;
 
 /// Renders a JSON value for an error description.
 fn describe(value: &Value) -> String {
@@ -49,33 +110,21 @@ pub enum Qualification {
     StateOwnedEntity,
 }
 
-impl Qualification {
-    /// Every member, in integer order.
-    pub const ALL: [Qualification; 5] = [
-        Qualification::None,
-        Qualification::Education,
-        Qualification::Nonprofit,
-        Qualification::GovernmentCommunityCloud,
-        Qualification::StateOwnedEntity,
-    ];
+tolerant_enum!(Qualification {
+    None => "None",
+    Education => "Education",
+    Nonprofit => "Nonprofit",
+    GovernmentCommunityCloud => "GovernmentCommunityCloud",
+    StateOwnedEntity => "StateOwnedEntity",
+});
 
+impl Qualification {
     /// The members a partner can set through the API.
     pub const SETTABLE: [Qualification; 3] = [
         Qualification::Education,
         Qualification::GovernmentCommunityCloud,
         Qualification::StateOwnedEntity,
     ];
-
-    /// The PascalCase wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Qualification::None => "None",
-            Qualification::Education => "Education",
-            Qualification::Nonprofit => "Nonprofit",
-            Qualification::GovernmentCommunityCloud => "GovernmentCommunityCloud",
-            Qualification::StateOwnedEntity => "StateOwnedEntity",
-        }
-    }
 
     /// The integer value of the .NET enum.
     pub fn index(self) -> i64 {
@@ -124,18 +173,12 @@ impl Qualification {
         if let Ok(i) = trimmed.parse::<i64>() {
             return Self::from_index(i);
         }
-        Self::ALL.into_iter().find(|q| spells(trimmed, q.as_str()))
+        Self::from_name(trimmed)
     }
 
     /// The member with the given integer value.
     pub fn from_index(i: i64) -> Option<Self> {
         Self::ALL.into_iter().find(|q| q.index() == i)
-    }
-}
-
-impl std::fmt::Display for Qualification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -149,23 +192,15 @@ pub enum EducationSegment {
     HigherEducation,
 }
 
+tolerant_enum!(EducationSegment {
+    K12 => "K12",
+    HigherEducation => "HigherEducation",
+});
+
 impl EducationSegment {
-    /// Every member.
-    pub const ALL: [EducationSegment; 2] =
-        [EducationSegment::K12, EducationSegment::HigherEducation];
-
-    /// The PascalCase wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EducationSegment::K12 => "K12",
-            EducationSegment::HigherEducation => "HigherEducation",
-        }
-    }
-
     /// Parses any accepted spelling (case-insensitive, with or without separators).
     pub fn parse_str(raw: &str) -> Option<Self> {
-        let raw = raw.trim();
-        Self::ALL.into_iter().find(|s| spells(raw, s.as_str()))
+        Self::from_name(raw.trim())
     }
 
     /// Parses a JSON value; anything but a known string is a 900126 fault.
@@ -173,12 +208,6 @@ impl EducationSegment {
         value.as_str().and_then(Self::parse_str).ok_or_else(|| {
             ApiFault::invalid_enum("educationSegment", &describe(value), "K12, HigherEducation")
         })
-    }
-}
-
-impl std::fmt::Display for EducationSegment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -194,33 +223,16 @@ pub enum VettingStatus {
     Denied,
 }
 
+tolerant_enum!(VettingStatus {
+    InReview => "InReview",
+    Approved => "Approved",
+    Denied => "Denied",
+});
+
 impl VettingStatus {
-    /// Every member.
-    pub const ALL: [VettingStatus; 3] = [
-        VettingStatus::InReview,
-        VettingStatus::Approved,
-        VettingStatus::Denied,
-    ];
-
-    /// The PascalCase wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VettingStatus::InReview => "InReview",
-            VettingStatus::Approved => "Approved",
-            VettingStatus::Denied => "Denied",
-        }
-    }
-
     /// Parses any accepted spelling.
     pub fn parse_str(raw: &str) -> Option<Self> {
-        let raw = raw.trim();
-        Self::ALL.into_iter().find(|s| spells(raw, s.as_str()))
-    }
-}
-
-impl std::fmt::Display for VettingStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        Self::from_name(raw.trim())
     }
 }
 
@@ -320,6 +332,54 @@ mod tests {
         }
         assert!(EducationSegment::parse_value(&json!("Kindergarten")).is_err());
         assert!(EducationSegment::parse_value(&json!(1)).is_err());
+    }
+
+    #[test]
+    fn written_names_are_the_serde_names() {
+        fn check<T>(all: &[T], name: fn(&T) -> &'static str)
+        where
+            T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            for member in all {
+                assert_eq!(serde_json::to_value(member).unwrap(), json!(name(member)));
+                assert_eq!(
+                    &serde_json::from_value::<T>(json!(name(member))).unwrap(),
+                    member
+                );
+            }
+        }
+        check(&Qualification::ALL, |q| q.as_str());
+        check(&EducationSegment::ALL, |s| s.as_str());
+        check(&VettingStatus::ALL, |s| s.as_str());
+        assert_eq!(
+            Qualification::NAMES.map(str::to_owned),
+            Qualification::ALL.map(|q| q.to_string())
+        );
+    }
+
+    #[test]
+    fn names_compare_without_case_and_separators_but_untrimmed() {
+        assert!(spells(
+            "GovernmentCommunityCloud",
+            "GovernmentCommunityCloud"
+        ));
+        assert!(spells(
+            "government community-cloud",
+            "GovernmentCommunityCloud"
+        ));
+        assert!(spells("AfterReads", "after_reads"));
+        assert!(spells("after-reads", "after_reads"));
+        assert!(!spells("\tEducation", "Education"));
+        assert!(!spells("Educatio", "Education"));
+        assert_eq!(
+            Qualification::from_name(" education "),
+            Some(Qualification::Education)
+        );
+        assert_eq!(Qualification::from_name("\neducation"), None);
+        assert_eq!(
+            Qualification::parse_str("\neducation\t"),
+            Some(Qualification::Education)
+        );
     }
 
     #[test]

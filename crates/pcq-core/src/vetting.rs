@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::enums::{Qualification, VettingStatus, documented_vetting_reason};
+use crate::enums::{Qualification, VettingStatus, documented_vetting_reason, tolerant_enum};
 use crate::time::Timestamp;
 
 /// When a pending qualification becomes due for a decision.
@@ -38,59 +38,20 @@ pub enum Outcome {
     DomainRules,
 }
 
-/// Deserialises an enum from its snake_case names in any case and with or without separators
-/// (`after_reads`, `afterReads`, `AfterReads`).
-macro_rules! tolerant_enum {
-    ($ty:ident { $($variant:ident = $name:literal),* $(,)? }) => {
-        impl $ty {
-            /// The names this enum is written with.
-            pub const NAMES: &'static [&'static str] = &[$($name),*];
-
-            /// The snake_case name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name),*
-                }
-            }
-
-            /// The member named `raw` (any case, any separators).
-            pub fn parse(raw: &str) -> Option<Self> {
-                let wanted: String = raw
-                    .chars()
-                    .filter(|c| !matches!(c, '_' | '-' | ' '))
-                    .flat_map(char::to_lowercase)
-                    .collect();
-                $(if wanted == $name.replace('_', "") { return Some($ty::$variant); })*
-                None
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let raw = String::deserialize(deserializer)?;
-                $ty::parse(&raw).ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "'{raw}' is not one of {}",
-                        $ty::NAMES.join(", ")
-                    ))
-                })
-            }
-        }
-    };
-}
-
-tolerant_enum!(Mode {
-    Manual = "manual",
-    Immediate = "immediate",
-    After = "after",
-    AfterReads = "after_reads",
-    DomainRules = "domain_rules",
+// Read from the configuration and the policy API in any case and with or without separators
+// (`after_reads`, `afterReads`, `AfterReads`).
+tolerant_enum!(Mode with Deserialize {
+    Manual => "manual",
+    Immediate => "immediate",
+    After => "after",
+    AfterReads => "after_reads",
+    DomainRules => "domain_rules",
 });
 
-tolerant_enum!(Outcome {
-    Approve = "approve",
-    Deny = "deny",
-    DomainRules = "domain_rules",
+tolerant_enum!(Outcome with Deserialize {
+    Approve => "approve",
+    Deny => "deny",
+    DomainRules => "domain_rules",
 });
 
 /// The suffixes the domain rules treat as academic, unless configured otherwise.
@@ -555,6 +516,53 @@ mod tests {
             serde_json::json!([]),
         ] {
             assert!(base.with_changes(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn modes_and_outcomes_read_in_any_spelling() {
+        for (raw, want) in [
+            ("after_reads", Mode::AfterReads),
+            ("afterReads", Mode::AfterReads),
+            ("AfterReads", Mode::AfterReads),
+            ("AFTER-READS", Mode::AfterReads),
+            ("after reads", Mode::AfterReads),
+            (" manual ", Mode::Manual),
+            ("DomainRules", Mode::DomainRules),
+        ] {
+            assert_eq!(
+                serde_json::from_value::<Mode>(serde_json::json!(raw)).unwrap(),
+                want,
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            Outcome::from_name("DOMAIN_rules"),
+            Some(Outcome::DomainRules)
+        );
+        // Whitespace other than spaces is not trimmed.
+        assert_eq!(Mode::from_name("\tmanual"), None);
+        let err = serde_json::from_value::<Mode>(serde_json::json!("sometimes")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'sometimes' is not one of manual, immediate, after, after_reads, domain_rules"
+        );
+        let err = serde_json::from_value::<Outcome>(serde_json::json!("maybe")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'maybe' is not one of approve, deny, domain_rules"
+        );
+        for mode in Mode::ALL {
+            assert_eq!(
+                serde_json::to_value(mode).unwrap(),
+                serde_json::json!(mode.as_str())
+            );
+        }
+        for outcome in Outcome::ALL {
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                serde_json::json!(outcome.as_str())
+            );
         }
     }
 
