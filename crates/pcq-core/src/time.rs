@@ -1,6 +1,29 @@
-//! Timestamps as stored (microseconds since the Unix epoch) and as sent (RFC 3339, UTC, `Z`).
+//! Timestamps as stored (microseconds since the Unix epoch) and every form pcq writes them in:
+//! RFC 3339 with milliseconds for the API's own dates, .NET's round-trip form for webhook
+//! events and delivery results, and the Azure Table eTag of validation codes. Each form is one
+//! `time` format description here; nothing else in pcq formats a date.
 
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+
+/// RFC 3339 in UTC with milliseconds and `Z`: `2020-12-04T20:54:24.000Z`.
+const RFC3339_MILLIS: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// .NET's round-trip (`"o"`) form of a UTC `DateTimeOffset`: `2017-11-16T16:19:06.3520270+00:00`.
+const DOTNET_ROUND_TRIP: &[BorrowedFormatItem<'static>] = format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7][offset_hour sign:mandatory]:[offset_minute]"
+);
+
+/// .NET's round-trip form of a `DateTime` without a kind: `2017-11-16T16:19:06.3520270`.
+const DOTNET_ROUND_TRIP_WITHOUT_OFFSET: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]");
+
+/// An Azure Table weak eTag, its colons URL-encoded: `W/"datetime'2018-10-10T18%3A49%3A58.727348Z'"`.
+const TABLE_ETAG: &[BorrowedFormatItem<'static>] = format_description!(
+    "W/\"datetime'[year]-[month]-[day]T[hour]%3A[minute]%3A[second].[subsecond digits:6]Z'\""
+);
 
 /// A point in time with microsecond precision, stored as microseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,20 +52,35 @@ impl Timestamp {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
-    /// RFC 3339 in UTC with millisecond precision and a `Z` suffix, e.g.
-    /// `2020-12-04T20:54:24.000Z`.
+    /// This time written with `format`, in UTC.
+    fn format(self, format: &[BorrowedFormatItem<'_>]) -> String {
+        self.to_datetime()
+            .format(format)
+            .expect("a UTC date-time has every component of pcq's date formats")
+    }
+
+    /// RFC 3339 in UTC with millisecond precision (truncated) and a `Z` suffix, e.g.
+    /// `2020-12-04T20:54:24.000Z`: the dates of pcq's API.
     pub fn to_rfc3339(self) -> String {
-        let dt = self.to_datetime().to_offset(UtcOffset::UTC);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            u8::from(dt.month()),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            dt.millisecond()
-        )
+        self.format(RFC3339_MILLIS)
+    }
+
+    /// .NET's round-trip form in UTC, seven fractional digits and `+00:00`, e.g.
+    /// `2017-11-16T16:19:06.3520270+00:00`: the `ResourceChangeUtcDate` of webhook events.
+    pub fn to_dotnet_round_trip(self) -> String {
+        self.format(DOTNET_ROUND_TRIP)
+    }
+
+    /// [`to_dotnet_round_trip`](Self::to_dotnet_round_trip) without the offset, e.g.
+    /// `2017-11-16T16:19:06.3520270`: the `dateTimeUtc` of webhook delivery results.
+    pub fn to_dotnet_round_trip_without_offset(self) -> String {
+        self.format(DOTNET_ROUND_TRIP_WITHOUT_OFFSET)
+    }
+
+    /// The Azure-Table-style weak eTag of a change at this time, as Partner Center sends for
+    /// validation codes: `W/"datetime'2018-10-10T18%3A49%3A58.727348Z'"`.
+    pub fn to_table_etag(self) -> String {
+        self.format(TABLE_ETAG)
     }
 
     /// Parses RFC 3339 with any offset.
@@ -124,14 +162,91 @@ impl Timestamp {
 mod tests {
     use super::*;
 
+    fn at(raw: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(raw).unwrap()
+    }
+
     #[test]
     fn formats_utc_with_z_and_milliseconds() {
-        let t = Timestamp::parse_rfc3339("2020-12-04T21:54:24.123456+01:00").unwrap();
+        let t = at("2020-12-04T21:54:24.123456+01:00");
         assert_eq!(t.to_rfc3339(), "2020-12-04T20:54:24.123Z");
         assert_eq!(
             Timestamp::from_micros(0).to_rfc3339(),
             "1970-01-01T00:00:00.000Z"
         );
+        assert_eq!(
+            at("2021-05-06T19:59:56.9999999Z").to_rfc3339(),
+            "2021-05-06T19:59:56.999Z"
+        );
+        assert_eq!(
+            at("2021-05-06T19:59:56.001Z").to_rfc3339(),
+            "2021-05-06T19:59:56.001Z"
+        );
+        assert_eq!(
+            at("0001-01-01T00:00:00Z").to_rfc3339(),
+            "0001-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            at("9999-12-31T23:59:59.999999Z").to_rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_micros(-1).to_rfc3339(),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn formats_dotnet_round_trip_with_seven_digits() {
+        let cases = [
+            ("2017-11-16T16:19:06.352027Z", "2017-11-16T16:19:06.3520270"),
+            (
+                "2017-11-16T17:19:06.352027+01:00",
+                "2017-11-16T16:19:06.3520270",
+            ),
+            ("2020-01-02T03:04:05Z", "2020-01-02T03:04:05.0000000"),
+            ("2020-01-02T03:04:05.000001Z", "2020-01-02T03:04:05.0000010"),
+            ("2020-01-02T03:04:05.1Z", "2020-01-02T03:04:05.1000000"),
+            (
+                "2021-05-06T19:59:56.6832021Z",
+                "2021-05-06T19:59:56.6832020",
+            ),
+            ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00.0000000"),
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.9999990"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(at(raw).to_dotnet_round_trip_without_offset(), want, "{raw}");
+            assert_eq!(
+                at(raw).to_dotnet_round_trip(),
+                format!("{want}+00:00"),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn formats_table_etags_with_microseconds() {
+        let cases = [
+            (
+                "2018-10-10T18:49:58.727348Z",
+                "W/\"datetime'2018-10-10T18%3A49%3A58.727348Z'\"",
+            ),
+            (
+                "2018-10-10T18:49:58Z",
+                "W/\"datetime'2018-10-10T18%3A49%3A58.000000Z'\"",
+            ),
+            (
+                "2018-01-02T03:04:05.000007-02:00",
+                "W/\"datetime'2018-01-02T05%3A04%3A05.000007Z'\"",
+            ),
+            (
+                "1970-01-01T00:00:00.5Z",
+                "W/\"datetime'1970-01-01T00%3A00%3A00.500000Z'\"",
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(at(raw).to_table_etag(), want, "{raw}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::auth::Principal;
 use crate::error::Error;
 use crate::service::webhooks::{
     self, EVENTS, FindRegistration, RecentDeliveries, Register, SendValidationEvent, Unregister,
-    ValidationDelivery, dotnet_round_trip,
+    ValidationDelivery,
 };
 use crate::store::{AttemptRow, DeliveryStatus, DeliveryWithAttempts, Reply};
 
@@ -190,12 +190,11 @@ fn delivery_result(attempt: &AttemptRow) -> DeliveryResult {
                 .unwrap_or_else(|| c.as_u16().to_string())
         })
         .unwrap_or_default();
-    let at = dotnet_round_trip(attempt.at);
     DeliveryResult {
         response_code,
         response_message: attempt.response_message.clone(),
         system_error: attempt.system_error,
-        date_time_utc: at.trim_end_matches("+00:00").to_owned(),
+        date_time_utc: attempt.at.to_dotnet_round_trip_without_offset(),
     }
 }
 

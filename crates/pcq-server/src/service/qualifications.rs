@@ -140,7 +140,7 @@ impl Op for CreateQualification {
             // eTags are derived from the change time, which must move on with every change.
             let at = self.now.max(code.updated_at.plus_micros(1));
             let used = tx
-                .consume_validation_code(self.partner, &code.validation_id, &render::etag(at), at)
+                .consume_validation_code(self.partner, &code.validation_id, &at.to_table_etag(), at)
                 .await?;
             if !used {
                 return Err(ApiFault::validation_code_exhausted(

@@ -70,30 +70,3 @@ pub fn validation_code(row: &ValidationCodeRow) -> ValidationCode {
         etag: row.etag.clone(),
     }
 }
-
-/// An Azure-Table-style weak eTag for a change at `at`, as Partner Center sends for validation
-/// codes: `W/"datetime'2018-10-10T18%3A49%3A58.727348Z'"`.
-pub fn etag(at: Timestamp) -> String {
-    let dt = at.to_datetime();
-    format!(
-        "W/\"datetime'{:04}-{:02}-{:02}T{:02}%3A{:02}%3A{:02}.{:06}Z'\"",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.microsecond()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_has_the_partner_center_form() {
-        let at = Timestamp::parse_rfc3339("2018-10-10T18:49:58.727348Z").unwrap();
-        assert_eq!(etag(at), "W/\"datetime'2018-10-10T18%3A49%3A58.727348Z'\"");
-    }
-}

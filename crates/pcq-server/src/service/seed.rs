@@ -18,7 +18,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::customers::CreateCustomer;
-use super::render;
 use crate::error::{Error, Found};
 use crate::store::{Op, QualificationEvent, QualificationRow, Scope, Tx, ValidationCodeRow};
 
@@ -342,7 +341,7 @@ impl Op for ApplySeed {
                 validation_id: code.validation_id,
                 organization_name: code.organization_name,
                 max_creates: code.max_creates,
-                etag: render::etag(self.now),
+                etag: self.now.to_table_etag(),
                 created_at: self.now,
                 updated_at: self.now,
             };

@@ -34,7 +34,7 @@ impl IssueValidationCode {
             organization_name: self.code.organization_name.clone(),
             max_creates: self.code.max_creates,
             remaining_creates: self.code.max_creates,
-            etag: render::etag(self.now),
+            etag: self.now.to_table_etag(),
             created_at: self.now,
             updated_at: self.now,
         }

@@ -32,22 +32,6 @@ struct EventBody<'a> {
     resource_change_utc_date: String,
 }
 
-/// A time in .NET's round-trip form, as event bodies carry it:
-/// `2017-11-16T16:19:06.3520276+00:00`.
-pub fn dotnet_round_trip(at: Timestamp) -> String {
-    let dt = at.to_datetime();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.nanosecond() / 100
-    )
-}
-
 /// An event to announce.
 pub struct Event<'a> {
     /// The partner whose registration receives it.
@@ -89,7 +73,7 @@ pub async fn enqueue(tx: &mut Tx<'_>, event: Event<'_>) -> Result<bool, Error> {
         resource_uri: event.resource_uri,
         resource_name: event.resource_name(),
         audit_uri: event.audit_uri,
-        resource_change_utc_date: dotnet_round_trip(event.at),
+        resource_change_utc_date: event.at.to_dotnet_round_trip(),
     };
     tx.insert_delivery(&DeliveryRow {
         seq: 0,
@@ -424,11 +408,5 @@ mod tests {
                 .output
         );
         store.close().await;
-    }
-
-    #[test]
-    fn dates_in_dotnet_round_trip_form() {
-        let at = Timestamp::parse_rfc3339("2017-11-16T16:19:06.352027Z").unwrap();
-        assert_eq!(dotnet_round_trip(at), "2017-11-16T16:19:06.3520270+00:00");
     }
 }
