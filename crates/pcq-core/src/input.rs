@@ -10,6 +10,11 @@ use serde_json::{Map, Value};
 
 use crate::enums::{EducationSegment, Qualification};
 use crate::fault::{ApiFault, truncate};
+use crate::limits::{
+    DEFAULT_MAX_CREATES, MAX_CREATES_LIMIT, MAX_DOMAIN_CHARS, MAX_DOMAIN_LABEL_CHARS,
+    MAX_ORGANIZATION_NAME_CHARS, MAX_VALIDATION_CODE_CHARS, MAX_VALIDATION_ID_DIGITS,
+    MAX_WEBHOOK_URL_CHARS, MAX_WEBSITE_CHARS,
+};
 
 /// The generation of the POST qualifications contract pcq enforces. Written `"2021"` or
 /// `"2023"` (the year, as a string or a number).
@@ -154,11 +159,6 @@ pub fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// Longest accepted website, in characters.
-pub const MAX_WEBSITE_CHARS: usize = 2048;
-/// Longest accepted validation code, in characters.
-pub const MAX_VALIDATION_CODE_CHARS: usize = 64;
-
 /// A request to add a qualification to a customer, checked against the contract in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QualificationRequest {
@@ -284,9 +284,6 @@ impl QualificationRequest {
     }
 }
 
-/// Longest accepted domain name.
-pub const MAX_DOMAIN_CHARS: usize = 253;
-
 /// A request to create a customer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewCustomer {
@@ -369,15 +366,19 @@ pub fn parse_domain(raw: &str) -> Result<String, ApiFault> {
         .with_param("field", "companyProfile.domain")
     };
     if domain.len() > MAX_DOMAIN_CHARS {
-        return Err(invalid("it is longer than 253 characters"));
+        return Err(invalid(&format!(
+            "it is longer than {MAX_DOMAIN_CHARS} characters"
+        )));
     }
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2 {
         return Err(invalid("it needs at least two labels separated by a dot"));
     }
     for label in labels {
-        if label.is_empty() || label.len() > 63 {
-            return Err(invalid("each label must have 1 to 63 characters"));
+        if label.is_empty() || label.len() > MAX_DOMAIN_LABEL_CHARS {
+            return Err(invalid(&format!(
+                "each label must have 1 to {MAX_DOMAIN_LABEL_CHARS} characters"
+            )));
         }
         if !label
             .bytes()
@@ -501,9 +502,6 @@ pub struct WebhookRegistrationInput {
     pub events: Vec<String>,
 }
 
-/// Longest accepted webhook URL.
-pub const MAX_WEBHOOK_URL_CHARS: usize = 2048;
-
 impl WebhookRegistrationInput {
     /// Parses a registration body; `supported` lists the event names that can be registered.
     pub fn parse(body: &Value, supported: &[&str]) -> Result<Self, ApiFault> {
@@ -575,7 +573,9 @@ fn check_webhook_url(url: &str) -> Result<(), ApiFault> {
         .with_param("field", "WebhookUrl")
     };
     if url.chars().count() > MAX_WEBHOOK_URL_CHARS {
-        return Err(invalid("it is longer than 2048 characters"));
+        return Err(invalid(&format!(
+            "it is longer than {MAX_WEBHOOK_URL_CHARS} characters"
+        )));
     }
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     let rest = if lower.starts_with("https://") {
@@ -623,9 +623,6 @@ fn check_webhook_url(url: &str) -> Result<(), ApiFault> {
     Ok(())
 }
 
-/// Most creates one validation code may allow.
-pub const MAX_CREATES_LIMIT: i64 = 1_000_000;
-
 impl NewValidationCode {
     /// Parses `{"organizationName": "...", "maxCreates": 5, "validationId": "123456"?}`.
     pub fn parse(body: &Value) -> Result<Self, ApiFault> {
@@ -645,13 +642,13 @@ impl NewValidationCode {
             })?
             .trim()
             .to_owned();
-        if organization_name.chars().count() > 256 {
-            return Err(ApiFault::invalid_input(
-                "The organizationName is longer than 256 characters.",
-            ));
+        if organization_name.chars().count() > MAX_ORGANIZATION_NAME_CHARS {
+            return Err(ApiFault::invalid_input(format!(
+                "The organizationName is longer than {MAX_ORGANIZATION_NAME_CHARS} characters."
+            )));
         }
         let max_creates = match object.get("maxCreates")? {
-            None => 5,
+            None => DEFAULT_MAX_CREATES,
             Some(v) => v
                 .as_i64()
                 .filter(|n| (1..=MAX_CREATES_LIMIT).contains(n))
@@ -674,10 +671,13 @@ impl NewValidationCode {
             }
         };
         if let Some(id) = &validation_id {
-            if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ApiFault::invalid_input(
-                    "The property 'validationId' must be 1 to 18 digits.",
-                )
+            if id.is_empty()
+                || id.len() > MAX_VALIDATION_ID_DIGITS
+                || !id.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(ApiFault::invalid_input(format!(
+                    "The property 'validationId' must be 1 to {MAX_VALIDATION_ID_DIGITS} digits."
+                ))
                 .with_param("field", "validationId"));
             }
         }

@@ -8,6 +8,7 @@ pub mod enums;
 pub mod fault;
 pub mod ids;
 pub mod input;
+pub mod limits;
 pub mod rules;
 pub mod time;
 pub mod vetting;

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::enums::{Qualification, VettingStatus, documented_vetting_reason, tolerant_enum};
+use crate::limits::{MAX_ACADEMIC_SUFFIX_LEN, MAX_ACADEMIC_SUFFIXES};
 use crate::time::Timestamp;
 
 /// When a pending qualification becomes due for a decision.
@@ -119,12 +120,14 @@ impl VettingPolicy {
         if self.policy == Mode::AfterReads && self.after_reads == 0 {
             return Err("after_reads must be at least 1".to_owned());
         }
-        if self.academic_suffixes.len() > 1000 {
-            return Err("academic_suffixes has more than 1000 entries".to_owned());
+        if self.academic_suffixes.len() > MAX_ACADEMIC_SUFFIXES {
+            return Err(format!(
+                "academic_suffixes has more than {MAX_ACADEMIC_SUFFIXES} entries"
+            ));
         }
         for suffix in &mut self.academic_suffixes {
             let s = suffix.trim().to_ascii_lowercase();
-            if s.is_empty() || s.len() > 253 {
+            if s.is_empty() || s.len() > MAX_ACADEMIC_SUFFIX_LEN {
                 return Err(format!(
                     "the academic suffix '{suffix}' is empty or too long"
                 ));
