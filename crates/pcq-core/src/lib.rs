@@ -10,6 +10,8 @@ pub mod ids;
 pub mod input;
 pub mod limits;
 pub mod rules;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod time;
 pub mod vetting;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! The limits of pcq's request bodies, in one place: the parsers of [`crate::input`] and
-//! [`crate::vetting`] enforce them and their error descriptions quote them.
+//! [`crate::vetting`] enforce them, and the OpenAPI schemas of those bodies ([`crate::schema`],
+//! with the `openapi` feature) publish them, so the document cannot drift from what is
+//! accepted.
 
 /// Longest accepted website of an Education request, in characters.
 pub const MAX_WEBSITE_CHARS: usize = 2048;

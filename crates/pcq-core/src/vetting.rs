@@ -264,6 +264,10 @@ pub fn website_host(website: &str) -> &str {
     rest.split(':').next().unwrap_or(rest)
 }
 
+/// The pattern the OpenAPI document gives durations: up to three units (`d`, `h`, `m`, `s`,
+/// `ms`) of up to three digits each, the forms in use. [`Duration::parse`] takes longer ones too.
+pub const DURATION_PATTERN: &str = r"^([0-9]{1,3}(d|h|m|s|ms)){1,3}$";
+
 /// A length of time, written like `72h`, `90m`, `1h30m`, `45s`, `2d` or `500ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Duration(i64);

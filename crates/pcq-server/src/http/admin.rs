@@ -6,7 +6,7 @@ use pcq_core::{ApiFault, NewValidationCode};
 use serde_json::json;
 
 use super::extract::{AdminCaller, Ctx, JsonBody};
-use super::openapi::{HealthBody, ValidationCodeIssueBody};
+use super::openapi::HealthBody;
 use crate::AppState;
 use crate::error::Error;
 use crate::service::validation_codes::IssueValidationCode;
@@ -18,7 +18,7 @@ use crate::store::{Op, Reply, Tx};
     path = "/_pcq/admin/partners/{partner_tenant_id}/validation-codes",
     tag = "sandbox",
     params(("partner_tenant_id" = uuid::Uuid, Path, description = "The partner receiving the code")),
-    request_body = ValidationCodeIssueBody,
+    request_body = NewValidationCode,
     responses((status = 201, description = "The new validation code", body = ValidationCode)),
     security(("bearer" = []))
 )]
@@ -137,13 +137,34 @@ pub async fn get_clock(
     Reply::ok(&clock_view(&state))
 }
 
-/// `{"advance": "72h"}`: moves pcq's clock forward for the whole server.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct AdvanceBody {
-    /// How far, e.g. `72h`, `30m`, `1d12h` (pcq's clock cannot pass 9999-12-31).
-    #[schema(pattern = r"^([0-9]{1,3}(d|h|m|s|ms)){1,3}$")]
-    pub advance: String,
+/// `{"advance": "72h"}`: moves pcq's clock forward for the whole server (read by
+/// [`advance_clock`]).
+#[derive(Debug)]
+pub enum AdvanceBody {}
+
+impl utoipa::PartialSchema for AdvanceBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "`{\"advance\": \"72h\"}`: moves pcq's clock forward for the whole server.",
+            ))
+            .property(
+                "advance",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "How far, e.g. `72h`, `30m`, `1d12h` (pcq's clock cannot pass 9999-12-31).",
+                    ))
+                    .pattern(Some(pcq_core::vetting::DURATION_PATTERN)),
+            )
+            .required("advance")
+            .into()
+    }
 }
+
+impl utoipa::ToSchema for AdvanceBody {}
 
 /// Moves pcq's clock forward: time-based vetting decisions and webhook retries fall due without
 /// waiting (sandbox control).
@@ -252,7 +273,7 @@ pub async fn get_policy(
     put,
     path = "/_pcq/admin/vetting-policy",
     tag = "sandbox",
-    request_body = super::openapi::PolicyChangesBody,
+    request_body = pcq_core::schema::PolicyChangesBody,
     responses((status = 200, description = "The policy now in force", body = PolicyView)),
     security(("bearer" = []))
 )]

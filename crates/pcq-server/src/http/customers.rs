@@ -6,7 +6,6 @@ use pcq_core::NewCustomer;
 use pcq_core::wire::{Collection, Customer};
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams};
-use super::openapi::CustomerCreateBody;
 use super::paging::{self, page_size};
 use crate::AppState;
 use crate::error::Error;
@@ -23,7 +22,7 @@ use crate::store::Reply;
     post,
     path = "/v1/customers",
     tag = "customers",
-    request_body = CustomerCreateBody,
+    request_body = NewCustomer,
     responses((status = 201, description = "The new customer", body = Customer)),
     security(("bearer" = []))
 )]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::context::RequestContext;
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, UserCaller};
-use super::openapi::{LegacyQualificationBody, QualificationRequestBody};
+use super::openapi::LegacyQualificationBody;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::Error;
@@ -56,7 +56,7 @@ async fn create(
         ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
         ("code" = Option<String>, Query, description = "GCC validation code (older contract; the body's validationCode is preferred)"),
     ),
-    request_body = QualificationRequestBody,
+    request_body = QualificationRequest,
     responses((status = 201, description = "The new qualification", body = CustomerQualification)),
     security(("bearer" = []))
 )]

@@ -179,31 +179,6 @@ pub async fn queue(
     Reply::ok(&page)
 }
 
-/// A reviewer's decision: `{"decision": "Approved"}` or
-/// `{"decision": "Denied", "reason": "Not an Academic Domain"}` (a documented reason, any case).
-/// With `round` (as the queue shows it) the decision is refused with 409 when the qualification
-/// has moved on to another round.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "decision")]
-pub enum DecisionBody {
-    /// Approve; no reason is given.
-    Approved {
-        /// The vetting round decided.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schema(minimum = 1)]
-        round: Option<i64>,
-    },
-    /// Deny, with a documented reason.
-    Denied {
-        /// Why.
-        reason: super::openapi::VettingReason,
-        /// The vetting round decided.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        #[schema(minimum = 1)]
-        round: Option<i64>,
-    },
-}
-
 /// Approves or denies a qualification in review (409 when it is not in review).
 #[utoipa::path(
     post,
@@ -213,7 +188,7 @@ pub enum DecisionBody {
         ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
         ("qualification" = super::openapi::VettedQualification, Path, description = "The qualification in review"),
     ),
-    request_body = DecisionBody,
+    request_body = ReviewDecision,
     responses((status = 200, description = "The decided qualification", body = CustomerQualification)),
     security(("bearer" = []))
 )]
