@@ -37,6 +37,17 @@ impl Error {
     }
 }
 
+/// `value` as JSON bytes (answers, audit values, webhook bodies). A value that cannot be
+/// encoded is pcq's error, never an empty body.
+pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::Internal(format!("encoding JSON failed: {e}")))
+}
+
+/// `value` as JSON text (see [`json_bytes`]).
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(format!("encoding JSON failed: {e}")))
+}
+
 /// Turns a refusal into `None`: for lookups where a missing or foreign row is an ordinary
 /// outcome (the worker meeting a customer that no longer qualifies, say), while store failures
 /// stay errors.

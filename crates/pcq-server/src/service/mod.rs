@@ -25,13 +25,13 @@ use std::sync::Arc;
 
 use pcq_core::ApiFault;
 use pcq_core::time::Timestamp;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::Error;
+pub use crate::error::json_text;
 use crate::settings::PolicyCell;
 use crate::store::{Effects, IdemKey, IdemRecord, Isolation, Op, Reply, Store, Tx};
 
@@ -90,12 +90,6 @@ impl Links {
     pub fn audit_uri(&self, id: &str) -> String {
         format!("{}/v1/auditrecords/{id}", self.public_url)
     }
-}
-
-/// `value` as JSON text (for audit records' resource values). A value that cannot be encoded
-/// is pcq's error.
-pub fn json_text<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    serde_json::to_string(value).map_err(|e| Error::Internal(format!("encoding JSON failed: {e}")))
 }
 
 /// Hash identifying a request's content, to tell a retry from a different request that reuses

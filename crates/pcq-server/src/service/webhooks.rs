@@ -7,7 +7,7 @@ use pcq_core::wire::WebhookRegistration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::Error;
+use crate::error::{Error, json_bytes};
 use crate::store::{
     AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus, DeliveryWithAttempts, Isolation, Op,
     Reply, Tx, WebhookRegistrationRow,
@@ -80,8 +80,7 @@ pub async fn enqueue(tx: &mut Tx<'_>, event: Event<'_>) -> Result<bool, Error> {
         id: Uuid::new_v4(),
         partner_tenant_id: event.partner,
         event_name: event.name.to_owned(),
-        payload: serde_json::to_vec(&body)
-            .map_err(|e| Error::Internal(format!("encoding an event failed: {e}")))?,
+        payload: json_bytes(&body)?,
         webhook_url: registration.webhook_url,
         correlation_id: event.correlation_id.map(str::to_owned),
         status: DeliveryStatus::Pending,

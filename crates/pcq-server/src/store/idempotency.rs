@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::sql::{Column, FromRow, Row, sql};
 use super::{StoreError, StoreResult, Tx};
-use crate::error::Error;
+use crate::error::{Error, json_bytes};
 
 /// Identifies one client request for idempotent replay: the partner, its `MS-RequestId`, the
 /// method and the canonical route.
@@ -38,9 +38,10 @@ impl Reply {
     /// `value` as JSON with `status`. A value that cannot be encoded is pcq's error, never an
     /// empty answer.
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Result<Reply, Error> {
-        let body = serde_json::to_vec(value)
-            .map_err(|e| Error::Internal(format!("encoding an answer failed: {e}")))?;
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body: json_bytes(value)?,
+        })
     }
 
     /// 200 with `value`.
