@@ -41,6 +41,13 @@ fn of_type(t: Type, nullable: bool) -> SchemaType {
     }
 }
 
+/// An object schema with a description.
+fn object(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+}
+
 /// A property of type `t` with a description.
 fn property(t: Type, nullable: bool, description: &str) -> ObjectBuilder {
     ObjectBuilder::new()
@@ -48,18 +55,18 @@ fn property(t: Type, nullable: bool, description: &str) -> ObjectBuilder {
         .description(Some(description))
 }
 
-/// A property holding the schema `name`.
-fn reference(name: &str, description: &str) -> RefOr<Schema> {
+/// A property holding the schema `T`, referred to by its name.
+fn reference<T: ToSchema>(description: &str) -> RefOr<Schema> {
     RefBuilder::new()
-        .ref_location_from_schema_name(name)
+        .ref_location_from_schema_name(T::name())
         .description(Some(description))
         .into()
 }
 
-/// An optional property holding the schema `name`.
-fn optional_reference(name: &str, description: &str) -> RefOr<Schema> {
+/// An optional property holding the schema `T`.
+fn optional_reference<T: ToSchema>(description: &str) -> RefOr<Schema> {
     OneOfBuilder::new()
-        .item(reference(name, description))
+        .item(reference::<T>(description))
         .item(Object::with_type(Type::Null))
         .into()
 }
@@ -79,20 +86,43 @@ fn push<T: ToSchema>(schemas: &mut Schemas) {
     T::schemas(schemas);
 }
 
-/// Declares a type that stands for a schema of the document only.
-macro_rules! schema_only {
-    ($(#[$doc:meta])* $ty:ident $schema:block) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        pub enum $ty {}
-
+/// Implements [`ToSchema`] for `$ty`: the schema `$schema`, published under the name `as`
+/// gives (the type's own name without it), with the schemas it refers to (`uses`).
+macro_rules! schema_of {
+    ($ty:ident $(as $name:literal)? $(uses [$($used:ty),+ $(,)?])? $schema:block) => {
         impl PartialSchema for $ty {
             fn schema() -> RefOr<Schema> $schema
         }
 
-        impl ToSchema for $ty {}
+        impl ToSchema for $ty {
+            $(
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed($name)
+                }
+            )?
+            $(
+                fn schemas(schemas: &mut Schemas) {
+                    $(push::<$used>(schemas);)+
+                }
+            )?
+        }
     };
 }
+
+/// Declares a type that stands for a schema of the document only, and its schema (see
+/// `schema_of!`).
+macro_rules! schema_only {
+    ($(#[$doc:meta])* $ty:ident $(uses [$($used:ty),+ $(,)?])? $schema:block) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $ty {}
+
+        schema_of!($ty $(uses [$($used),+])? $schema);
+    };
+}
+
+// Descriptions with a `\n` mid-text keep the line breaks of the doc comments the document was
+// first generated from: the published snapshot holds them.
 
 schema_only!(
     /// The qualifications a partner can request ([`Qualification::SETTABLE`]).
@@ -125,74 +155,54 @@ schema_only!(
     }
 );
 
-impl PartialSchema for QualificationRequest {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some("Body of `POST /v1/customers/{id}/qualifications`."))
-            .property(
-                "educationSegment",
-                optional_reference(
-                    "EducationSegment",
-                    "K12 or HigherEducation; required for Education under the 2023 contract.",
-                ),
+schema_of!(QualificationRequest as "QualificationRequestBody"
+    uses [SettableQualification, EducationSegment]
+{
+    object("Body of `POST /v1/customers/{id}/qualifications`.")
+        .property(
+            "educationSegment",
+            optional_reference::<EducationSegment>(
+                "K12 or HigherEducation; required for Education under the 2023 contract.",
+            ),
+        )
+        .property(
+            "qualification",
+            reference::<SettableQualification>(
+                "Education, GovernmentCommunityCloud or StateOwnedEntity (None and Nonprofit \
+                 cannot be set).",
+            ),
+        )
+        .required("qualification")
+        .property(
+            "validationCode",
+            property(
+                Type::String,
+                true,
+                "The partner's validation code (GovernmentCommunityCloud only, and required \
+                 for it, here\nor as `?code=`); one of the partner's codes with creates left.",
             )
-            .property(
-                "qualification",
-                reference(
-                    "SettableQualification",
-                    "Education, GovernmentCommunityCloud or StateOwnedEntity (None and Nonprofit \
-                     cannot be set).",
-                ),
+            .max_length(Some(MAX_VALIDATION_CODE_CHARS)),
+        )
+        .property(
+            "website",
+            property(
+                Type::String,
+                true,
+                "Website of the education entity (Education only).",
             )
-            .required("qualification")
-            .property(
-                "validationCode",
-                property(
-                    Type::String,
-                    true,
-                    "The partner's validation code (GovernmentCommunityCloud only, and required \
-                     for it, here\nor as `?code=`); one of the partner's codes with creates left.",
-                )
-                .max_length(Some(MAX_VALIDATION_CODE_CHARS)),
-            )
-            .property(
-                "website",
-                property(
-                    Type::String,
-                    true,
-                    "Website of the education entity (Education only).",
-                )
-                .max_length(Some(MAX_WEBSITE_CHARS)),
-            )
-            .into()
-    }
-}
+            .max_length(Some(MAX_WEBSITE_CHARS)),
+        )
+        .into()
+});
 
-impl ToSchema for QualificationRequest {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("QualificationRequestBody")
-    }
-
-    fn schemas(schemas: &mut Schemas) {
-        push::<SettableQualification>(schemas);
-        push::<EducationSegment>(schemas);
-    }
-}
-
-/// The company profile of a new customer (`companyProfile` of [`NewCustomer`]).
-#[derive(Debug)]
-pub enum CompanyProfileBody {}
-
-impl PartialSchema for CompanyProfileBody {
-    fn schema() -> RefOr<Schema> {
+schema_only!(
+    /// The company profile of a new customer (`companyProfile` of [`NewCustomer`]).
+    CompanyProfileBody {
         let label = format!(
             "[A-Za-z0-9]([A-Za-z0-9-]{{0,{}}}[A-Za-z0-9])?",
             MAX_DOMAIN_LABEL_CHARS - 2
         );
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some("Company profile of a new customer."))
+        object("Company profile of a new customer.")
             .property(
                 "companyName",
                 property(Type::String, true, "The company name."),
@@ -211,216 +221,152 @@ impl PartialSchema for CompanyProfileBody {
             .required("domain")
             .into()
     }
-}
+);
 
-impl ToSchema for CompanyProfileBody {}
+schema_of!(NewCustomer as "CustomerCreateBody" uses [CompanyProfileBody] {
+    object("Body of `POST /v1/customers`.")
+        .property(
+            "billingProfile",
+            property(
+                Type::Object,
+                true,
+                "Billing profile (email, culture, language, companyName, defaultAddress, …), \
+                 kept as sent.",
+            ),
+        )
+        .property(
+            "companyProfile",
+            reference::<CompanyProfileBody>("Company profile; `domain` is required."),
+        )
+        .required("companyProfile")
+        .into()
+});
 
-impl PartialSchema for NewCustomer {
-    fn schema() -> RefOr<Schema> {
+schema_of!(NewValidationCode as "ValidationCodeIssueBody" {
+    object("Body of `POST /_pcq/admin/partners/{id}/validation-codes`.")
+        .property(
+            "maxCreates",
+            property(
+                Type::Integer,
+                true,
+                &format!("How many customers the code may qualify (default {DEFAULT_MAX_CREATES})."),
+            )
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(MAX_CREATES_LIMIT)),
+        )
+        .property(
+            "organizationName",
+            property(
+                Type::String,
+                false,
+                "The organisation the code was validated for.",
+            )
+            .max_length(Some(MAX_ORGANIZATION_NAME_CHARS))
+            .pattern(Some(r"\S")),
+        )
+        .required("organizationName")
+        .property(
+            "validationId",
+            property(
+                Type::String,
+                true,
+                "A chosen code (digits); generated when absent.",
+            )
+            .pattern(Some(format!("^[0-9]{{1,{MAX_VALIDATION_ID_DIGITS}}}$"))),
+        )
+        .into()
+});
+
+schema_of!(ReviewDecision as "DecisionBody" uses [VettingReason] {
+    let decision = |name: &str| {
         ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some("Body of `POST /v1/customers`."))
-            .property(
-                "billingProfile",
-                property(
-                    Type::Object,
-                    true,
-                    "Billing profile (email, culture, language, companyName, defaultAddress, …), \
-                     kept as sent.",
-                ),
-            )
-            .property(
-                "companyProfile",
-                reference(
-                    "CompanyProfileBody",
-                    "Company profile; `domain` is required.",
-                ),
-            )
-            .required("companyProfile")
-            .into()
-    }
-}
-
-impl ToSchema for NewCustomer {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("CustomerCreateBody")
-    }
-
-    fn schemas(schemas: &mut Schemas) {
-        push::<CompanyProfileBody>(schemas);
-    }
-}
-
-impl PartialSchema for NewValidationCode {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "Body of `POST /_pcq/admin/partners/{id}/validation-codes`.",
-            ))
-            .property(
-                "maxCreates",
-                property(
-                    Type::Integer,
-                    true,
-                    &format!(
-                        "How many customers the code may qualify (default {DEFAULT_MAX_CREATES})."
-                    ),
-                )
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                .minimum(Some(1))
-                .maximum(Some(MAX_CREATES_LIMIT)),
-            )
-            .property(
-                "organizationName",
-                property(
-                    Type::String,
-                    false,
-                    "The organisation the code was validated for.",
-                )
-                .max_length(Some(MAX_ORGANIZATION_NAME_CHARS))
-                .pattern(Some(r"\S")),
-            )
-            .required("organizationName")
-            .property(
-                "validationId",
-                property(
-                    Type::String,
-                    true,
-                    "A chosen code (digits); generated when absent.",
-                )
-                .pattern(Some(format!("^[0-9]{{1,{MAX_VALIDATION_ID_DIGITS}}}$"))),
-            )
-            .into()
-    }
-}
-
-impl ToSchema for NewValidationCode {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("ValidationCodeIssueBody")
-    }
-}
-
-impl PartialSchema for ReviewDecision {
-    fn schema() -> RefOr<Schema> {
-        let decision = |name: &str| {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some([name]))
-        };
-        let round = || {
-            property(Type::Integer, true, "The vetting round decided.")
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                .minimum(Some(1))
-        };
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .description(Some("Approve; no reason is given."))
-                    .property("round", round())
-                    .property("decision", decision("Approved"))
-                    .required("decision"),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .description(Some("Deny, with a documented reason."))
-                    .property("reason", reference("VettingReason", "Why."))
-                    .required("reason")
-                    .property("round", round())
-                    .property("decision", decision("Denied"))
-                    .required("decision"),
-            )
-            .description(Some(
-                "A reviewer's decision: `{\"decision\": \"Approved\"}` or\n`{\"decision\": \
-                 \"Denied\", \"reason\": \"Not an Academic Domain\"}` (a documented reason, any \
-                 case).\nWith `round` (as the queue shows it) the decision is refused with 409 \
-                 when the qualification\nhas moved on to another round.",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for ReviewDecision {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("DecisionBody")
-    }
-
-    fn schemas(schemas: &mut Schemas) {
-        push::<VettingReason>(schemas);
-    }
-}
-
-/// Body of `PUT /_pcq/admin/vetting-policy`, read by
-/// [`VettingPolicy::with_changes`](crate::vetting::VettingPolicy::with_changes).
-#[derive(Debug)]
-pub enum PolicyChangesBody {}
-
-impl PartialSchema for PolicyChangesBody {
-    fn schema() -> RefOr<Schema> {
-        let suffix = ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("A domain suffix, e.g. `.edu` or `ac.uk`."))
+            .enum_values(Some([name]))
+    };
+    let round = || {
+        property(Type::Integer, true, "The vetting round decided.")
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+    };
+    OneOfBuilder::new()
+        .item(
+            object("Approve; no reason is given.")
+                .property("round", round())
+                .property("decision", decision("Approved"))
+                .required("decision"),
+        )
+        .item(
+            object("Deny, with a documented reason.")
+                .property("reason", reference::<VettingReason>("Why."))
+                .required("reason")
+                .property("round", round())
+                .property("decision", decision("Denied"))
+                .required("decision"),
+        )
+        .description(Some(
+            "A reviewer's decision: `{\"decision\": \"Approved\"}` or\n`{\"decision\": \
+             \"Denied\", \"reason\": \"Not an Academic Domain\"}` (a documented reason, any \
+             case).\nWith `round` (as the queue shows it) the decision is refused with 409 \
+             when the qualification\nhas moved on to another round.",
+        ))
+        .into()
+});
+
+schema_only!(
+    /// Body of `PUT /_pcq/admin/vetting-policy`, read by
+    /// [`VettingPolicy::with_changes`](crate::vetting::VettingPolicy::with_changes).
+    PolicyChangesBody uses [PolicyMode, PolicyOutcome, VettingReason] {
+        let suffix = property(Type::String, false, "A domain suffix, e.g. `.edu` or `ac.uk`.")
             .max_length(Some(MAX_ACADEMIC_SUFFIX_LEN))
             .pattern(Some(r"\S"));
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "Body of `PUT /_pcq/admin/vetting-policy`: the settings to change (keys in any \
-                 case).",
-            ))
-            .property(
-                "academic_suffixes",
-                ArrayBuilder::new()
-                    .schema_type(of_type(Type::Array, true))
-                    .items(suffix)
-                    .description(Some(
-                        "Suffixes the domain rules treat as academic, e.g. `.edu`.",
-                    ))
-                    .max_items(Some(MAX_ACADEMIC_SUFFIXES)),
+        object(
+            "Body of `PUT /_pcq/admin/vetting-policy`: the settings to change (keys in any \
+             case).",
+        )
+        .property(
+            "academic_suffixes",
+            ArrayBuilder::new()
+                .schema_type(of_type(Type::Array, true))
+                .items(suffix)
+                .description(Some(
+                    "Suffixes the domain rules treat as academic, e.g. `.edu`.",
+                ))
+                .max_items(Some(MAX_ACADEMIC_SUFFIXES)),
+        )
+        .property(
+            "after",
+            property(Type::String, true, "The delay of `after`, e.g. `72h`.")
+                .pattern(Some(DURATION_PATTERN)),
+        )
+        .property(
+            "after_reads",
+            property(
+                Type::Integer,
+                true,
+                "The reads of `after_reads` (at least 1 with that policy).",
             )
-            .property(
-                "after",
-                property(Type::String, true, "The delay of `after`, e.g. `72h`.")
-                    .pattern(Some(DURATION_PATTERN)),
-            )
-            .property(
-                "after_reads",
-                property(
-                    Type::Integer,
-                    true,
-                    "The reads of `after_reads` (at least 1 with that policy).",
-                )
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
-                .minimum(Some(1))
-                .maximum(Some(MAX_DOCUMENTED_AFTER_READS)),
-            )
-            .property(
-                "deny_reason",
-                optional_reference("VettingReason", "The reason of the `deny` outcome."),
-            )
-            .property(
-                "gcc_review",
-                property(Type::Boolean, true, "Whether GCC requests are vetted too."),
-            )
-            .property(
-                "outcome",
-                optional_reference("PolicyOutcome", "What the decision is."),
-            )
-            .property(
-                "policy",
-                optional_reference("PolicyMode", "How decisions are made."),
-            )
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-            .into()
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(1))
+            .maximum(Some(MAX_DOCUMENTED_AFTER_READS)),
+        )
+        .property(
+            "deny_reason",
+            optional_reference::<VettingReason>("The reason of the `deny` outcome."),
+        )
+        .property(
+            "gcc_review",
+            property(Type::Boolean, true, "Whether GCC requests are vetted too."),
+        )
+        .property(
+            "outcome",
+            optional_reference::<PolicyOutcome>("What the decision is."),
+        )
+        .property(
+            "policy",
+            optional_reference::<PolicyMode>("How decisions are made."),
+        )
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into()
     }
-}
-
-impl ToSchema for PolicyChangesBody {
-    fn schemas(schemas: &mut Schemas) {
-        push::<PolicyMode>(schemas);
-        push::<PolicyOutcome>(schemas);
-        push::<VettingReason>(schemas);
-    }
-}
+);
