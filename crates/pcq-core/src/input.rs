@@ -564,6 +564,11 @@ impl WebhookRegistrationInput {
     }
 }
 
+/// The pattern the OpenAPI document gives webhook URLs: an absolute http or https URL of a
+/// named host and a plain path. [`WebhookRegistrationInput::parse`] accepts more (ports, IPv6
+/// hosts, queries).
+pub const WEBHOOK_URL_PATTERN: &str = r"^https?://[A-Za-z0-9.-]+(/[A-Za-z0-9._~/-]*)?$";
+
 fn check_webhook_url(url: &str) -> Result<(), ApiFault> {
     let invalid = |why: &str| {
         ApiFault::invalid_input(format!(

@@ -2,20 +2,20 @@
 //!
 //! Each parser type describes its own body: [`QualificationRequest`], [`NewCustomer`],
 //! [`NewValidationCode`] and [`ReviewDecision`] implement [`ToSchema`] under the names the
-//! document has always used (`QualificationRequestBody`, …), and the vetting policy changes are
-//! [`PolicyChangesBody`]. The limits come from [`crate::limits`], the enumerations from
+//! document has always used (`QualificationRequestBody`, …); the bodies read without a parser
+//! type of their own are schema-only types ([`LegacyQualificationBody`], [`PolicyChangesBody`],
+//! [`AdvanceBody`], …). The limits come from [`crate::limits`], the enumerations from
 //! [`crate::enums`] and [`crate::vetting`], so the published contract is what the parsers
 //! accept. The parsers are tolerant (any key case, explicit nulls, bare enum values): the
-//! schemas describe the canonical shape, not the only one accepted.
+//! schemas describe the canonical shape, not the only one accepted. The helpers and
+//! [`schema_only!`] are public for the bodies only the server can describe.
 
-use std::borrow::Cow;
-
+use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, KnownFormat, Object, ObjectBuilder, OneOfBuilder,
+    AdditionalProperties, ArrayBuilder, KnownFormat, Object, ObjectBuilder, OneOfBuilder, Ref,
     RefBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
-use utoipa::{PartialSchema, ToSchema};
 
 use crate::enums::{EducationSegment, Qualification, VETTING_REASONS};
 use crate::input::{NewCustomer, NewValidationCode, QualificationRequest, ReviewDecision};
@@ -27,7 +27,7 @@ use crate::limits::{
 use crate::vetting::{DURATION_PATTERN, Mode, Outcome};
 
 /// The schemas a schema refers to, by name.
-type Schemas = Vec<(String, RefOr<Schema>)>;
+pub type Schemas = Vec<(String, RefOr<Schema>)>;
 
 /// The most reads the document offers `after_reads` (the policy itself takes any `u32`).
 const MAX_DOCUMENTED_AFTER_READS: u32 = 1_000_000;
@@ -42,14 +42,14 @@ fn of_type(t: Type, nullable: bool) -> SchemaType {
 }
 
 /// An object schema with a description.
-fn object(description: &str) -> ObjectBuilder {
+pub fn object(description: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(description))
 }
 
 /// A property of type `t` with a description.
-fn property(t: Type, nullable: bool, description: &str) -> ObjectBuilder {
+pub fn property(t: Type, nullable: bool, description: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(of_type(t, nullable))
         .description(Some(description))
@@ -72,7 +72,7 @@ fn optional_reference<T: ToSchema>(description: &str) -> RefOr<Schema> {
 }
 
 /// A string enumeration.
-fn names<'a>(description: &str, names: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
+pub fn names<'a>(description: &str, names: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(description))
@@ -80,29 +80,31 @@ fn names<'a>(description: &str, names: impl IntoIterator<Item = &'a str>) -> Ref
         .into()
 }
 
-/// Pushes the schema `T` is referred to by.
-fn push<T: ToSchema>(schemas: &mut Schemas) {
+/// Pushes the schema `T` and the schemas it refers to, under the names they are referred to by.
+pub fn push<T: ToSchema>(schemas: &mut Schemas) {
     schemas.push((T::name().into_owned(), T::schema()));
     T::schemas(schemas);
 }
 
 /// Implements [`ToSchema`] for `$ty`: the schema `$schema`, published under the name `as`
-/// gives (the type's own name without it), with the schemas it refers to (`uses`).
+/// gives (the type's own name without it), with the schemas it refers to (`uses`). The calling
+/// crate needs `utoipa`.
+#[macro_export]
 macro_rules! schema_of {
     ($ty:ident $(as $name:literal)? $(uses [$($used:ty),+ $(,)?])? $schema:block) => {
-        impl PartialSchema for $ty {
-            fn schema() -> RefOr<Schema> $schema
+        impl ::utoipa::PartialSchema for $ty {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> $schema
         }
 
-        impl ToSchema for $ty {
+        impl ::utoipa::ToSchema for $ty {
             $(
-                fn name() -> Cow<'static, str> {
-                    Cow::Borrowed($name)
+                fn name() -> ::std::borrow::Cow<'static, str> {
+                    ::std::borrow::Cow::Borrowed($name)
                 }
             )?
             $(
-                fn schemas(schemas: &mut Schemas) {
-                    $(push::<$used>(schemas);)+
+                fn schemas(schemas: &mut $crate::schema::Schemas) {
+                    $($crate::schema::push::<$used>(schemas);)+
                 }
             )?
         }
@@ -110,16 +112,19 @@ macro_rules! schema_of {
 }
 
 /// Declares a type that stands for a schema of the document only, and its schema (see
-/// `schema_of!`).
+/// [`schema_of!`]).
+#[macro_export]
 macro_rules! schema_only {
     ($(#[$doc:meta])* $ty:ident $(uses [$($used:ty),+ $(,)?])? $schema:block) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub enum $ty {}
 
-        schema_of!($ty $(uses [$($used),+])? $schema);
+        $crate::schema_of!($ty $(uses [$($used),+])? $schema);
     };
 }
+
+pub use crate::{schema_of, schema_only};
 
 // Descriptions with a `\n` mid-text keep the line breaks of the doc comments the document was
 // first generated from: the published snapshot holds them.
@@ -131,6 +136,30 @@ schema_only!(
             "The qualifications a partner can request.",
             Qualification::SETTABLE.map(Qualification::as_str),
         )
+    }
+);
+
+schema_only!(
+    /// Body of the legacy `PUT /v1/customers/{id}/qualification`: the enum as a string (any
+    /// case is accepted) or as its integer (1 Education, 3 GovernmentCommunityCloud,
+    /// 4 StateOwnedEntity), read by [`QualificationRequest`].
+    LegacyQualificationBody uses [SettableQualification] {
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(SettableQualification::name()))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .enum_values(Some(Qualification::SETTABLE.map(Qualification::index)))
+                    .description(Some(
+                        Qualification::SETTABLE
+                            .map(|q| format!("{} {q}", q.index()))
+                            .join(", "),
+                    )),
+            )
+            .description(Some(
+                "The qualification to set, by name (any case) or by its integer value.",
+            ))
+            .into()
     }
 );
 
@@ -368,5 +397,24 @@ schema_only!(
         )
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into()
+    }
+);
+
+schema_only!(
+    /// Body of `POST /_pcq/admin/clock`, `{"advance": "72h"}`: moves pcq's clock forward for the
+    /// whole server by a [`Duration`](crate::vetting::Duration).
+    AdvanceBody {
+        object("`{\"advance\": \"72h\"}`: moves pcq's clock forward for the whole server.")
+            .property(
+                "advance",
+                property(
+                    Type::String,
+                    false,
+                    "How far, e.g. `72h`, `30m`, `1d12h` (pcq's clock cannot pass 9999-12-31).",
+                )
+                .pattern(Some(DURATION_PATTERN)),
+            )
+            .required("advance")
+            .into()
     }
 );

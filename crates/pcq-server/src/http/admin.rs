@@ -137,42 +137,13 @@ pub async fn get_clock(
     Reply::ok(&clock_view(&state))
 }
 
-/// `{"advance": "72h"}`: moves pcq's clock forward for the whole server (read by
-/// [`advance_clock`]).
-#[derive(Debug)]
-pub enum AdvanceBody {}
-
-impl utoipa::PartialSchema for AdvanceBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "`{\"advance\": \"72h\"}`: moves pcq's clock forward for the whole server.",
-            ))
-            .property(
-                "advance",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some(
-                        "How far, e.g. `72h`, `30m`, `1d12h` (pcq's clock cannot pass 9999-12-31).",
-                    ))
-                    .pattern(Some(pcq_core::vetting::DURATION_PATTERN)),
-            )
-            .required("advance")
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for AdvanceBody {}
-
 /// Moves pcq's clock forward: time-based vetting decisions and webhook retries fall due without
 /// waiting (sandbox control).
 #[utoipa::path(
     post,
     path = "/_pcq/admin/clock",
     tag = "sandbox",
-    request_body = AdvanceBody,
+    request_body = pcq_core::schema::AdvanceBody,
     responses((status = 200, description = "The clock after the move", body = ClockView)),
     security(("bearer" = []))
 )]

@@ -1,118 +1,71 @@
 //! The OpenAPI document, generated from the handlers.
 //!
-//! Request bodies are described by the parsers' own types (see [`pcq_core::schema`], which
-//! reads the parsers' limits from [`pcq_core::limits`]) or, for the bodies whose names or
-//! events only the server knows, by the schema-only types here. pcq parses bodies tolerantly
+//! Request bodies are described by the parsers' own types and the schema-only bodies of
+//! [`pcq_core::schema`], which reads the parsers' limits from [`pcq_core::limits`], or, for the
+//! webhook registration, whose events only the server knows, by the schema-only type here. pcq parses bodies tolerantly
 //! (any key case, explicit nulls, bare enum values), so the documented shape is the canonical
 //! one, not the only one accepted. Error responses, the bearer scheme and the Partner Center
 //! request headers are added to every operation in one place ([`CommonParts`]).
 
 use pcq_core::Qualification;
 use pcq_core::fault::Envelope;
+use pcq_core::input::WEBHOOK_URL_PATTERN;
 use pcq_core::limits::MAX_WEBHOOK_URL_CHARS;
-use pcq_core::schema::SettableQualification;
+use pcq_core::schema::{names, object, property, schema_only};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::service::webhooks::EVENTS;
 
-/// The qualifications that go through vetting (and so through review).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub enum VettedQualification {
-    /// Education.
-    Education,
-    /// Government Community Cloud (vetted when the policy's `gcc_review` is on).
-    GovernmentCommunityCloud,
-}
-
-/// Body of the legacy `PUT /v1/customers/{id}/qualification`: the enum as a string (any case
-/// is accepted) or as its integer (1 Education, 3 GovernmentCommunityCloud, 4 StateOwnedEntity),
-/// read by [`QualificationRequest`](pcq_core::QualificationRequest).
-#[derive(Debug)]
-pub enum LegacyQualificationBody {}
-
-impl utoipa::PartialSchema for LegacyQualificationBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        OneOfBuilder::new()
-            .item(Ref::from_schema_name(SettableQualification::name()))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .enum_values(Some(Qualification::SETTABLE.map(Qualification::index)))
-                    .description(Some(
-                        Qualification::SETTABLE
-                            .map(|q| format!("{} {q}", q.index()))
-                            .join(", "),
-                    )),
-            )
-            .description(Some(
-                "The qualification to set, by name (any case) or by its integer value.",
-            ))
-            .into()
+schema_only!(
+    /// The qualifications that go through vetting, and so through review
+    /// ([`Qualification::is_vetted`]).
+    VettedQualification {
+        names(
+            "The qualifications that go through vetting (and so through review).",
+            Qualification::ALL
+                .into_iter()
+                .filter(|q| q.is_vetted())
+                .map(Qualification::as_str),
+        )
     }
-}
+);
 
-impl ToSchema for LegacyQualificationBody {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        schemas.push((
-            SettableQualification::name().into_owned(),
-            <SettableQualification as utoipa::PartialSchema>::schema(),
-        ));
-    }
-}
-
-/// Body of `POST` and `PUT /webhooks/v1/registration`, read by
-/// [`WebhookRegistrationInput`](pcq_core::input::WebhookRegistrationInput).
-#[derive(Debug)]
-pub enum WebhookRegistrationBody {}
-
-impl utoipa::PartialSchema for WebhookRegistrationBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-        let event = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some("An event a registration can receive."))
-            .enum_values(Some(EVENTS));
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "Body of `POST` and `PUT /webhooks/v1/registration`, with Partner Center's \
-                 PascalCase keys.",
-            ))
-            .property(
-                "WebhookUrl",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some(
-                        "Where events are posted: an absolute http or https URL.",
-                    ))
-                    .max_length(Some(MAX_WEBHOOK_URL_CHARS))
-                    .pattern(Some(r"^https?://[A-Za-z0-9.-]+(/[A-Za-z0-9._~/-]*)?$")),
+schema_only!(
+    /// Body of `POST` and `PUT /webhooks/v1/registration`, read by
+    /// [`WebhookRegistrationInput`](pcq_core::input::WebhookRegistrationInput).
+    WebhookRegistrationBody {
+        object(
+            "Body of `POST` and `PUT /webhooks/v1/registration`, with Partner Center's \
+             PascalCase keys.",
+        )
+        .property(
+            "WebhookUrl",
+            property(
+                Type::String,
+                false,
+                "Where events are posted: an absolute http or https URL.",
             )
-            .required("WebhookUrl")
-            .property(
-                "WebhookEvents",
-                ArrayBuilder::new()
-                    .items(event)
-                    .description(Some("The events to receive."))
-                    .min_items(Some(1)),
-            )
-            .required("WebhookEvents")
-            .into()
+            .max_length(Some(MAX_WEBHOOK_URL_CHARS))
+            .pattern(Some(WEBHOOK_URL_PATTERN)),
+        )
+        .required("WebhookUrl")
+        .property(
+            "WebhookEvents",
+            ArrayBuilder::new()
+                .items(names("An event a registration can receive.", EVENTS))
+                .description(Some("The events to receive."))
+                .min_items(Some(1)),
+        )
+        .required("WebhookEvents")
+        .into()
     }
-}
-
-impl ToSchema for WebhookRegistrationBody {}
+);
 
 /// Body of the health and readiness endpoints.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

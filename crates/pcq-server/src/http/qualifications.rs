@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::context::RequestContext;
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, UserCaller};
-use super::openapi::LegacyQualificationBody;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::Error;
@@ -128,7 +127,7 @@ pub async fn get_legacy_qualification(
         ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
         ("code" = Option<String>, Query, description = "GCC validation code"),
     ),
-    request_body = LegacyQualificationBody,
+    request_body = pcq_core::schema::LegacyQualificationBody,
     responses((status = 200, description = "The qualification now set", body = Qualification)),
     security(("bearer" = []))
 )]
