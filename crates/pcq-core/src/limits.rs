@@ -1,5 +1,5 @@
 //! The limits of pcq's request bodies, in one place: the parsers of [`crate::input`] and
-//! [`crate::vetting`] enforce them, and the OpenAPI schemas of those bodies ([`crate::schema`],
+//! [`crate::vetting`] enforce them, and the OpenAPI schemas of those bodies (`pcq_core::schema`,
 //! with the `openapi` feature) publish them, so the document cannot drift from what is
 //! accepted.
 
