@@ -212,25 +212,13 @@ fn every_statement_prepares_on_sqlite() {
 
 #[tokio::test]
 async fn every_statement_prepares_on_postgres_and_the_schemas_agree() {
-    let Some(url) = std::env::var("PCQ_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    else {
-        eprintln!(
-            "skipped every_statement_prepares_on_postgres_and_the_schemas_agree: \
-             PCQ_TEST_DATABASE_URL is not set"
-        );
+    let Some(server) = pcq_test_support::pg::database_or_skip(
+        "every_statement_prepares_on_postgres_and_the_schemas_agree on PostgreSQL",
+    ) else {
         return;
     };
-    let name = format!("pcq_schema_check_{:08x}", getrandom::u32().unwrap());
-    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
-    // The name is ours (hex digits), not input.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE SCHEMA {name}; SET search_path TO {name}"
-    )))
-    .execute(&mut db)
-    .await
-    .unwrap();
+    let schema = pcq_test_support::pg::PgSchema::create(&server, "pcq_schema_check").await;
+    let mut db = sqlx::PgConnection::connect(&schema.url).await.unwrap();
     super::postgres::migrate_connection(&mut db).await;
     let mut failures = Vec::new();
     for text in statements() {
@@ -239,10 +227,7 @@ async fn every_statement_prepares_on_postgres_and_the_schemas_agree() {
         }
     }
     let postgres = postgres_schema(&mut db).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
-        .execute(&mut db)
-        .await
-        .unwrap();
+    let _ = db.close().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     let sqlite = sqlite_schema(&super::sqlite::migrated_memory());
