@@ -29,12 +29,7 @@ struct Schema {
 fn statements() -> Vec<Text> {
     let mut texts: Vec<Text> = registered_tables().flatten().collect();
     let before = texts.len();
-    texts.extend(registered().map(|t| Text {
-        sqlite: t.sqlite.clone(),
-        postgres: t.postgres.clone(),
-        params: t.params,
-        writes: t.writes,
-    }));
+    texts.extend(registered().cloned());
     assert!(before >= 7, "every table! registers its statements");
     assert!(texts.len() >= before + 30, "every sql! registers its text");
     texts

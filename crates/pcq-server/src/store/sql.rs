@@ -342,7 +342,7 @@ macro_rules! table {
 pub(crate) use table;
 
 /// A statement's text in both backends' forms.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Text {
     /// With `?` placeholders.
     pub sqlite: String,
