@@ -29,14 +29,12 @@ async fn every_step_leaves_an_audit_record() {
     )
     .await;
     let resp = app
-        .post(
+        .send_post(
             &format!("/_pcq/review/customers/{customer}/qualifications/Education/decision"),
             &app.reviewer_token(),
             &json!({"decision": "Denied", "reason": "Not an Academic Domain"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     app.post_qualification(&partner, customer, &json!({"qualification": "Education"}))
         .await;
@@ -118,20 +116,16 @@ async fn every_step_leaves_an_audit_record() {
     // Each record can be fetched by its id; nobody else's can.
     let id = records[2]["id"].as_str().unwrap();
     let resp = app
-        .get(&format!("/v1/auditrecords/{id}"), &partner.user)
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/v1/auditrecords/{id}"), &partner.user)
+        .await;
     assert_eq!(
         status_json(resp).await,
         (StatusCode::OK, records[2].clone())
     );
     let other = app.partner();
     let resp = app
-        .get(&format!("/v1/auditrecords/{id}"), &other.user)
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/v1/auditrecords/{id}"), &other.user)
+        .await;
     assert_fault(resp, 404, 1000).await;
     assert_eq!(app.audit(&other, "").await, Vec::<Value>::new());
 }
@@ -245,10 +239,8 @@ async fn filters_dates_and_pages() {
 
     // Pages of three.
     let resp = app
-        .get("/v1/auditrecords?startDate=2000-01-01&size=3", &partner.app)
-        .send()
-        .await
-        .unwrap();
+        .fetch("/v1/auditrecords?startDate=2000-01-01&size=3", &partner.app)
+        .await;
     let (_, page) = status_json(resp).await;
     assert_eq!(page["totalCount"], 3);
     let token = page["links"]["next"]["headers"][0]["value"]
@@ -280,10 +272,8 @@ async fn filters_dates_and_pages() {
         "startDate=2026-03-02&endDate=2026-03-01",
     ] {
         let resp = app
-            .get(&format!("/v1/auditrecords?{bad}"), &partner.app)
-            .send()
-            .await
-            .unwrap();
+            .fetch(&format!("/v1/auditrecords?{bad}"), &partner.app)
+            .await;
         assert!(
             resp.status() == StatusCode::BAD_REQUEST,
             "{bad}: {}",

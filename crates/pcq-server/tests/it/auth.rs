@@ -103,7 +103,7 @@ async fn wrong_audience_is_401_900420() {
         audience: "https://graph.windows.net".into(),
         ..TestApp::spawn_spec(tenant)
     });
-    let resp = app.get("/v1/customers", &token).send().await.unwrap();
+    let resp = app.fetch("/v1/customers", &token).await;
     let fault = assert_fault(resp, 401, 900420).await;
     assert!(fault.description.contains("https://graph.windows.net"));
     // A trailing slash is the same audience.
@@ -112,11 +112,7 @@ async fn wrong_audience_is_401_900420() {
         ..TestApp::spawn_spec(tenant)
     });
     assert_eq!(
-        app.get("/v1/customers", &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.fetch("/v1/customers", &token).await.status(),
         StatusCode::OK
     );
 }
@@ -125,22 +121,13 @@ async fn configured_audience_is_enforced() {
     let app = TestApp::spawn_with(|c| c.auth.audience = "api://pcq-sandbox".into()).await;
     let tenant = uuid::Uuid::new_v4();
     let default_aud = app.token(TestApp::spawn_spec(tenant));
-    assert_fault(
-        app.get("/v1/customers", &default_aud).send().await.unwrap(),
-        401,
-        900420,
-    )
-    .await;
+    assert_fault(app.fetch("/v1/customers", &default_aud).await, 401, 900420).await;
     let token = app.token(TokenSpec {
         audience: "api://pcq-sandbox".into(),
         ..TestApp::spawn_spec(tenant)
     });
     assert_eq!(
-        app.get("/v1/customers", &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.fetch("/v1/customers", &token).await.status(),
         StatusCode::OK
     );
 }
@@ -152,14 +139,12 @@ async fn app_only_credentials_read_but_cannot_set_qualifications() {
 
     // App-only may create and read customers and read qualifications and codes.
     let resp = app
-        .post(
+        .send_post(
             "/v1/customers",
             &partner.app,
             &json!({"companyProfile": {"domain": "byapp.example.com"}}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     for path in [
         "/v1/customers".to_owned(),
@@ -169,7 +154,7 @@ async fn app_only_credentials_read_but_cannot_set_qualifications() {
         "/v1/customers/all/validations".to_owned(),
     ] {
         assert_eq!(
-            app.get(&path, &partner.app).send().await.unwrap().status(),
+            app.fetch(&path, &partner.app).await.status(),
             StatusCode::OK,
             "{path}"
         );
@@ -177,14 +162,12 @@ async fn app_only_credentials_read_but_cannot_set_qualifications() {
 
     // It may not set qualifications, on either contract; nothing is stored.
     let resp = app
-        .post(
+        .send_post(
             &format!("/v1/customers/{customer}/qualifications"),
             &partner.app,
             &json!({"qualification": "Education"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     let fault = assert_fault(resp, 403, 900150).await;
     assert_eq!(
         fault.description,
@@ -247,11 +230,7 @@ async fn signed_tokens_with_bad_claims_are_rejected() {
         issuer.sign(&claims).unwrap()
     };
     assert_eq!(
-        app.get("/v1/customers", &sign(&|_| {}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.fetch("/v1/customers", &sign(&|_| {})).await.status(),
         StatusCode::OK
     );
     type Change = Box<dyn Fn(&mut serde_json::Value)>;
@@ -299,11 +278,7 @@ async fn signed_tokens_with_bad_claims_are_rejected() {
         ),
     ];
     for (what, change, code) in cases {
-        let resp = app
-            .get("/v1/customers", &sign(&*change))
-            .send()
-            .await
-            .unwrap();
+        let resp = app.fetch("/v1/customers", &sign(&*change)).await;
         let fault = assert_fault(resp, 401, code).await;
         if what.starts_with("no tid") || what.starts_with("tid") {
             assert!(fault.description.contains("tid"), "{what}: {fault:?}");
@@ -312,11 +287,7 @@ async fn signed_tokens_with_bad_claims_are_rejected() {
     // An audience list that includes ours is fine.
     let listed = sign(&|c| c["aud"] = json!(["api://other", AUDIENCE]));
     assert_eq!(
-        app.get("/v1/customers", &listed)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.fetch("/v1/customers", &listed).await.status(),
         StatusCode::OK
     );
 }
@@ -353,14 +324,12 @@ async fn credential_kind_follows_the_claims() {
     for (extra, want) in cases {
         let body = json!({"qualification": "StateOwnedEntity"});
         let resp = app
-            .post(
+            .send_post(
                 &format!("/v1/customers/{customer}/qualifications"),
                 &with(extra.clone()),
                 &body,
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), want, "{extra}");
     }
 }
@@ -378,7 +347,7 @@ async fn admin_routes_need_the_admin_role() {
             ..TestApp::spawn_spec(partner.tenant)
         }),
     ] {
-        let resp = app.post(&path, &token, &body).send().await.unwrap();
+        let resp = app.send_post(&path, &token, &body).await;
         let fault = assert_fault(resp, 403, 900150).await;
         assert!(fault.description.contains("Pcq.Admin"));
     }
@@ -388,26 +357,18 @@ async fn admin_routes_need_the_admin_role() {
         roles: vec!["Pcq.Admin".into()],
         ..TestApp::spawn_spec(uuid::Uuid::new_v4())
     });
-    let (status, code) = status_json(
-        app.post(&path, &admin_app_only, &body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code) = status_json(app.send_post(&path, &admin_app_only, &body).await).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(code["partnerId"], partner.tenant.to_string());
     assert_eq!(app.codes_json(&partner).await, json!([code]));
 
     let resp = app
-        .post(
+        .send_post(
             "/_pcq/admin/partners/not-a-guid/validation-codes",
             &admin_app_only,
             &body,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_fault(resp, 400, 800002).await;
 }
 
@@ -420,12 +381,7 @@ async fn the_development_issuer_can_be_switched_off() {
     let token = issuer
         .mint(&TestApp::spawn_spec(uuid::Uuid::new_v4()))
         .unwrap();
-    assert_fault(
-        app.get("/v1/customers", &token).send().await.unwrap(),
-        401,
-        400,
-    )
-    .await;
+    assert_fault(app.fetch("/v1/customers", &token).await, 401, 400).await;
 }
 
 trait SpecExt {

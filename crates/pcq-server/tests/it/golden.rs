@@ -102,14 +102,11 @@ async fn current_contract_examples() {
     let app = TestApp::spawn_with(|c| c.contract = pcq_core::Contract::V2023).await;
     let partner = app.partner();
     let code = app
-        .post(
+        .send_post(
             &format!("/_pcq/admin/partners/{}/validation-codes", partner.tenant),
             &app.admin_token(),
             &json!({"organizationName": "Contoso, Inc.", "maxCreates": 5, "validationId": "123456"}),
-        )
-        .send()
-        .await
-        .unwrap();
+        ).await;
     assert_eq!(code.status(), StatusCode::CREATED);
 
     let soe = app.create_customer(&partner, "soe.example.com").await;
@@ -182,14 +179,11 @@ async fn old_dotnet_sdk_shapes() {
 
     let gcc = app.create_customer(&partner, "old-sdk.example.gov").await;
     let resp = app
-        .post(
+        .send_post(
             &format!("/v1/customers/{gcc}/qualifications?code={code}"),
             &partner.user,
             &json!({"Qualification": "GovernmentCommunityCloud", "VettingStatus": null, "VettingReason": null, "VettingCreateDate": null}),
-        )
-        .send()
-        .await
-        .unwrap();
+        ).await;
     let (status, body) = status_json(resp).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["vettingStatus"], "Approved");
@@ -314,13 +308,11 @@ async fn new_customer_has_none() {
     let customer = app.create_customer(&partner, "fresh.example.com").await;
     assert_eq!(app.qualifications_json(&partner, customer).await, json!([]));
     let resp = app
-        .get(
+        .fetch(
             &format!("/v1/customers/{customer}/qualification"),
             &partner.app,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(status_json(resp).await, (StatusCode::OK, json!("None")));
 }
 
@@ -369,13 +361,11 @@ async fn legacy_put_and_get() {
             "{body}"
         );
         let resp = app
-            .get(
+            .fetch(
                 &format!("/v1/customers/{customer}/qualification"),
                 &partner.user,
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(status_json(resp).await, (StatusCode::OK, json!(want)));
         // The same PUT again succeeds and changes nothing.
         let resp = app
@@ -403,14 +393,12 @@ async fn validation_code_shape() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
     let resp = app
-        .post(
+        .send_post(
             &format!("/_pcq/admin/partners/{}/validation-codes", partner.tenant),
             &app.admin_token(),
             &json!({"organizationName": "Contoso, Inc.", "maxCreates": 5, "validationId": "12345"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     let (status, issued) = status_json(resp).await;
     assert_eq!(status, StatusCode::CREATED);
     let codes = app.codes_json(&partner).await;
@@ -497,17 +485,11 @@ async fn create_and_list_customer_examples() {
     assert_eq!(created["attributes"], json!({"objectType": "Customer"}));
 
     let resp = app
-        .get(&format!("/v1/customers/{id}"), &partner.app)
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/v1/customers/{id}"), &partner.app)
+        .await;
     assert_eq!(status_json(resp).await, (StatusCode::OK, created.clone()));
 
-    let resp = app
-        .get("/v1/customers?size=40", &partner.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/v1/customers?size=40", &partner.app).await;
     let (status, list) = status_json(resp).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["totalCount"], 1);

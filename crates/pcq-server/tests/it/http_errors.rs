@@ -18,7 +18,7 @@ async fn unknown_routes_are_404_envelopes() {
         "/v1/orders",
         "/_pcq/nope",
     ] {
-        let resp = app.get(path, &partner.user).send().await.unwrap();
+        let resp = app.fetch(path, &partner.user).await;
         assert!(resp.headers().contains_key("ms-requestid"));
         let fault = assert_fault(resp, 404, 1000).await;
         assert_eq!(fault.source, "pcq");
@@ -146,11 +146,7 @@ async fn oversized_bodies_are_413() {
     let app = TestApp::spawn_with(|c| c.limits.max_body_bytes = 4096).await;
     let partner = app.partner();
     let big = json!({"companyProfile": {"domain": "big.example.com"}, "billingProfile": {"note": "x".repeat(10_000)}});
-    let resp = app
-        .post("/v1/customers", &partner.user, &big)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.send_post("/v1/customers", &partner.user, &big).await;
     let fault = assert_fault(resp, 413, 950413).await;
     assert!(fault.description.contains("4096"));
     assert_eq!(app.customer_count(&partner).await, 0);
@@ -190,7 +186,7 @@ async fn correlation_and_request_ids_are_echoed_or_generated() {
     // Generated on success and on errors alike, and fresh each time.
     let mut seen = std::collections::HashSet::new();
     for path in ["/v1/customers", "/nope", "/_pcq/health"] {
-        let resp = app.get(path, &partner.user).send().await.unwrap();
+        let resp = app.fetch(path, &partner.user).await;
         for name in ["ms-correlationid", "ms-requestid"] {
             let value = resp.headers()[name].to_str().unwrap().to_owned();
             assert!(uuid::Uuid::parse_str(&value).is_ok(), "{name}: {value}");

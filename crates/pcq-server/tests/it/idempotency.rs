@@ -59,7 +59,7 @@ async fn a_retried_gcc_request_uses_one_create_and_returns_the_first_answer() {
     assert_eq!(app.qualifications(&partner, customer).await.len(), 1);
 
     // Without a request id (or with a new one) the same body is a new request: 409 this time.
-    let resp = app.post(&path, &partner.user, &body).send().await.unwrap();
+    let resp = app.send_post(&path, &partner.user, &body).await;
     assert_fault(resp, 409, 950409).await;
     let (status, _) = send(
         &app,
@@ -81,7 +81,7 @@ async fn a_retried_customer_create_makes_one_customer() {
     assert_eq!(first.0, StatusCode::CREATED);
     let again = send(&app, &partner.app, "/v1/customers", "create-once", &body).await;
     assert_eq!(again, first, "same id, same body");
-    let (_, list) = status_json(app.get("/v1/customers", &partner.app).send().await.unwrap()).await;
+    let (_, list) = status_json(app.fetch("/v1/customers", &partner.app).await).await;
     assert_eq!(list["totalCount"], 1);
 }
 
@@ -138,14 +138,12 @@ async fn business_failures_are_replayed_too() {
     let first = send(&app, &partner.user, &path, "fails-once", &body).await;
     assert_eq!(first.0, StatusCode::BAD_REQUEST);
     // The code appears afterwards; the retry still gets the stored answer.
-    app.post(
+    app.send_post(
         &format!("/_pcq/admin/partners/{}/validation-codes", partner.tenant),
         &app.admin_token(),
         &json!({"organizationName": "Late", "validationId": "424242"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         send(&app, &partner.user, &path, "fails-once", &body).await,
         first
@@ -256,10 +254,8 @@ async fn retries_after_a_restart_return_the_first_answer() {
     assert_eq!(app.qualifications(&partner, customer).await.len(), 2);
     // The data itself survived the restart, of course.
     let (status, got) = status_json(
-        app.get(&format!("/v1/customers/{customer}"), &partner.user)
-            .send()
-            .await
-            .unwrap(),
+        app.fetch(&format!("/v1/customers/{customer}"), &partner.user)
+            .await,
     )
     .await;
     assert_eq!(

@@ -287,14 +287,12 @@ async fn tokens_of_configured_providers_are_accepted() {
     let tenant = Uuid::new_v4();
     let rs256 = keys().entra.sign(&entra_claims(tenant));
     let (status, body) = status_json(
-        app.post(
+        app.send_post(
             "/v1/customers",
             &rs256,
             &json!({"companyProfile": {"domain": "entra.example.edu", "companyName": "Entra"}}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -303,14 +301,12 @@ async fn tokens_of_configured_providers_are_accepted() {
     assert_eq!(app.customer_count_with(&app.user_token(tenant)).await, 1);
     // App+User: it may request qualifications (GCC included, through Directory Readers).
     let (status, body) = status_json(
-        app.post(
+        app.send_post(
             &format!("/v1/customers/{customer}/qualifications"),
             &rs256,
             &json!({"qualification": "Education"}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -544,14 +540,12 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
     let partner_token = keys().entra.sign(&entra_claims(tenant));
     let customer = {
         let (status, body) = status_json(
-            app.post(
+            app.send_post(
                 "/v1/customers",
                 &partner_token,
                 &json!({"companyProfile": {"domain": "kinds.example.edu", "companyName": "K"}}),
             )
-            .send()
-            .await
-            .unwrap(),
+            .await,
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -561,14 +555,12 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
     // App-only on an App+User route.
     let app_only = keys().entra.sign(&entra_app_claims(tenant));
     let fault = assert_fault(
-        app.post(
+        app.send_post(
             &format!("/v1/customers/{customer}/qualifications"),
             &app_only,
             &json!({"qualification": "Education"}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
         403,
         900150,
     )
@@ -596,19 +588,11 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
     let mut reviewer = entra_claims(Uuid::new_v4());
     reviewer["roles"] = json!(["Pcq.Reviewer"]);
     let reviewer = keys().entra.sign(&reviewer);
-    let (status, body) = status_json(
-        app.get("/_pcq/review/queue", &reviewer)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = status_json(app.fetch("/_pcq/review/queue", &reviewer).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_fault(
-        app.get(&format!("/v1/customers/{customer}"), &reviewer)
-            .send()
-            .await
-            .unwrap(),
+        app.fetch(&format!("/v1/customers/{customer}"), &reviewer)
+            .await,
         403,
         20002,
     )
@@ -624,12 +608,7 @@ async fn key_rotation_refetches_within_the_rate_limit() {
     let app = spawn_with_providers(&jwks, 0, |_| {}).await;
     let tenant = Uuid::new_v4();
     let rotated = keys().rotated.sign(&entra_claims(tenant));
-    assert_fault(
-        app.get("/v1/customers", &rotated).send().await.unwrap(),
-        401,
-        400,
-    )
-    .await;
+    assert_fault(app.fetch("/v1/customers", &rotated).await, 401, 400).await;
     assert_eq!(jwks.hits(), 2, "an unknown kid refetches");
     *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk, keys().rotated.jwk]});
     assert_eq!(app.customer_count_with(&rotated).await, 0);
@@ -651,7 +630,7 @@ async fn key_rotation_refetches_within_the_rate_limit() {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(format!("made-up-{n}"));
         let token = jsonwebtoken::encode(&header, &claims, &keys().entra.encoding).unwrap();
-        let resp = limited.get("/v1/customers", &token).send().await.unwrap();
+        let resp = limited.fetch("/v1/customers", &token).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
     assert_eq!(jwks.hits(), before, "no fetch inside the minimum interval");
@@ -665,12 +644,7 @@ async fn unreachable_or_invalid_key_sources() {
     let jwks = JwksServer::start(json!({"keys": "not a list"})).await;
     let app = spawn_with_providers(&jwks, 0, |_| {}).await;
     let token = keys().entra.sign(&entra_claims(Uuid::new_v4()));
-    assert_fault(
-        app.get("/v1/customers", &token).send().await.unwrap(),
-        401,
-        400,
-    )
-    .await;
+    assert_fault(app.fetch("/v1/customers", &token).await, 401, 400).await;
     *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk]});
     assert_eq!(app.customer_count_with(&token).await, 0);
 
@@ -730,14 +704,12 @@ async fn gcc_needs_a_gdap_role() {
     }
     for token in [&without, &other_wid] {
         let fault = assert_fault(
-            app.post(
+            app.send_post(
                 &format!("/v1/customers/{}/qualifications", customers[0]),
                 token,
                 &gcc,
             )
-            .send()
-            .await
-            .unwrap(),
+            .await,
             403,
             900150,
         )
@@ -747,13 +719,11 @@ async fn gcc_needs_a_gdap_role() {
     }
     // Nothing was taken from the code, nothing was set.
     let (_, qualifications) = status_json(
-        app.get(
+        app.fetch(
             &format!("/v1/customers/{}/qualifications", customers[0]),
             &partner.user,
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert!(
@@ -764,28 +734,24 @@ async fn gcc_needs_a_gdap_role() {
     );
     // Education needs no directory role.
     let (status, body) = status_json(
-        app.post(
+        app.send_post(
             &format!("/v1/customers/{}/qualifications", customers[0]),
             &without,
             &json!({"qualification": "Education"}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // A role name, or the template id (the default token has Directory Readers).
     for (token, customer) in [(&by_name, customers[1]), (&partner.user, customers[2])] {
         let (status, body) = status_json(
-            app.post(
+            app.send_post(
                 &format!("/v1/customers/{customer}/qualifications"),
                 token,
                 &gcc,
             )
-            .send()
-            .await
-            .unwrap(),
+            .await,
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -815,14 +781,12 @@ async fn gcc_needs_a_gdap_role() {
         ..TestApp::spec(partner.tenant)
     });
     let (status, body) = status_json(
-        open.post(
+        open.send_post(
             &format!("/v1/customers/{customer}/qualifications"),
             &without,
             &json!({"qualification": "GovernmentCommunityCloud", "validationCode": code}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -858,12 +822,7 @@ async fn the_development_issuer_follows_the_listen_address() {
             // The key in the data directory would sign it; the node does not trust it.
             let key = pcq_server::auth::DevIssuer::load_or_create(&app.data_dir).unwrap();
             let token = key.mint(&TestApp::spec(Uuid::new_v4())).unwrap();
-            let fault = assert_fault(
-                app.get("/v1/customers", &token).send().await.unwrap(),
-                401,
-                400,
-            )
-            .await;
+            let fault = assert_fault(app.fetch("/v1/customers", &token).await, 401, 400).await;
             assert!(fault.description.contains("issuer"), "{fault:?}");
         }
     }

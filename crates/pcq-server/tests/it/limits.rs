@@ -36,10 +36,7 @@ async fn throttled_app(change: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 async fn list_customers(app: &TestApp, partner: &Partner) -> reqwest::Response {
-    app.get("/v1/customers", &partner.user)
-        .send()
-        .await
-        .unwrap()
+    app.fetch("/v1/customers", &partner.user).await
 }
 
 /// Checks a 429: the envelope, and Retry-After in whole seconds within `1..=max_seconds`.
@@ -93,14 +90,12 @@ async fn a_partner_over_its_limit_gets_429_with_retry_after_and_the_envelope() {
     );
     // A throttled write does nothing.
     let resp = app
-        .post(
+        .send_post(
             "/v1/customers",
             &partner.user,
             &json!({"companyProfile": {"domain": "throttled.example.com"}}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_throttled(resp, "customers", 20).await;
     app.advance("1m").await;
     assert_eq!(app.customer_count(&partner).await, 0);
@@ -120,33 +115,21 @@ async fn other_partners_and_other_route_families_are_unaffected() {
     // The same partner in other families: validation codes, audit records, webhooks.
     assert_eq!(app.codes(&first).await, []);
     let resp = app
-        .get("/v1/auditrecords?startDate=2020-01-01", &first.user)
-        .send()
-        .await
-        .unwrap();
+        .fetch("/v1/auditrecords?startDate=2020-01-01", &first.user)
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = app
-        .get("/webhooks/v1/registration", &first.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/webhooks/v1/registration", &first.app).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     // Validation codes are a family of their own, though under /v1/customers.
-    let resp = app
-        .get("/v1/customers/all/validations", &first.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/v1/customers/all/validations", &first.app).await;
     assert_throttled(resp, "validation_codes", 60).await;
     // Customer routes below /v1/customers share the customers bucket.
     let resp = app
-        .get(
+        .fetch(
             &format!("/v1/customers/{}/qualifications", uuid::Uuid::new_v4()),
             &first.user,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_throttled(resp, "customers", 60).await;
 }
 
@@ -164,11 +147,7 @@ async fn unauthenticated_requests_get_401_and_take_no_token() {
     );
     // Once throttled, a request without a valid token still gets its 401 first.
     assert_throttled(list_customers(&app, &partner).await, "customers", 60).await;
-    let resp = app
-        .get("/v1/customers", "not-a-token")
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/v1/customers", "not-a-token").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -236,11 +215,7 @@ async fn test_webhook_events_are_limited_to_two_per_minute_by_default() {
     )
     .await;
     // The rest of the webhook routes are another family.
-    let resp = app
-        .get("/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/webhooks/v1/registration", &partner.app).await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
@@ -474,14 +449,11 @@ async fn the_depth_limit_is_configurable() {
     // A create-customer body is two levels deep.
     app.create_customer(&partner, "shallow.example.com").await;
     let resp = app
-        .post(
+        .send_post(
             "/v1/customers",
             &partner.user,
             &json!({"companyProfile": {"domain": "deeper.example.com"}, "billingProfile": {"address": {}}}),
-        )
-        .send()
-        .await
-        .unwrap();
+        ).await;
     let fault = assert_fault(resp, 400, 800002).await;
     assert_eq!(fault.parameters["maxDepth"], "2");
     assert_eq!(app.customer_count(&partner).await, 1);

@@ -72,10 +72,8 @@ async fn loaded_customers_are_like_created_ones() {
     // The customer reads like any other, with its approved Education qualification and one
     // history step.
     let raw = app
-        .get(&format!("/v1/customers/{id}"), &partner.user)
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/v1/customers/{id}"), &partner.user)
+        .await;
     assert_eq!(raw.status(), StatusCode::OK);
     let text = raw.text().await.unwrap();
     assert_eq!(text.matches("\"companyName\"").count(), 1, "{text}");
@@ -89,13 +87,11 @@ async fn loaded_customers_are_like_created_ones() {
         Some(VettingStatus::Approved)
     );
     let (status, history) = common::status_json(
-        app.get(
+        app.fetch(
             &format!("/_pcq/customers/{id}/qualifications/history"),
             &partner.user,
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{history}");
@@ -103,14 +99,12 @@ async fn loaded_customers_are_like_created_ones() {
 
     // The domains are taken like created ones: creating one again is refused.
     let (status, body) = common::status_json(
-        app.post(
+        app.send_post(
             "/v1/customers",
             &partner.user,
             &json!({"companyProfile": {"domain": domain}}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

@@ -28,22 +28,18 @@ async fn decide(
     qualification: &str,
     body: Value,
 ) -> reqwest::Response {
-    app.post(
+    app.send_post(
         &format!("/_pcq/review/customers/{customer}/qualifications/{qualification}/decision"),
         token,
         &body,
     )
-    .send()
     .await
-    .unwrap()
 }
 
 async fn queue(app: &TestApp, query: &str) -> Value {
     let resp = app
-        .get(&format!("/_pcq/review/queue{query}"), &app.reviewer_token())
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/_pcq/review/queue{query}"), &app.reviewer_token())
+        .await;
     let (status, page) = status_json(resp).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page
@@ -51,13 +47,11 @@ async fn queue(app: &TestApp, query: &str) -> Value {
 
 async fn history(app: &TestApp, token: &str, customer: Uuid) -> (StatusCode, Value) {
     let resp = app
-        .get(
+        .fetch(
             &format!("/_pcq/customers/{customer}/qualifications/history"),
             token,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     status_json(resp).await
 }
 
@@ -135,10 +129,8 @@ async fn the_queue_lists_pending_requests_oldest_first_with_filters_and_pages() 
         "?size=0",
     ] {
         let resp = app
-            .get(&format!("/_pcq/review/queue{bad}"), &app.reviewer_token())
-            .send()
-            .await
-            .unwrap();
+            .fetch(&format!("/_pcq/review/queue{bad}"), &app.reviewer_token())
+            .await;
         assert_fault(
             resp,
             400,
@@ -249,14 +241,12 @@ async fn approving_and_conflicting_decisions() {
     )
     .await;
     let resp = app
-        .post(
+        .send_post(
             "/_pcq/review/customers/not-a-guid/qualifications/Education/decision",
             &reviewer,
             &json!({"decision": "Approved"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_fault(resp, 400, 900118).await;
 }
 
@@ -379,7 +369,7 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
     let other = app.partner();
     let customer = request(&app, &partner, "roles.example.edu").await;
     for token in [partner.user.clone(), partner.app.clone()] {
-        let resp = app.get("/_pcq/review/queue", &token).send().await.unwrap();
+        let resp = app.fetch("/_pcq/review/queue", &token).await;
         assert!(
             assert_fault(resp, 403, 900150)
                 .await
@@ -408,10 +398,8 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
     // A reviewer token gives no access to partners' data through the partner API.
     let reviewer = app.reviewer_token();
     let resp = app
-        .get(&format!("/v1/customers/{customer}"), &reviewer)
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/v1/customers/{customer}"), &reviewer)
+        .await;
     assert_fault(resp, 403, 20002).await;
 
     // Histories: the owner and reviewers; nobody else.

@@ -241,14 +241,12 @@ async fn gcc_validation_code_rules() {
     // Body and query disagree.
     let own = app.issue_code(&partner, 1).await;
     let resp = app
-        .post(
+        .send_post(
             &format!("/v1/customers/{customer}/qualifications?code=123"),
             &partner.user,
             &gcc(&own),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         assert_fault(resp, 400, 800002).await.error_name,
         "ValidationCodeMismatch"
@@ -416,9 +414,8 @@ async fn partners_only_ever_list_their_own_customers_and_codes() {
     app.create_customer(&b, "a1.example.com").await;
     app.issue_code(&a, 2).await;
 
-    let list = |p: &common::Partner| app.get("/v1/customers", &p.app).send();
-    let (_, la) = status_json(list(&a).await.unwrap()).await;
-    let (_, lb) = status_json(list(&b).await.unwrap()).await;
+    let (_, la) = status_json(app.fetch("/v1/customers", &a.app).await).await;
+    let (_, lb) = status_json(app.fetch("/v1/customers", &b.app).await).await;
     assert_eq!(la["totalCount"], 2);
     assert_eq!(lb["totalCount"], 2);
     assert!(
@@ -437,14 +434,12 @@ async fn customer_domains_are_unique_per_partner_and_validated() {
     let partner = app.partner();
     app.create_customer(&partner, "unique.example.com").await;
     let resp = app
-        .post(
+        .send_post(
             "/v1/customers",
             &partner.user,
             &json!({"companyProfile": {"domain": "UNIQUE.example.com"}}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         assert_fault(resp, 409, 950409).await.error_name,
         "DomainAlreadyExists"
@@ -454,11 +449,7 @@ async fn customer_domains_are_unique_per_partner_and_validated() {
         json!({"companyProfile": {"domain": "no spaces.com"}}),
         json!({"companyProfile": {}}),
     ] {
-        let resp = app
-            .post("/v1/customers", &partner.user, &body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.send_post("/v1/customers", &partner.user, &body).await;
         assert_fault(resp, 400, 800002).await;
     }
     assert_eq!(app.customer_count(&partner).await, 1);
@@ -504,10 +495,8 @@ async fn customer_list_pages_with_continuation_tokens() {
 
     for size in ["0", "-1", "abc", "100000"] {
         let resp = app
-            .get(&format!("/v1/customers?size={size}"), &partner.app)
-            .send()
-            .await
-            .unwrap();
+            .fetch(&format!("/v1/customers?size={size}"), &partner.app)
+            .await;
         assert_fault(resp, 400, 800002).await;
     }
     let resp = app
@@ -525,13 +514,11 @@ async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
     let customer = app.create_customer(&partner, "braces.example.com").await;
     let braced = format!("%7B{}%7D", customer.to_string().to_uppercase());
     let resp = app
-        .get(
+        .fetch(
             &format!("/v1/customers/{braced}/qualifications"),
             &partner.user,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(status_json(resp).await, (StatusCode::OK, json!([])));
     let resp = app
         .post_qualification(
@@ -542,10 +529,8 @@ async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
         .await;
     assert_eq!(resp.status(), 201);
     let resp = app
-        .get(&format!("/v1/customers/{braced}"), &partner.user)
-        .send()
-        .await
-        .unwrap();
+        .fetch(&format!("/v1/customers/{braced}"), &partner.user)
+        .await;
     assert_eq!(resp.status(), 200);
     for bad in [
         "not-a-guid",
@@ -559,7 +544,7 @@ async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
             format!("/v1/customers/{bad}"),
             format!("/v1/customers/{bad}/qualifications"),
         ] {
-            let resp = app.get(&path, &partner.user).send().await.unwrap();
+            let resp = app.fetch(&path, &partner.user).await;
             assert_fault(resp, 400, 900118).await;
         }
     }

@@ -156,13 +156,11 @@ async fn after_reads_policy_decides_on_the_nth_get() {
     .await;
     for _ in 0..5 {
         let resp = app
-            .get(
+            .fetch(
                 &format!("/v1/customers/{second_customer}/qualifications"),
                 &other.user,
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_fault(resp, 403, 20002).await;
     }
     assert_eq!(
@@ -323,10 +321,8 @@ async fn the_run_time_policy_survives_a_restart() {
     app.advance("5h").await;
     let app = app.restart().await;
     let resp = app
-        .get("/_pcq/admin/vetting-policy", &app.admin_token())
-        .send()
-        .await
-        .unwrap();
+        .fetch("/_pcq/admin/vetting-policy", &app.admin_token())
+        .await;
     let (_, policy) = status_json(resp).await;
     assert_eq!(
         (
@@ -336,11 +332,7 @@ async fn the_run_time_policy_survives_a_restart() {
         ),
         (Some("after"), Some("2h"), Some("runtime"))
     );
-    let resp = app
-        .get("/_pcq/admin/clock", &app.admin_token())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/_pcq/admin/clock", &app.admin_token()).await;
     let (_, clock) = status_json(resp).await;
     assert_eq!(
         clock["offsetSeconds"],
@@ -430,21 +422,13 @@ async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
         json!({}),
         json!({"advance": 5}),
     ] {
-        let resp = app
-            .post("/_pcq/admin/clock", &admin, &body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.send_post("/_pcq/admin/clock", &admin, &body).await;
         assert_fault(resp, 400, 800002).await;
     }
-    let resp = app.get("/_pcq/admin/clock", &admin).send().await.unwrap();
+    let resp = app.fetch("/_pcq/admin/clock", &admin).await;
     let (_, clock) = status_json(resp).await;
     assert_eq!(clock["offsetSeconds"], 0, "rejected moves changed nothing");
-    let resp = app
-        .get("/_pcq/admin/vetting-policy", &admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/_pcq/admin/vetting-policy", &admin).await;
     assert_eq!(status_json(resp).await.1["policy"], "manual");
 }
 
@@ -503,17 +487,15 @@ async fn the_clock_stops_at_the_last_writable_date() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token();
     let clock = || async {
-        let resp = app.get("/_pcq/admin/clock", &admin).send().await.unwrap();
+        let resp = app.fetch("/_pcq/admin/clock", &admin).await;
         status_json(resp).await.1
     };
     // A century at a time (the longest single advance) until pcq refuses.
     let mut refused = None;
     for _ in 0..100 {
         let resp = app
-            .post("/_pcq/admin/clock", &admin, &json!({"advance": "36500d"}))
-            .send()
-            .await
-            .unwrap();
+            .send_post("/_pcq/admin/clock", &admin, &json!({"advance": "36500d"}))
+            .await;
         if resp.status() != StatusCode::OK {
             refused = Some(resp);
             break;

@@ -55,23 +55,19 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
     let resp = app
-        .get("/webhooks/v1/registration/events", &partner.app)
-        .send()
-        .await
-        .unwrap();
+        .fetch("/webhooks/v1/registration/events", &partner.app)
+        .await;
     assert_eq!(status_json(resp).await, (StatusCode::OK, json!(EVENTS)));
 
-    let resp = app
-        .get("/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/webhooks/v1/registration", &partner.app).await;
     assert_fault(resp, 404, 1000).await;
     let resp = app
-        .post("/webhooks/v1/registration", &partner.app, &json!({"WebhookUrl": "https://hooks.example.com/a", "WebhookEvents": ["test-created"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_post(
+            "/webhooks/v1/registration",
+            &partner.app,
+            &json!({"WebhookUrl": "https://hooks.example.com/a", "WebhookEvents": ["test-created"]}),
+        )
+        .await;
     let (status, created) = status_json(resp).await;
     assert_eq!(status, StatusCode::OK);
     assert!(Uuid::parse_str(created["SubscriberId"].as_str().unwrap()).is_ok());
@@ -79,10 +75,12 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     assert_eq!(created["WebhookEvents"], json!(["test-created"]));
 
     let resp = app
-        .post("/webhooks/v1/registration", &partner.app, &json!({"WebhookUrl": "https://hooks.example.com/b", "WebhookEvents": ["test-created"]}))
-        .send()
-        .await
-        .unwrap();
+        .send_post(
+            "/webhooks/v1/registration",
+            &partner.app,
+            &json!({"WebhookUrl": "https://hooks.example.com/b", "WebhookEvents": ["test-created"]}),
+        )
+        .await;
     assert_eq!(
         assert_fault(resp, 409, 950409).await.error_name,
         "WebhookRegistrationExists"
@@ -97,20 +95,12 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     let (status, updated) = status_json(resp).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["SubscriberId"], created["SubscriberId"]);
-    let resp = app
-        .get("/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/webhooks/v1/registration", &partner.app).await;
     assert_eq!(status_json(resp).await, (StatusCode::OK, updated.clone()));
 
     // Another partner sees nothing of it.
     let other = app.partner();
-    let resp = app
-        .get("/webhooks/v1/registration", &other.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/webhooks/v1/registration", &other.app).await;
     assert_fault(resp, 404, 1000).await;
 
     for bad in [
@@ -180,7 +170,7 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
         (StatusCode::OK, json!({"correlationId": correlation}))
     );
     let status_path = format!("/webhooks/v1/registration/validationEvents/{correlation}");
-    let (_, pending) = status_json(app.get(&status_path, &partner.app).send().await.unwrap()).await;
+    let (_, pending) = status_json(app.fetch(&status_path, &partner.app).await).await;
     assert_eq!(
         (
             pending["status"].as_str(),
@@ -215,8 +205,7 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
             .ends_with("+00:00")
     );
 
-    let (status, done) =
-        status_json(app.get(&status_path, &partner.app).send().await.unwrap()).await;
+    let (status, done) = status_json(app.fetch(&status_path, &partner.app).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(done["correlationId"], correlation);
     assert_eq!(done["partnerId"], partner.tenant.to_string());
@@ -227,19 +216,13 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
 
     // Unknown correlation ids, and other partners' ones, are not found.
     let resp = app
-        .get(
+        .fetch(
             "/webhooks/v1/registration/validationEvents/nope",
             &partner.app,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_fault(resp, 404, 1000).await;
-    let resp = app
-        .get(&status_path, &app.partner().app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch(&status_path, &app.partner().app).await;
     assert_fault(resp, 404, 1000).await;
 
     // A tampered body does not verify.
@@ -285,7 +268,7 @@ async fn qualification_changes_are_announced_with_their_audit_record() {
         // The audit record the event points at is the partner's.
         let audit_uri = body["AuditUri"].as_str().unwrap();
         let path = audit_uri.strip_prefix(&app.base).unwrap();
-        let (status, record) = status_json(app.get(path, &partner.app).send().await.unwrap()).await;
+        let (status, record) = status_json(app.fetch(path, &partner.app).await).await;
         assert_eq!(
             (status, record["operationType"].as_str()),
             (StatusCode::OK, Some("update_customer_qualification"))
@@ -398,13 +381,11 @@ async fn deliveries_are_given_up_after_the_last_attempt() {
     }
     assert_eq!(receiver.received().len(), 3);
     let (_, status) = status_json(
-        app.get(
+        app.fetch(
             "/webhooks/v1/registration/validationEvents/give-up",
             &partner.app,
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert_eq!(status["status"], "failed");
@@ -565,14 +546,12 @@ async fn private_targets_are_refused_when_not_allowed() {
         "http://2130706433/hooks",
     ] {
         let resp = app
-            .post(
+            .send_post(
                 "/webhooks/v1/registration",
                 &partner.app,
                 &json!({"WebhookUrl": url, "WebhookEvents": EVENTS}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         let fault = assert_fault(resp, 400, 800002).await;
         assert_eq!(fault.error_name, "WebhookTargetNotAllowed", "{url}");
         assert!(
@@ -580,11 +559,7 @@ async fn private_targets_are_refused_when_not_allowed() {
             "{fault:?}"
         );
     }
-    let resp = app
-        .get("/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.fetch("/webhooks/v1/registration", &partner.app).await;
     assert_fault(resp, 404, 1000).await;
 
     // A public target is accepted.

@@ -221,14 +221,12 @@ impl TestApp {
     /// Creates a customer for `partner` and returns its id.
     pub async fn create_customer(&self, partner: &Partner, domain: &str) -> Uuid {
         let resp = self
-            .post(
+            .send_post(
                 "/v1/customers",
                 &partner.user,
                 &json!({"companyProfile": {"domain": domain, "companyName": "Test Co"}}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "creating {domain}");
         json::<wire::Customer>(resp).await.id
     }
@@ -236,14 +234,12 @@ impl TestApp {
     /// Issues a validation code to `partner` and returns its id.
     pub async fn issue_code(&self, partner: &Partner, max_creates: i64) -> String {
         let resp = self
-            .post(
+            .send_post(
                 &format!("/_pcq/admin/partners/{}/validation-codes", partner.tenant),
                 &self.admin_token(),
                 &json!({"organizationName": "Contoso Government", "maxCreates": max_creates}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         json::<wire::ValidationCode>(resp).await.validation_id
     }
@@ -274,13 +270,11 @@ impl TestApp {
     /// The customer's qualifications exactly as the API returns them.
     pub async fn qualifications_json(&self, partner: &Partner, customer: Uuid) -> Value {
         let resp = self
-            .get(
+            .fetch(
                 &format!("/v1/customers/{customer}/qualifications"),
                 &partner.user,
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         resp.json().await.unwrap()
     }
@@ -292,7 +286,7 @@ impl TestApp {
 
     /// How many customers the first page of `GET /v1/customers` shows to `token`.
     pub async fn customer_count_with(&self, token: &str) -> u64 {
-        let resp = self.get("/v1/customers", token).send().await.unwrap();
+        let resp = self.fetch("/v1/customers", token).await;
         assert_eq!(resp.status(), StatusCode::OK);
         json::<wire::Collection<wire::Customer>>(resp)
             .await
@@ -307,10 +301,8 @@ impl TestApp {
     /// The partner's validation codes exactly as the API returns them.
     pub async fn codes_json(&self, partner: &Partner) -> Value {
         let resp = self
-            .get("/v1/customers/all/validations", &partner.app)
-            .send()
-            .await
-            .unwrap();
+            .fetch("/v1/customers/all/validations", &partner.app)
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         resp.json().await.unwrap()
     }
@@ -333,14 +325,12 @@ impl TestApp {
     /// Moves pcq's clock forward (through the admin API).
     pub async fn advance(&self, by: &str) {
         let resp = self
-            .post(
+            .send_post(
                 "/_pcq/admin/clock",
                 &self.admin_token(),
                 &json!({"advance": by}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "advancing the clock by {by}");
     }
 
@@ -376,24 +366,20 @@ impl TestApp {
     /// Registers `partner` for webhook events at `url`.
     pub async fn register_webhook(&self, partner: &Partner, url: &str, events: &[&str]) {
         let resp = self
-            .post(
+            .send_post(
                 "/webhooks/v1/registration",
                 &partner.app,
                 &json!({"WebhookUrl": url, "WebhookEvents": events}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
 
     /// The partner's webhook delivery log, newest first.
     pub async fn deliveries(&self, partner: &Partner) -> Vec<Value> {
         let resp = self
-            .get("/webhooks/v1/registration/deliveries", &partner.app)
-            .send()
-            .await
-            .unwrap();
+            .fetch("/webhooks/v1/registration/deliveries", &partner.app)
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         resp.json().await.unwrap()
     }
@@ -401,10 +387,8 @@ impl TestApp {
     /// The partner's audit records (all of them, first page of 1000).
     pub async fn audit(&self, partner: &Partner, query: &str) -> Vec<Value> {
         let resp = self
-            .get(&format!("/v1/auditrecords?size=1000&{query}"), &partner.app)
-            .send()
-            .await
-            .unwrap();
+            .fetch(&format!("/v1/auditrecords?size=1000&{query}"), &partner.app)
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         let page: Value = resp.json().await.unwrap();
         page["items"].as_array().unwrap().clone()
@@ -434,6 +418,16 @@ impl TestApp {
         }
     }
 
+    /// GETs `path` with a bearer token.
+    pub async fn fetch(&self, path: &str, token: &str) -> Response {
+        self.get(path, token).send().await.unwrap()
+    }
+
+    /// POSTs `body` as JSON to `path` with a bearer token.
+    pub async fn send_post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.post(path, token, body).send().await.unwrap()
+    }
+
     /// POSTs a qualification request with App+User credentials.
     pub async fn post_qualification(
         &self,
@@ -441,14 +435,12 @@ impl TestApp {
         customer: Uuid,
         body: &Value,
     ) -> Response {
-        self.post(
+        self.send_post(
             &format!("/v1/customers/{customer}/qualifications"),
             &partner.user,
             body,
         )
-        .send()
         .await
-        .unwrap()
     }
 }
 
