@@ -2,14 +2,23 @@
 
 use pcq_core::fault::Envelope;
 use reqwest::{Response, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Reads a response as (status, JSON body).
 pub async fn status_json(resp: Response) -> (StatusCode, Value) {
     let status = resp.status();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
-    (status, body)
+    (status, pcq_test_support::json(resp).await)
+}
+
+/// Asserts a response is 200 OK (showing the body when it is not) and reads its JSON as `T`.
+pub async fn ok<T: DeserializeOwned>(resp: Response) -> T {
+    let status = resp.status();
+    if status != StatusCode::OK {
+        let body = resp.text().await.unwrap_or_default();
+        panic!("status {status}, not 200 OK; body: {body}");
+    }
+    pcq_test_support::json(resp).await
 }
 
 /// Asserts a response is a Partner Center error envelope with this status and code, every key

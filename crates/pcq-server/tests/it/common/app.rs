@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Backend, backend, migrated_schema};
+use super::{Backend, backend, migrated_schema, ok};
 
 pub const AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
 
@@ -269,14 +269,8 @@ impl TestApp {
 
     /// The customer's qualifications exactly as the API returns them.
     pub async fn qualifications_json(&self, partner: &Partner, customer: Uuid) -> Value {
-        let resp = self
-            .fetch(
-                &format!("/v1/customers/{customer}/qualifications"),
-                &partner.user,
-            )
-            .await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
+        let path = format!("/v1/customers/{customer}/qualifications");
+        ok(self.fetch(&path, &partner.user).await).await
     }
 
     /// How many customers the partner's first page of `GET /v1/customers` lists.
@@ -286,9 +280,7 @@ impl TestApp {
 
     /// How many customers the first page of `GET /v1/customers` shows to `token`.
     pub async fn customer_count_with(&self, token: &str) -> u64 {
-        let resp = self.fetch("/v1/customers", token).await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        json::<wire::Collection<wire::Customer>>(resp)
+        ok::<wire::Collection<wire::Customer>>(self.fetch("/v1/customers", token).await)
             .await
             .total_count
     }
@@ -303,8 +295,7 @@ impl TestApp {
         let resp = self
             .fetch("/v1/customers/all/validations", &partner.app)
             .await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
+        ok(resp).await
     }
 
     /// Runs the worker until nothing is due (through the admin API); returns what it did.
@@ -318,8 +309,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
+        ok(resp).await
     }
 
     /// Moves pcq's clock forward (through the admin API).
@@ -380,8 +370,7 @@ impl TestApp {
         let resp = self
             .fetch("/webhooks/v1/registration/deliveries", &partner.app)
             .await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.unwrap()
+        ok(resp).await
     }
 
     /// The partner's audit records (all of them, first page of 1000).
@@ -389,8 +378,7 @@ impl TestApp {
         let resp = self
             .fetch(&format!("/v1/auditrecords?size=1000&{query}"), &partner.app)
             .await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        let page: Value = resp.json().await.unwrap();
+        let page: Value = ok(resp).await;
         page["items"].as_array().unwrap().clone()
     }
 

@@ -6,7 +6,7 @@ mod answers;
 mod app;
 mod backend;
 
-pub use answers::{assert_fault, redact_dates, status_json};
+pub use answers::{assert_fault, ok, redact_dates, status_json};
 pub use app::{AUDIENCE, Partner, TestApp, fixture_signing_key, test_config};
 pub(crate) use backend::backend_tests;
 pub use backend::{Backend, backend, migrated_schema, on_backend, with_backend};
