@@ -1,27 +1,26 @@
 //! The reviewer workflow: the queue, decisions, conflicts, re-requests and histories.
 
 use crate::common;
-use pcq_core::VettingStatus;
+use pcq_core::{Qualification, VettingStatus};
 
 use crate::common::{Partner, TestApp, assert_fault, status_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// A K-12 Education request for a new customer at `domain`, which is also its website.
 async fn request(app: &TestApp, partner: &Partner, domain: &str) -> Uuid {
-    let customer = app.create_customer(partner, domain).await;
-    let resp = app
-        .post_qualification(
-            partner,
-            customer,
-            &json!({"qualification": "Education", "educationSegment": "K12", "website": domain}),
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    customer
+    let body = json!({"qualification": "Education", "educationSegment": "K12", "website": domain});
+    app.request_education_with(partner, domain, &body).await
 }
 
-async fn decide(
+/// Decides on the customer's Education request.
+async fn decide(app: &TestApp, token: &str, customer: Uuid, body: Value) -> reqwest::Response {
+    decide_on(app, token, customer, "Education", body).await
+}
+
+/// Decides on the customer's request for `qualification`.
+async fn decide_on(
     app: &TestApp,
     token: &str,
     customer: Uuid,
@@ -149,27 +148,21 @@ async fn approving_and_conflicting_decisions() {
     let partner = app.partner();
     let customer = request(&app, &partner, "approve.example.edu").await;
     let reviewer = app.reviewer_token();
-    let resp = decide(
-        &app,
-        &reviewer,
-        customer,
-        "Education",
-        json!({"decision": "Approved"}),
-    )
-    .await;
+    let resp = decide(&app, &reviewer, customer, json!({"decision": "Approved"})).await;
     let (status, body) = status_json(resp).await;
     assert_eq!(
         (status, body["vettingStatus"].as_str()),
         (StatusCode::OK, Some("Approved"))
     );
     assert_eq!(
-        app.qualifications(&partner, customer).await[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
     assert_eq!(queue(&app, "").await["totalCount"], 0);
 
     // Deciding again is a conflict, and changes nothing.
-    let resp = decide(
+    let resp = decide_on(
         &app,
         &reviewer,
         customer,
@@ -180,7 +173,8 @@ async fn approving_and_conflicting_decisions() {
     let fault = assert_fault(resp, 409, 950409).await;
     assert_eq!(fault.error_name, "NotInReview");
     assert_eq!(
-        app.qualifications(&partner, customer).await[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
 
@@ -189,7 +183,7 @@ async fn approving_and_conflicting_decisions() {
     app.post_qualification(&partner, soe, &json!({"qualification": "StateOwnedEntity"}))
         .await;
     assert_fault(
-        decide(
+        decide_on(
             &app,
             &reviewer,
             soe,
@@ -202,14 +196,7 @@ async fn approving_and_conflicting_decisions() {
     )
     .await;
     assert_fault(
-        decide(
-            &app,
-            &reviewer,
-            soe,
-            "Education",
-            json!({"decision": "Approved"}),
-        )
-        .await,
+        decide(&app, &reviewer, soe, json!({"decision": "Approved"})).await,
         404,
         1000,
     )
@@ -219,7 +206,6 @@ async fn approving_and_conflicting_decisions() {
             &app,
             &reviewer,
             Uuid::new_v4(),
-            "Education",
             json!({"decision": "Approved"}),
         )
         .await,
@@ -228,7 +214,7 @@ async fn approving_and_conflicting_decisions() {
     )
     .await;
     assert_fault(
-        decide(
+        decide_on(
             &app,
             &reviewer,
             customer,
@@ -261,11 +247,12 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         json!({"decision": "InReview"}),
         json!({"decision": "Approved", "reason": "Not an Academic Domain"}),
     ] {
-        let resp = decide(&app, &reviewer, customer, "Education", body.clone()).await;
+        let resp = decide(&app, &reviewer, customer, body.clone()).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
     }
     assert_eq!(
-        app.qualifications(&partner, customer).await[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
 
@@ -273,7 +260,6 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         &app,
         &reviewer,
         customer,
-        "Education",
         json!({"decision": "denied", "reason": "not an education customer"}),
     )
     .await;
@@ -308,7 +294,6 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         &app,
         &reviewer,
         customer,
-        "Education",
         json!({"decision": "Approved", "round": 1}),
     )
     .await;
@@ -321,14 +306,14 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         ("VettingRoundChanged", "2")
     );
     assert_eq!(
-        app.qualifications(&partner, customer).await[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
     let resp = decide(
         &app,
         &reviewer,
         customer,
-        "Education",
         json!({"decision": "Approved", "round": 2}),
     )
     .await;
@@ -377,21 +362,15 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
                 .contains("Pcq.Reviewer")
         );
         assert_fault(
-            decide(
-                &app,
-                &token,
-                customer,
-                "Education",
-                json!({"decision": "Approved"}),
-            )
-            .await,
+            decide(&app, &token, customer, json!({"decision": "Approved"})).await,
             403,
             900150,
         )
         .await;
     }
     assert_eq!(
-        app.qualifications(&partner, customer).await[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
 
@@ -426,7 +405,6 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
         &app,
         &app.admin_token(),
         customer,
-        "Education",
         json!({"decision": "Approved"}),
     )
     .await;

@@ -2,24 +2,12 @@
 //! clock. The worker is drained explicitly; nothing waits on wall-clock time.
 
 use crate::common;
-use pcq_core::{VettingStatus, wire};
+use pcq_core::{Qualification, VettingStatus, wire};
 
 use crate::common::{Partner, TestApp, assert_fault, redact_dates, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn request_education(app: &TestApp, partner: &Partner, domain: &str, body: Value) -> Uuid {
-    let customer = app.create_customer(partner, domain).await;
-    let resp = app.post_qualification(partner, customer, &body).await;
-    let (status, answer) = status_json(resp).await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
-    assert_eq!(
-        answer["vettingStatus"], "InReview",
-        "a request always answers InReview"
-    );
-    customer
-}
 
 async fn education(
     app: &TestApp,
@@ -43,13 +31,7 @@ async fn education_json(app: &TestApp, partner: &Partner, customer: Uuid) -> Val
 async fn manual_policy_waits_for_a_reviewer_whatever_the_time() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
-    let customer = request_education(
-        &app,
-        &partner,
-        "waits.example.edu",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "waits.example.edu").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     app.advance("3650d").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
@@ -61,15 +43,10 @@ async fn manual_policy_waits_for_a_reviewer_whatever_the_time() {
 async fn immediate_policy_decides_on_the_next_worker_step() {
     let app = TestApp::spawn_with(|c| c.vetting.policy = pcq_core::vetting::Mode::Immediate).await;
     let partner = app.partner();
-    let customer = request_education(
-        &app,
-        &partner,
-        "now.example.com",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "now.example.com").await;
     assert_eq!(
-        education(&app, &partner, customer).await.vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
     assert_eq!(app.drain().await["vettingDecisions"], 1);
@@ -86,17 +63,12 @@ async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
     app.set_policy(json!({"policy": "after", "after": "72h"}))
         .await;
     let partner = app.partner();
-    let customer = request_education(
-        &app,
-        &partner,
-        "later.example.edu",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "later.example.edu").await;
     app.advance("71h").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     assert_eq!(
-        education(&app, &partner, customer).await.vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
     app.advance("1h").await;
@@ -115,19 +87,15 @@ async fn after_reads_policy_decides_on_the_nth_get() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"policy": "after_reads", "afterReads": 3, "outcome": "deny", "denyReason": "Not an Education Customer"})).await;
     let partner = app.partner();
-    let customer = request_education(
-        &app,
-        &partner,
-        "reads.example.com",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "reads.example.com").await;
     assert_eq!(
-        education(&app, &partner, customer).await.vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
     assert_eq!(
-        education(&app, &partner, customer).await.vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
     let third = education(&app, &partner, customer).await;
@@ -147,13 +115,7 @@ async fn after_reads_policy_decides_on_the_nth_get() {
     );
     // Reads of another partner's customer are refused and count for nothing.
     let other = app.partner();
-    let second_customer = request_education(
-        &app,
-        &partner,
-        "reads2.example.com",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let second_customer = app.request_education(&partner, "reads2.example.com").await;
     for _ in 0..5 {
         let resp = app
             .fetch(
@@ -164,9 +126,8 @@ async fn after_reads_policy_decides_on_the_nth_get() {
         assert_fault(resp, 403, 20002).await;
     }
     assert_eq!(
-        education(&app, &partner, second_customer)
-            .await
-            .vetting_status,
+        app.vetting_status(&partner, second_customer, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
 }
@@ -175,45 +136,36 @@ async fn domain_rules_approve_academic_domains_and_websites() {
     let app = TestApp::spawn().await;
     app.set_policy(json!({"policy": "domain_rules"})).await;
     let partner = app.partner();
-    let by_domain = request_education(
-        &app,
-        &partner,
-        "school.example.edu",
-        json!({"qualification": "Education"}),
-    )
-    .await;
-    let by_website = request_education(
-        &app,
-        &partner,
-        "contoso.onmicrosoft.com",
-        json!({"qualification": "Education", "educationSegment": "HigherEducation", "website": "https://www.contoso.ac.uk/about"}),
-    )
-    .await;
-    let neither = request_education(
-        &app,
-        &partner,
-        "fabrikam.com",
-        json!({"qualification": "Education", "website": "fabrikam.com"}),
-    )
-    .await;
-    let polish = request_education(
-        &app,
-        &partner,
-        "szkola.edu.pl",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let by_domain = app.request_education(&partner, "school.example.edu").await;
+    let by_website = app
+        .request_education_with(
+            &partner,
+            "contoso.onmicrosoft.com",
+            &json!({"qualification": "Education", "educationSegment": "HigherEducation", "website": "https://www.contoso.ac.uk/about"}),
+        )
+        .await;
+    let neither = app
+        .request_education_with(
+            &partner,
+            "fabrikam.com",
+            &json!({"qualification": "Education", "website": "fabrikam.com"}),
+        )
+        .await;
+    let polish = app.request_education(&partner, "szkola.edu.pl").await;
     assert_eq!(app.drain().await["vettingDecisions"], 4);
     assert_eq!(
-        education(&app, &partner, by_domain).await.vetting_status,
+        app.vetting_status(&partner, by_domain, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
     assert_eq!(
-        education(&app, &partner, by_website).await.vetting_status,
+        app.vetting_status(&partner, by_website, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
     assert_eq!(
-        education(&app, &partner, polish).await.vetting_status,
+        app.vetting_status(&partner, polish, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
     let denied = education(&app, &partner, neither).await;
@@ -231,27 +183,17 @@ async fn configured_suffixes_replace_the_defaults() {
     })
     .await;
     let partner = app.partner();
-    let edu = request_education(
-        &app,
-        &partner,
-        "old.example.edu",
-        json!({"qualification": "Education"}),
-    )
-    .await;
-    let school = request_education(
-        &app,
-        &partner,
-        "new.example.school",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let edu = app.request_education(&partner, "old.example.edu").await;
+    let school = app.request_education(&partner, "new.example.school").await;
     app.drain().await;
     assert_eq!(
-        education(&app, &partner, edu).await.vetting_status,
+        app.vetting_status(&partner, edu, Qualification::Education)
+            .await,
         Some(VettingStatus::Denied)
     );
     assert_eq!(
-        education(&app, &partner, school).await.vetting_status,
+        app.vetting_status(&partner, school, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
 }
@@ -259,13 +201,7 @@ async fn configured_suffixes_replace_the_defaults() {
 async fn a_policy_change_applies_to_pending_decisions() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
-    let customer = request_education(
-        &app,
-        &partner,
-        "switch.example.com",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "switch.example.com").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     app.set_policy(json!({"policy": "after", "after": "1h"}))
         .await;
@@ -300,16 +236,11 @@ async fn a_policy_change_applies_to_pending_decisions() {
         (status, policy["policy"].as_str(), policy["source"].as_str()),
         (StatusCode::OK, Some("manual"), Some("configured"))
     );
-    let again = request_education(
-        &app,
-        &partner,
-        "switch2.example.com",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let again = app.request_education(&partner, "switch2.example.com").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
     assert_eq!(
-        education(&app, &partner, again).await.vetting_status,
+        app.vetting_status(&partner, again, Qualification::Education)
+            .await,
         Some(VettingStatus::InReview)
     );
 }
@@ -367,9 +298,9 @@ async fn gcc_can_be_routed_to_review() {
     app.set_policy(json!({"gccReview": true, "policy": "domain_rules"}))
         .await;
     app.drain().await;
-    let quals = app.qualifications(&partner, customer).await;
     assert_eq!(
-        quals[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::GovernmentCommunityCloud)
+            .await,
         Some(VettingStatus::Approved),
         "the academic rules do not apply to GCC"
     );
@@ -437,13 +368,7 @@ async fn the_sandbox_clock_stamps_new_requests() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
     app.advance("400d").await;
-    let customer = request_education(
-        &app,
-        &partner,
-        "future.example.edu",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "future.example.edu").await;
     let q = education(&app, &partner, customer).await;
     let stamped =
         pcq_core::time::Timestamp::parse_rfc3339(q.vetting_create_date.as_deref().unwrap())
@@ -477,7 +402,8 @@ async fn requests_racing_a_policy_change_are_not_stranded() {
     assert_eq!(app.drain().await["vettingDecisions"], 16);
     for customer in customers {
         assert_eq!(
-            education(&app, &partner, customer).await.vetting_status,
+            app.vetting_status(&partner, customer, Qualification::Education)
+                .await,
             Some(VettingStatus::Approved)
         );
     }
@@ -513,13 +439,7 @@ async fn the_clock_stops_at_the_last_writable_date() {
     );
     // Dates pcq stamps there are still well formed.
     let partner = app.partner();
-    let customer = request_education(
-        &app,
-        &partner,
-        "late.example.edu",
-        json!({"qualification": "Education"}),
-    )
-    .await;
+    let customer = app.request_education(&partner, "late.example.edu").await;
     let q = education(&app, &partner, customer).await;
     assert!(
         q.vetting_create_date.as_deref().unwrap().starts_with("99"),

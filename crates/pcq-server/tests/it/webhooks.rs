@@ -2,9 +2,9 @@
 //! receiver downtime, restarts in the middle of retries, and giving up.
 
 use crate::common;
-use pcq_core::VettingStatus;
+use pcq_core::{Qualification, VettingStatus};
 
-use crate::common::{Partner, TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pcq_test_support::{Received, Receiver};
@@ -231,15 +231,6 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
     assert!(!verify(&tampered).await);
 }
 
-async fn education_with_events(app: &TestApp, partner: &Partner, domain: &str) -> Uuid {
-    let customer = app.create_customer(partner, domain).await;
-    let resp = app
-        .post_qualification(partner, customer, &json!({"qualification": "Education"}))
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    customer
-}
-
 async fn qualification_changes_are_announced_with_their_audit_record() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -247,7 +238,9 @@ async fn qualification_changes_are_announced_with_their_audit_record() {
     app.register_webhook(&partner, &receiver.url, &["customer-qualification-updated"])
         .await;
     app.set_policy(json!({"policy": "immediate"})).await;
-    let customer = education_with_events(&app, &partner, "announced.example.edu").await;
+    let customer = app
+        .request_education(&partner, "announced.example.edu")
+        .await;
     // A rejected request changes nothing and announces nothing.
     let resp = app
         .post_qualification(&partner, customer, &json!({"qualification": "Education"}))
@@ -280,7 +273,8 @@ async fn qualification_changes_are_announced_with_their_audit_record() {
     );
     // The receiver reads the new state from the ResourceUri.
     assert_eq!(
-        app.qualifications(&partner, customer).await[0].vetting_status,
+        app.vetting_status(&partner, customer, Qualification::Education)
+            .await,
         Some(VettingStatus::Approved)
     );
     // Nobody else's registration got anything.
@@ -295,7 +289,7 @@ async fn failed_deliveries_are_retried_with_backoff_through_downtime_and_a_resta
     app.register_webhook(&partner, &receiver.url, &["customer-qualification-updated"])
         .await;
     receiver.respond_with(503);
-    education_with_events(&app, &partner, "flaky.example.edu").await;
+    app.request_education(&partner, "flaky.example.edu").await;
 
     // Attempt 1: the receiver answers 503.
     assert_eq!(app.drain().await["webhookAttempts"], 1);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use pcq_core::wire;
+use pcq_core::{Qualification, VettingStatus, wire};
 use pcq_server::auth::TokenSpec;
 use pcq_server::config::Config;
 use pcq_server::{AppState, Application};
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Backend, backend, migrated_schema, ok};
+use super::{Backend, backend, migrated_schema, ok, status_json};
 
 pub const AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
 
@@ -231,6 +231,32 @@ impl TestApp {
         json::<wire::Customer>(resp).await.id
     }
 
+    /// Creates a customer for `partner` at `domain` and requests Education for it; returns the
+    /// customer.
+    pub async fn request_education(&self, partner: &Partner, domain: &str) -> Uuid {
+        self.request_education_with(partner, domain, &json!({"qualification": "Education"}))
+            .await
+    }
+
+    /// Creates a customer for `partner` at `domain` and posts `body` (an Education request) for
+    /// it, which is created and InReview; returns the customer.
+    pub async fn request_education_with(
+        &self,
+        partner: &Partner,
+        domain: &str,
+        body: &Value,
+    ) -> Uuid {
+        let customer = self.create_customer(partner, domain).await;
+        let resp = self.post_qualification(partner, customer, body).await;
+        let (status, answer) = status_json(resp).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(
+            answer["vettingStatus"], "InReview",
+            "a request always answers InReview"
+        );
+        customer
+    }
+
     /// Issues a validation code to `partner` and returns its id.
     pub async fn issue_code(&self, partner: &Partner, max_creates: i64) -> String {
         let resp = self
@@ -265,6 +291,21 @@ impl TestApp {
         customer: Uuid,
     ) -> Vec<wire::CustomerQualification> {
         serde_json::from_value(self.qualifications_json(partner, customer).await).unwrap()
+    }
+
+    /// The vetting status of the customer's `qualification` (which the customer must have).
+    pub async fn vetting_status(
+        &self,
+        partner: &Partner,
+        customer: Uuid,
+        qualification: Qualification,
+    ) -> Option<VettingStatus> {
+        self.qualifications(partner, customer)
+            .await
+            .into_iter()
+            .find(|q| q.qualification == qualification)
+            .unwrap_or_else(|| panic!("customer {customer} has no {qualification:?} qualification"))
+            .vetting_status
     }
 
     /// The customer's qualifications exactly as the API returns them.
