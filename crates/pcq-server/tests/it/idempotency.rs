@@ -5,9 +5,10 @@
 use crate::common;
 use pcq_core::Qualification;
 
-use crate::common::{TestApp, assert_fault, status_json};
-use reqwest::{Method, StatusCode};
+use crate::common::{Partner, TestApp, assert_fault, status_json};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 async fn send(
     app: &TestApp,
@@ -26,13 +27,39 @@ async fn send(
     status_json(resp).await
 }
 
+/// A validation code allowing `max_creates` for `partner`, a customer at `domain`, and the
+/// customer's qualifications path with a GovernmentCommunityCloud request using the code.
+async fn gcc_request(
+    app: &TestApp,
+    partner: &Partner,
+    max_creates: i64,
+    domain: &str,
+) -> (Uuid, String, Value) {
+    let code = app.issue_code(partner, max_creates).await;
+    let customer = app.create_customer(partner, domain).await;
+    let path = format!("/v1/customers/{customer}/qualifications");
+    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    (customer, path, body)
+}
+
+/// The legacy PUT of StateOwnedEntity, with the request id `legacy-before-restart`.
+async fn legacy_put(app: &TestApp, partner: &Partner, customer: Uuid) -> Response {
+    app.req(
+        Method::PUT,
+        &format!("/v1/customers/{customer}/qualification"),
+        &partner.user,
+    )
+    .header("MS-RequestId", "legacy-before-restart")
+    .json(&json!("StateOwnedEntity"))
+    .send()
+    .await
+    .unwrap()
+}
+
 async fn a_retried_gcc_request_uses_one_create_and_returns_the_first_answer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
-    let code = app.issue_code(&partner, 5).await;
-    let customer = app.create_customer(&partner, "retry.example.gov").await;
-    let path = format!("/v1/customers/{customer}/qualifications");
-    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let (customer, path, body) = gcc_request(&app, &partner, 5, "retry.example.gov").await;
     let first = send(
         &app,
         &partner.user,
@@ -177,10 +204,7 @@ async fn keys_are_per_partner_and_per_route() {
 async fn sixteen_concurrent_retries_have_one_effect_and_one_answer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
-    let code = app.issue_code(&partner, 10).await;
-    let customer = app.create_customer(&partner, "storm.example.gov").await;
-    let path = format!("/v1/customers/{customer}/qualifications");
-    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let (_, path, body) = gcc_request(&app, &partner, 10, "storm.example.gov").await;
     let answers = futures_util::future::join_all(
         (0..16).map(|_| send(&app, &partner.user, &path, "storm-id", &body)),
     )
@@ -211,23 +235,10 @@ async fn sixteen_concurrent_retries_have_one_effect_and_one_answer() {
 async fn retries_after_a_restart_return_the_first_answer() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
-    let code = app.issue_code(&partner, 3).await;
-    let customer = app.create_customer(&partner, "restart.example.gov").await;
-    let path = format!("/v1/customers/{customer}/qualifications");
-    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let (customer, path, body) = gcc_request(&app, &partner, 3, "restart.example.gov").await;
     let first = send(&app, &partner.user, &path, "before-restart", &body).await;
     assert_eq!(first.0, StatusCode::CREATED);
-    let legacy = app
-        .req(
-            Method::PUT,
-            &format!("/v1/customers/{customer}/qualification"),
-            &partner.user,
-        )
-        .header("MS-RequestId", "legacy-before-restart")
-        .json(&json!("StateOwnedEntity"))
-        .send()
-        .await
-        .unwrap();
+    let legacy = legacy_put(&app, &partner, customer).await;
     assert_eq!(legacy.status(), StatusCode::OK);
 
     let app = app.restart().await;
@@ -235,17 +246,7 @@ async fn retries_after_a_restart_return_the_first_answer() {
         send(&app, &partner.user, &path, "before-restart", &body).await,
         first
     );
-    let replay = app
-        .req(
-            Method::PUT,
-            &format!("/v1/customers/{customer}/qualification"),
-            &partner.user,
-        )
-        .header("MS-RequestId", "legacy-before-restart")
-        .json(&json!("StateOwnedEntity"))
-        .send()
-        .await
-        .unwrap();
+    let replay = legacy_put(&app, &partner, customer).await;
     assert_eq!(
         status_json(replay).await,
         (StatusCode::OK, json!("StateOwnedEntity"))

@@ -255,13 +255,18 @@ impl Case<'_> {
         Answer { status, body }
     }
 
+    /// A GET by partner `actor`.
+    async fn get(&self, actor: usize, path: &str) -> Answer {
+        self.call(Method::GET, path, self.token(actor), None, &[])
+            .await
+    }
+
     fn token(&self, partner: usize) -> &str {
         &self.partners[partner].token
     }
 
     /// Everything `partner` can see of its own data, to tell whether a step changed it.
     async fn visible_state(&self, partner: usize) -> Vec<Answer> {
-        let token = self.token(partner).to_owned();
         let mut seen = Vec::new();
         for path in [
             "/v1/customers?size=1000",
@@ -270,18 +275,12 @@ impl Case<'_> {
             "/webhooks/v1/registration",
             "/webhooks/v1/registration/deliveries?size=1000",
         ] {
-            seen.push(self.call(Method::GET, path, &token, None, &[]).await);
+            seen.push(self.get(partner, path).await);
         }
         for (id, _) in self.world.customers.iter().filter(|(_, p)| *p == partner) {
             seen.push(
-                self.call(
-                    Method::GET,
-                    &format!("/v1/customers/{id}/qualifications"),
-                    &token,
-                    None,
-                    &[],
-                )
-                .await,
+                self.get(partner, &format!("/v1/customers/{id}/qualifications"))
+                    .await,
             );
         }
         seen
@@ -497,15 +496,7 @@ impl Case<'_> {
                 }
             }
             Step::ListCustomers { actor } => {
-                let answer = self
-                    .call(
-                        Method::GET,
-                        "/v1/customers?size=1000",
-                        self.token(actor),
-                        None,
-                        &[],
-                    )
-                    .await;
+                let answer = self.get(actor, "/v1/customers?size=1000").await;
                 prop_assert_eq!(answer.status, 200);
                 self.check_no_foreign_names(actor, "/v1/customers", &answer)?;
                 let listed = strings_at(&answer.json()["items"], "id");
@@ -575,15 +566,7 @@ impl Case<'_> {
                 self.world.codes.push((id, partner));
             }
             Step::ListCodes { actor } => {
-                let answer = self
-                    .call(
-                        Method::GET,
-                        "/v1/customers/all/validations",
-                        self.token(actor),
-                        None,
-                        &[],
-                    )
-                    .await;
+                let answer = self.get(actor, "/v1/customers/all/validations").await;
                 prop_assert_eq!(answer.status, 200);
                 self.check_no_foreign_names(actor, "/v1/customers/all/validations", &answer)?;
                 let listed = strings_at(&answer.json(), "validationId");
@@ -602,15 +585,7 @@ impl Case<'_> {
                 let path =
                     |id: &str| (Method::GET, format!("/v1/auditrecords/{id}"), None::<Value>);
                 if owner == actor {
-                    let answer = self
-                        .call(
-                            Method::GET,
-                            &format!("/v1/auditrecords/{id}"),
-                            self.token(actor),
-                            None,
-                            &[],
-                        )
-                        .await;
+                    let answer = self.get(actor, &format!("/v1/auditrecords/{id}")).await;
                     prop_assert_eq!(answer.status, 200, "{:?}", answer);
                     prop_assert_eq!(&answer.json()["id"], id.as_str());
                     self.check_no_foreign_names(actor, &id, &answer)?;
@@ -701,12 +676,9 @@ impl Case<'_> {
                 let (id, owner) = events[target % events.len()].clone();
                 if owner == actor {
                     let answer = self
-                        .call(
-                            Method::GET,
+                        .get(
+                            actor,
                             &format!("/webhooks/v1/registration/validationEvents/{id}"),
-                            self.token(actor),
-                            None,
-                            &[],
                         )
                         .await;
                     prop_assert_eq!(answer.status, 200, "{:?}", answer);
@@ -864,15 +836,7 @@ impl Case<'_> {
     }
 
     async fn list_audit(&mut self, actor: usize) -> Result<(), TestCaseError> {
-        let answer = self
-            .call(
-                Method::GET,
-                "/v1/auditrecords?size=1000",
-                self.token(actor),
-                None,
-                &[],
-            )
-            .await;
+        let answer = self.get(actor, "/v1/auditrecords?size=1000").await;
         prop_assert_eq!(answer.status, 200, "{:?}", answer);
         self.check_no_foreign_names(actor, "/v1/auditrecords", &answer)?;
         let tenant = self.partners[actor].tenant.to_string();
@@ -914,13 +878,7 @@ impl Case<'_> {
 
     async fn list_deliveries(&self, actor: usize) -> Result<(), TestCaseError> {
         let answer = self
-            .call(
-                Method::GET,
-                "/webhooks/v1/registration/deliveries?size=1000",
-                self.token(actor),
-                None,
-                &[],
-            )
+            .get(actor, "/webhooks/v1/registration/deliveries?size=1000")
             .await;
         prop_assert_eq!(answer.status, 200, "{:?}", answer);
         self.check_no_foreign_names(actor, "/webhooks/v1/registration/deliveries", &answer)?;
@@ -943,10 +901,7 @@ impl Case<'_> {
             self.run(&Step::ListCodes { actor }).await?;
             self.list_audit(actor).await?;
             self.list_deliveries(actor).await?;
-            let token = self.token(actor).to_owned();
-            let registration = self
-                .call(Method::GET, "/webhooks/v1/registration", &token, None, &[])
-                .await;
+            let registration = self.get(actor, "/webhooks/v1/registration").await;
             if self.world.registered.contains(&actor) {
                 prop_assert_eq!(registration.status, 200);
                 prop_assert_eq!(
@@ -959,13 +914,7 @@ impl Case<'_> {
             let mut gcc_customers = 0;
             for (id, _) in self.world.customers.iter().filter(|(_, p)| *p == actor) {
                 let answer = self
-                    .call(
-                        Method::GET,
-                        &format!("/v1/customers/{id}/qualifications"),
-                        &token,
-                        None,
-                        &[],
-                    )
+                    .get(actor, &format!("/v1/customers/{id}/qualifications"))
                     .await;
                 prop_assert_eq!(answer.status, 200);
                 if answer.body.contains("\"GovernmentCommunityCloud\"") {
@@ -973,13 +922,7 @@ impl Case<'_> {
                 }
             }
             let codes = self
-                .call(
-                    Method::GET,
-                    "/v1/customers/all/validations",
-                    &token,
-                    None,
-                    &[],
-                )
+                .get(actor, "/v1/customers/all/validations")
                 .await
                 .json();
             let used: i64 = codes
