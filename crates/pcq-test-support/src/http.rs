@@ -32,9 +32,9 @@ pub async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> T {
         .unwrap_or_else(|e| panic!("not a {}: {e}: {text}", std::any::type_name::<T>()))
 }
 
-/// How many customers the token's partner has, following the continuation tokens.
-pub async fn count_customers(http: &reqwest::Client, url: &str, token: &str) -> usize {
-    let mut listed = 0;
+/// Every customer the token's partner has, following the continuation tokens.
+pub async fn list_customers(http: &reqwest::Client, url: &str, token: &str) -> Vec<Value> {
+    let mut listed = Vec::new();
     let mut continuation: Option<String> = None;
     loop {
         let mut req = http
@@ -44,10 +44,15 @@ pub async fn count_customers(http: &reqwest::Client, url: &str, token: &str) -> 
             req = req.header("MS-ContinuationToken", c);
         }
         let page: Value = req.send().await.unwrap().json().await.unwrap();
-        listed += page["items"].as_array().unwrap().len();
+        listed.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["continuationToken"].as_str() {
             Some(c) => continuation = Some(c.to_owned()),
             None => return listed,
         }
     }
+}
+
+/// How many customers the token's partner has, following the continuation tokens.
+pub async fn count_customers(http: &reqwest::Client, url: &str, token: &str) -> usize {
+    list_customers(http, url, token).await.len()
 }

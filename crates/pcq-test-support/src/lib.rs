@@ -11,7 +11,7 @@ pub mod pg;
 pub mod process;
 pub mod receiver;
 
-pub use http::{call, client, count_customers, json};
+pub use http::{call, client, count_customers, json, list_customers};
 pub use pg::{PgSchema, database_or_skip, test_database_url};
 pub use process::{Key, Pcq, Server};
 pub use receiver::{Received, Receiver};

@@ -17,11 +17,6 @@ use uuid::Uuid;
 /// The binary under test.
 const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));
 
-/// The test database server, or `None` after saying the test is skipped.
-fn database_server(test: &str) -> Option<String> {
-    database_or_skip(&format!("{test} on PostgreSQL"))
-}
-
 /// One `pcq serve` process on `database_url`, with a data directory of its own.
 struct Node {
     server: Server,
@@ -156,7 +151,8 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_request_id_sent_to_both_nodes_at_once_has_one_effect() {
-    let Some(server) = database_server("one_request_id_sent_to_both_nodes_at_once_has_one_effect")
+    let Some(server) =
+        database_or_skip("one_request_id_sent_to_both_nodes_at_once_has_one_effect on PostgreSQL")
     else {
         return;
     };
@@ -191,9 +187,9 @@ async fn one_request_id_sent_to_both_nodes_at_once_has_one_effect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_gcc_requests_on_both_nodes_never_overdraw_a_code() {
-    let Some(server) =
-        database_server("concurrent_gcc_requests_on_both_nodes_never_overdraw_a_code")
-    else {
+    let Some(server) = database_or_skip(
+        "concurrent_gcc_requests_on_both_nodes_never_overdraw_a_code on PostgreSQL",
+    ) else {
         return;
     };
     const MAX_CREATES: usize = 10;
@@ -253,7 +249,9 @@ async fn concurrent_gcc_requests_on_both_nodes_never_overdraw_a_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_workers_decide_each_vetting_job_exactly_once() {
-    let Some(server) = database_server("both_workers_decide_each_vetting_job_exactly_once") else {
+    let Some(server) =
+        database_or_skip("both_workers_decide_each_vetting_job_exactly_once on PostgreSQL")
+    else {
         return;
     };
     const JOBS: usize = 60;
@@ -330,7 +328,8 @@ async fn both_workers_decide_each_vetting_job_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn both_nodes_deliver_each_webhook_event_once() {
-    let Some(server) = database_server("both_nodes_deliver_each_webhook_event_once") else {
+    let Some(server) = database_or_skip("both_nodes_deliver_each_webhook_event_once on PostgreSQL")
+    else {
         return;
     };
     const PARTNERS: usize = 4;
@@ -510,7 +509,9 @@ async fn keep_creating(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_node_loses_nothing_it_acknowledged() {
-    let Some(server) = database_server("a_killed_node_loses_nothing_it_acknowledged") else {
+    let Some(server) =
+        database_or_skip("a_killed_node_loses_nothing_it_acknowledged on PostgreSQL")
+    else {
         return;
     };
     let mut cluster = Cluster::start(&server, &["--no-worker"], &[]).await;

@@ -203,8 +203,7 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     let drain = tokio::spawn({
         let admin = admin.clone();
         async move {
-            pcq_server::install_tls_provider();
-            reqwest::Client::new()
+            pcq_test_support::client()
                 .post(drain_url)
                 .bearer_auth(admin)
                 .send()

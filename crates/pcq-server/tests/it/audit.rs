@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use crate::common::{TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, status_json, urlencode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -280,17 +280,6 @@ async fn filters_dates_and_pages() {
             resp.status()
         );
     }
-}
-
-fn urlencode(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 common::backend_tests!(every_step_leaves_an_audit_record, filters_dates_and_pages,);

@@ -10,7 +10,7 @@ use crate::common;
 
 use std::sync::OnceLock;
 
-use crate::common::TestApp;
+use crate::common::{TestApp, urlencode};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -550,19 +550,6 @@ fn generated() -> impl Strategy<Value = Generated> {
         )
 }
 
-/// Percent-encodes everything but unreserved URI characters.
-fn encode(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 impl Fixture {
     /// The request `g` stands for on one of the document's routes.
     fn request(&self, g: &Generated) -> Request<Body> {
@@ -575,11 +562,11 @@ impl Fixture {
                 let value = match segments.next().unwrap_or(&Segment::Unknown) {
                     Segment::Customer => self.customer.to_string(),
                     Segment::BracedCustomer => {
-                        encode(&format!("{{{}}}", self.customer.to_string().to_uppercase()))
+                        urlencode(&format!("{{{}}}", self.customer.to_string().to_uppercase()))
                     }
                     Segment::Unknown => Uuid::new_v4().to_string(),
                     Segment::Word(w) => (*w).to_owned(),
-                    Segment::Text(t) => encode(t),
+                    Segment::Text(t) => urlencode(t),
                 };
                 path.push_str(&value);
             } else {
@@ -588,14 +575,14 @@ impl Fixture {
         }
         if let Some(extra) = &g.extra {
             path.push('/');
-            path.push_str(&encode(extra));
+            path.push_str(&urlencode(extra));
         }
         match &g.query {
             Query::None => {}
             Query::Pairs(pairs) => {
                 let text: Vec<String> = pairs
                     .iter()
-                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                    .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
                     .collect();
                 path.push('?');
                 path.push_str(&text.join("&"));

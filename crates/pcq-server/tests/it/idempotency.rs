@@ -278,24 +278,21 @@ async fn retries_get_the_first_answer_even_after_a_configuration_change() {
     let first = send(&app, &partner.user, &path, "before-2023", &body).await;
     assert_eq!(first.0, StatusCode::CREATED);
 
-    let mut app = app;
-    app.stop().await;
-    let mut config = app.state.config.clone();
-    config.contract = pcq_core::Contract::V2023;
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let app2 = TestApp::start(config).await;
+    let app = app
+        .restart_with(|c| c.contract = pcq_core::Contract::V2023)
+        .await;
     assert_eq!(
-        send(&app2, &partner.user, &path, "before-2023", &body).await,
+        send(&app, &partner.user, &path, "before-2023", &body).await,
         first
     );
     // A new request is judged by the new contract, and a reused id with another body is a 409.
-    let (status, fault) = send(&app2, &partner.user, &path, "after-2023", &body).await;
+    let (status, fault) = send(&app, &partner.user, &path, "after-2023", &body).await;
     assert_eq!(
         (status, fault["errorName"].as_str()),
         (StatusCode::BAD_REQUEST, Some("EducationSegmentRequired"))
     );
     let (status, _) = send(
-        &app2,
+        &app,
         &partner.user,
         &path,
         "before-2023",

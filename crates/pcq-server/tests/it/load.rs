@@ -6,26 +6,9 @@ use pcq_core::{Qualification, VettingStatus};
 
 use crate::common::TestApp;
 use pcq_server::service::load::{BulkLoad, LOAD_ACTOR, LoadedQualification};
+use pcq_test_support::list_customers;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Every customer of a partner, through the paged list.
-async fn list_all(app: &TestApp, token: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut continuation: Option<String> = None;
-    loop {
-        let mut req = app.get("/v1/customers?size=1000", token);
-        if let Some(c) = &continuation {
-            req = req.header("MS-ContinuationToken", c);
-        }
-        let page: Value = req.send().await.unwrap().json().await.unwrap();
-        all.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["continuationToken"].as_str() {
-            Some(c) => continuation = Some(c.to_owned()),
-            None => return all,
-        }
-    }
-}
 
 async fn loaded_customers_are_like_created_ones() {
     let app = TestApp::spawn().await;
@@ -55,9 +38,14 @@ async fn loaded_customers_are_like_created_ones() {
     );
     app.state.pipeline.write(sov).await.unwrap();
 
-    let customers = list_all(&app, &partner.user).await;
+    let customers = list_customers(&app.client, &app.base, &partner.user).await;
     assert_eq!(customers.len(), 1300);
-    assert_eq!(list_all(&app, &other.user).await.len(), 3);
+    assert_eq!(
+        list_customers(&app.client, &app.base, &other.user)
+            .await
+            .len(),
+        3
+    );
     let some = &customers[777];
     let id: uuid::Uuid = some["id"].as_str().unwrap().parse().unwrap();
     let domain = some["companyProfile"]["domain"].as_str().unwrap();
@@ -119,7 +107,12 @@ async fn loaded_customers_are_like_created_ones() {
         now,
     );
     assert!(app.state.pipeline.write(again).await.is_err());
-    assert_eq!(list_all(&app, &partner.user).await.len(), 1300);
+    assert_eq!(
+        list_customers(&app.client, &app.base, &partner.user)
+            .await
+            .len(),
+        1300
+    );
 }
 
 common::backend_tests!(loaded_customers_are_like_created_ones);

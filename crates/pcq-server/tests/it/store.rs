@@ -5,7 +5,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use crate::common::{Backend, backend, migrated_schema};
+use crate::common::backend_schema;
 use pcq_server::Error;
 use pcq_server::config::Config;
 use pcq_server::store::{Op, Store, StoreError, Tx};
@@ -17,10 +17,7 @@ async fn open() -> (Store, Option<PgSchema>, tempfile::TempDir) {
     let mut config = Config::defaults();
     config.data_dir = dir.path().to_path_buf();
     config.store.pg_max_connections = 8;
-    let schema = match backend() {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(migrated_schema().await),
-    };
+    let schema = backend_schema().await;
     if let Some(schema) = &schema {
         config.database_url = schema.url.clone();
     }

@@ -568,12 +568,11 @@ async fn private_targets_are_refused_when_not_allowed() {
         .await;
     let resp = allowed.send_test_event(&other, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let mut config = allowed.state.config.clone();
-    let mut allowed = allowed;
-    allowed.stop().await;
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.webhooks.allow_private_targets = pcq_server::config::AutoBool::Set(false);
-    let refusing = TestApp::start(config).await;
+    let refusing = allowed
+        .restart_with(|c| {
+            c.webhooks.allow_private_targets = pcq_server::config::AutoBool::Set(false)
+        })
+        .await;
     let progress = refusing.drain().await;
     assert_eq!(
         (

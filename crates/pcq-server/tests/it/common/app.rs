@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Backend, backend, migrated_schema, ok, status_json};
+use super::{backend_schema, ok, status_json};
 
 pub const AUDIENCE: &str = "https://api.partnercenter.microsoft.com";
 
@@ -70,18 +70,14 @@ impl TestApp {
     pub async fn spawn_with(change: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(dir.path());
-        let schema = match backend() {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let schema = migrated_schema().await;
-                config.database_url = schema.url.clone();
-                Some(Arc::new(schema))
-            }
-        };
+        let schema = backend_schema().await;
+        if let Some(schema) = &schema {
+            config.database_url = schema.url.clone();
+        }
         change(&mut config);
         let mut app = Self::start(config).await;
         app._dir = Some(dir);
-        app.schema = schema;
+        app.schema = schema.map(Arc::new);
         app
     }
 
@@ -136,12 +132,19 @@ impl TestApp {
     }
 
     /// Stops this node and starts a new one on the same data directory.
-    pub async fn restart(mut self) -> TestApp {
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops this node and starts a new one on the same data directory (and, on PostgreSQL,
+    /// schema), with configuration changes; the new node keeps both alive.
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut Config)) -> TestApp {
         self.stop().await;
         let dir = self._dir.take();
         let schema = self.schema.take();
         let mut config = self.state.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
+        change(&mut config);
         let mut next = Self::start(config).await;
         next._dir = dir;
         next.schema = schema;
@@ -188,7 +191,16 @@ impl TestApp {
 
     /// A new partner tenant with tokens.
     pub fn partner(&self) -> Partner {
-        let tenant = Uuid::new_v4();
+        self.partner_of(Uuid::new_v4())
+    }
+
+    /// The development partner with tokens.
+    pub fn dev_partner(&self) -> Partner {
+        self.partner_of(self.state.dev_partner)
+    }
+
+    /// Partner `tenant` with tokens.
+    fn partner_of(&self, tenant: Uuid) -> Partner {
         Partner {
             tenant,
             user: self.user_token(tenant),
@@ -435,16 +447,6 @@ impl TestApp {
             })
             .await
             .expect("seed loads");
-    }
-
-    /// The development partner with tokens.
-    pub fn dev_partner(&self) -> Partner {
-        let tenant = self.state.dev_partner;
-        Partner {
-            tenant,
-            user: self.user_token(tenant),
-            app: self.app_token(tenant),
-        }
     }
 
     /// GETs `path` with a bearer token.

@@ -76,9 +76,18 @@ macro_rules! backend_tests {
 #[allow(unused_imports)]
 pub(crate) use backend_tests;
 
+/// On PostgreSQL, a migrated schema of the test's own (see [`migrated_schema`]); on SQLite,
+/// none.
+pub async fn backend_schema() -> Option<PgSchema> {
+    match backend() {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(migrated_schema().await),
+    }
+}
+
 /// A schema of its own in the test PostgreSQL database, migrated and holding the fixture
 /// webhook signing key; dropped when the last node using it is gone.
-pub async fn migrated_schema() -> PgSchema {
+async fn migrated_schema() -> PgSchema {
     let server = test_database_url().expect("PCQ_TEST_DATABASE_URL is set");
     let schema = PgSchema::create(&server, "pcq_t").await;
     let mut config = Config::defaults();

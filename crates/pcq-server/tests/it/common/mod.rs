@@ -9,4 +9,18 @@ mod backend;
 pub use answers::{assert_fault, ok, redact_dates, status_json};
 pub use app::{AUDIENCE, Partner, TestApp, fixture_signing_key, test_config};
 pub(crate) use backend::backend_tests;
-pub use backend::{Backend, backend, migrated_schema, on_backend, with_backend};
+pub use backend::{Backend, backend, backend_schema, on_backend, with_backend};
+
+/// Percent-encodes everything but unreserved URI characters (RFC 3986), for query values and
+/// path segments.
+pub fn urlencode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
