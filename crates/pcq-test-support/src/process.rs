@@ -18,11 +18,6 @@ impl Pcq {
         Pcq { path }
     }
 
-    /// Where the binary is.
-    pub fn path(self) -> &'static str {
-        self.path
-    }
-
     /// `pcq` without arguments yet.
     pub fn command(self) -> Command {
         Command::new(self.path)

@@ -1,7 +1,5 @@
 //! Audit records: one per change, in the Partner Center shape, only the caller's own.
 
-use crate::common;
-
 use crate::common::{TestApp, assert_fault, status_json, urlencode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -282,4 +280,4 @@ async fn filters_dates_and_pages() {
     }
 }
 
-common::backend_tests!(every_step_leaves_an_audit_record, filters_dates_and_pages,);
+crate::common::backend_tests!(every_step_leaves_an_audit_record, filters_dates_and_pages,);

@@ -1,7 +1,5 @@
 //! Authentication and the credential matrix (SPEC §2) with the development issuer.
 
-use crate::common;
-
 use crate::common::{AUDIENCE, TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,11 +12,11 @@ async fn missing_or_bad_tokens_are_401_with_www_authenticate() {
     let partner = app.partner();
     let expired = app.token(TokenSpec {
         ttl_seconds: -60,
-        ..TestApp::spawn_spec(partner.tenant)
+        ..TestApp::spec(partner.tenant)
     });
     let other_issuer = {
         let stranger = pcq_server::auth::DevIssuer::ephemeral().unwrap();
-        stranger.mint(&TestApp::spawn_spec(partner.tenant)).unwrap()
+        stranger.mint(&TestApp::spec(partner.tenant)).unwrap()
     };
     let tampered = {
         let mut parts: Vec<String> = partner.user.split('.').map(str::to_owned).collect();
@@ -101,7 +99,7 @@ async fn wrong_audience_is_401_900420() {
     let tenant = uuid::Uuid::new_v4();
     let token = app.token(TokenSpec {
         audience: "https://graph.windows.net".into(),
-        ..TestApp::spawn_spec(tenant)
+        ..TestApp::spec(tenant)
     });
     let resp = app.fetch("/v1/customers", &token).await;
     let fault = assert_fault(resp, 401, 900420).await;
@@ -109,7 +107,7 @@ async fn wrong_audience_is_401_900420() {
     // A trailing slash is the same audience.
     let token = app.token(TokenSpec {
         audience: format!("{AUDIENCE}/"),
-        ..TestApp::spawn_spec(tenant)
+        ..TestApp::spec(tenant)
     });
     assert_eq!(
         app.fetch("/v1/customers", &token).await.status(),
@@ -120,11 +118,11 @@ async fn wrong_audience_is_401_900420() {
 async fn configured_audience_is_enforced() {
     let app = TestApp::spawn_with(|c| c.auth.audience = "api://pcq-sandbox".into()).await;
     let tenant = uuid::Uuid::new_v4();
-    let default_aud = app.token(TestApp::spawn_spec(tenant));
+    let default_aud = app.token(TestApp::spec(tenant));
     assert_fault(app.fetch("/v1/customers", &default_aud).await, 401, 900420).await;
     let token = app.token(TokenSpec {
         audience: "api://pcq-sandbox".into(),
-        ..TestApp::spawn_spec(tenant)
+        ..TestApp::spec(tenant)
     });
     assert_eq!(
         app.fetch("/v1/customers", &token).await.status(),
@@ -344,7 +342,7 @@ async fn admin_routes_need_the_admin_role() {
         partner.app.clone(),
         app.token(TokenSpec {
             roles: vec!["Pcq.Reviewer".into()],
-            ..TestApp::spawn_spec(partner.tenant)
+            ..TestApp::spec(partner.tenant)
         }),
     ] {
         let resp = app.send_post(&path, &token, &body).await;
@@ -355,7 +353,7 @@ async fn admin_routes_need_the_admin_role() {
     let admin_app_only = app.token(TokenSpec {
         user: None,
         roles: vec!["Pcq.Admin".into()],
-        ..TestApp::spawn_spec(uuid::Uuid::new_v4())
+        ..TestApp::spec(uuid::Uuid::new_v4())
     });
     let (status, code) = status_json(app.send_post(&path, &admin_app_only, &body).await).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -378,23 +376,11 @@ async fn the_development_issuer_can_be_switched_off() {
     // The key this node would sign with if the issuer were on.
     let config = app.state.config.clone();
     let issuer = pcq_server::tool_dev_issuer(&config).await.unwrap();
-    let token = issuer
-        .mint(&TestApp::spawn_spec(uuid::Uuid::new_v4()))
-        .unwrap();
+    let token = issuer.mint(&TestApp::spec(uuid::Uuid::new_v4())).unwrap();
     assert_fault(app.fetch("/v1/customers", &token).await, 401, 400).await;
 }
 
-trait SpecExt {
-    fn spawn_spec(tenant: uuid::Uuid) -> TokenSpec;
-}
-
-impl SpecExt for TestApp {
-    fn spawn_spec(tenant: uuid::Uuid) -> TokenSpec {
-        TestApp::spec(tenant)
-    }
-}
-
-common::backend_tests!(
+crate::common::backend_tests!(
     missing_or_bad_tokens_are_401_with_www_authenticate,
     wrong_audience_is_401_900420,
     configured_audience_is_enforced,

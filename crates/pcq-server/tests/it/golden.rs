@@ -2,9 +2,7 @@
 //! reference §3–§5): each documented request succeeds unchanged and answers in the documented
 //! shape. `vettingCreateDate` values are checked for form, then redacted.
 
-use crate::common;
-
-use crate::common::{Partner, TestApp, redact_dates, status_json};
+use crate::common::{Partner, TestApp, assert_fault, redact_dates, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -92,7 +90,7 @@ async fn czech_page_integer_bodies() {
         .send()
         .await
         .unwrap();
-    let fault = common::assert_fault(resp, 400, 800002).await;
+    let fault = assert_fault(resp, 400, 800002).await;
     assert!(fault.description.contains("qualification"));
     assert_eq!(app.qualifications_json(&partner, customer).await, json!([]));
 }
@@ -508,7 +506,7 @@ async fn create_and_list_customer_examples() {
     assert!(list.get("continuationToken").is_none());
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     seed_document_request_creates_education_in_review,
     czech_page_integer_bodies,
     current_contract_examples,

@@ -1,9 +1,7 @@
 //! HTTP-level failures and headers: every error is the envelope with the right status, the
 //! Partner Center headers are echoed or generated, and no input produces a 500.
 
-use crate::common;
-
-use crate::common::{TestApp, assert_fault, status_json};
+use crate::common::{Backend, TestApp, assert_fault, backend, status_json};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -220,9 +218,9 @@ async fn node_endpoints_need_no_token() {
     );
     assert_eq!(
         health["store"],
-        match common::backend() {
-            common::Backend::Sqlite => "sqlite",
-            common::Backend::Postgres => "postgres",
+        match backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
         }
     );
     let (status, ready) =
@@ -300,7 +298,7 @@ async fn hostile_inputs_never_cause_a_server_error() {
     assert_eq!(app.qualifications(&partner, customer).await, []);
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     unknown_routes_are_404_envelopes,
     wrong_methods_are_405_with_allow,
     bodies_that_are_not_json_are_400,

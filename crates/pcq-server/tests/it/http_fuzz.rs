@@ -6,11 +6,9 @@
 //! Requests go to the router in process (`tower::ServiceExt::oneshot`), so header values and
 //! paths reach pcq exactly as generated, without an HTTP client tidying them first.
 
-use crate::common;
-
 use std::sync::OnceLock;
 
-use crate::common::{TestApp, urlencode};
+use crate::common::{AUDIENCE, TestApp, urlencode};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -832,7 +830,7 @@ fn authenticator() -> &'static (Authenticator, String) {
         let issuer = DevIssuer::ephemeral().expect("a key");
         let kid = issuer.kid().to_owned();
         (
-            Authenticator::new(common::AUDIENCE, Some(std::sync::Arc::new(issuer)), vec![]),
+            Authenticator::new(AUDIENCE, Some(std::sync::Arc::new(issuer)), vec![]),
             kid,
         )
     })

@@ -2,10 +2,8 @@
 //! changes nothing, sequentially, concurrently and across a restart; the same id with another
 //! body is a 409.
 
-use crate::common;
-use pcq_core::Qualification;
-
 use crate::common::{Partner, TestApp, assert_fault, status_json};
+use pcq_core::Qualification;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -302,7 +300,7 @@ async fn retries_get_the_first_answer_even_after_a_configuration_change() {
     assert_eq!(status, StatusCode::CONFLICT);
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     a_retried_gcc_request_uses_one_create_and_returns_the_first_answer,
     a_retried_customer_create_makes_one_customer,
     the_same_id_with_another_body_is_409_and_changes_nothing,

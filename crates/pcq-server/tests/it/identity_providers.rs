@@ -1,8 +1,6 @@
 //! External identity providers (RS256 and ES256 keys from a JWKS URL or file), the token attack
 //! matrix against them, the GDAP role rule for GCC, and when the development issuer is trusted.
 
-use crate::common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -804,7 +802,7 @@ async fn the_development_issuer_follows_the_listen_address() {
     }
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     tokens_of_configured_providers_are_accepted,
     forged_and_invalid_tokens_never_reach_a_handler,
     external_tokens_get_the_routes_their_claims_allow,

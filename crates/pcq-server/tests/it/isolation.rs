@@ -20,11 +20,9 @@
 //!   registration and validation events) hold its own records only, and its codes' used creates
 //!   match its GCC customers.
 
-use crate::common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::common::TestApp;
+use crate::common::{Backend, TestApp, backend, with_backend};
 use pcq_server::auth::TokenSpec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -979,14 +977,14 @@ async fn play(steps: Vec<Step>) -> Result<(), TestCaseError> {
 /// Runs the property on the backend of the calling test, from a blocking thread (proptest's
 /// runner is synchronous) that drives each case on the test's runtime.
 async fn partners_never_see_each_others_data() {
-    let backend = common::backend();
+    let backend = backend();
     // PROPTEST_CASES runs more (or fewer) cases, as for every property test.
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(match backend {
-            common::Backend::Sqlite => 24,
-            common::Backend::Postgres => 12,
+            Backend::Sqlite => 24,
+            Backend::Postgres => 12,
         });
     let handle = tokio::runtime::Handle::current();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -998,7 +996,7 @@ async fn partners_never_see_each_others_data() {
         });
         runner
             .run(&prop::collection::vec(step(), 1..40), |steps| {
-                handle.block_on(common::with_backend(backend, play(steps)))
+                handle.block_on(with_backend(backend, play(steps)))
             })
             .map_err(|e| e.to_string())
     })
@@ -1009,4 +1007,4 @@ async fn partners_never_see_each_others_data() {
     }
 }
 
-common::backend_tests!(partners_never_see_each_others_data);
+crate::common::backend_tests!(partners_never_see_each_others_data);

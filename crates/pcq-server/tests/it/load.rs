@@ -1,10 +1,8 @@
 //! Bulk loading (`pcq admin load`): generated customers are stored as if created through the
 //! API, with their qualification and one history step, on both backends.
 
-use crate::common;
+use crate::common::{TestApp, status_json};
 use pcq_core::{Qualification, VettingStatus};
-
-use crate::common::TestApp;
 use pcq_server::service::load::{BulkLoad, LOAD_ACTOR, LoadedQualification};
 use pcq_test_support::list_customers;
 use reqwest::StatusCode;
@@ -74,7 +72,7 @@ async fn loaded_customers_are_like_created_ones() {
         qualifications[0].vetting_status,
         Some(VettingStatus::Approved)
     );
-    let (status, history) = common::status_json(
+    let (status, history) = status_json(
         app.fetch(
             &format!("/_pcq/customers/{id}/qualifications/history"),
             &partner.user,
@@ -86,7 +84,7 @@ async fn loaded_customers_are_like_created_ones() {
     assert!(history.to_string().contains(LOAD_ACTOR), "{history}");
 
     // The domains are taken like created ones: creating one again is refused.
-    let (status, body) = common::status_json(
+    let (status, body) = status_json(
         app.send_post(
             "/v1/customers",
             &partner.user,
@@ -115,4 +113,4 @@ async fn loaded_customers_are_like_created_ones() {
     );
 }
 
-common::backend_tests!(loaded_customers_are_like_created_ones);
+crate::common::backend_tests!(loaded_customers_are_like_created_ones);

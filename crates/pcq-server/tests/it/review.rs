@@ -1,9 +1,7 @@
 //! The reviewer workflow: the queue, decisions, conflicts, re-requests and histories.
 
-use crate::common;
-use pcq_core::{Qualification, VettingStatus};
-
 use crate::common::{Partner, TestApp, assert_fault, status_json};
+use pcq_core::{Qualification, VettingStatus};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -433,7 +431,7 @@ async fn a_retried_decision_is_answered_once() {
     assert_eq!(steps.as_array().unwrap().len(), 2);
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     the_queue_lists_pending_requests_oldest_first_with_filters_and_pages,
     approving_and_conflicting_decisions,
     a_denial_needs_a_documented_reason_and_can_be_requested_again,

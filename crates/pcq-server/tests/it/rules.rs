@@ -1,10 +1,8 @@
 //! The business rules of SPEC §1, each through HTTP, with the stored state checked after every
 //! rejected request.
 
-use crate::common;
-use pcq_core::Qualification;
-
 use crate::common::{TestApp, assert_fault, status_json};
+use pcq_core::Qualification;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -550,7 +548,7 @@ async fn customer_ids_accept_braces_and_reject_malformed_ids_with_900118() {
     }
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     none_nonprofit_and_unknown_values_are_400_900126_naming_the_value,
     contract_2021_accepts_education_alone_2023_requires_segment,
     education_and_gcc_exclude_each_other_soe_stacks,

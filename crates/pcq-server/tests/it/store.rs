@@ -1,8 +1,6 @@
 //! The store's guarantees, on both backends: an op commits whole or not at all, and ops that
 //! run at the same time behave as if they ran one after another.
 
-use crate::common;
-
 use std::sync::Arc;
 
 use crate::common::backend_schema;
@@ -123,7 +121,7 @@ async fn a_panicking_op_is_rolled_back_and_reported() {
     store.close().await;
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     concurrent_increments_are_not_lost,
     a_failed_op_leaves_nothing_behind,
     a_panicking_op_is_rolled_back_and_reported,

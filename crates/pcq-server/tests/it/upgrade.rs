@@ -1,11 +1,9 @@
 //! Upgrading a database written by an earlier pcq: what the migrations carry over.
 
-use crate::common;
-use pcq_core::VettingStatus;
-
 use std::borrow::Cow;
 
-use crate::common::TestApp;
+use crate::common::{Partner, TestApp, test_config};
+use pcq_core::VettingStatus;
 use serde_json::json;
 use sqlx::Connection;
 use uuid::Uuid;
@@ -78,8 +76,8 @@ async fn requests_and_audit_records_from_version_2_carry_over() {
     )
     .await;
 
-    let app = TestApp::start(common::test_config(dir.path())).await;
-    let partner = common::Partner {
+    let app = TestApp::start(test_config(dir.path())).await;
+    let partner = Partner {
         tenant: partner_id,
         user: app.user_token(partner_id),
         app: app.app_token(partner_id),

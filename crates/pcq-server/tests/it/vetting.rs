@@ -1,10 +1,8 @@
 //! Asynchronous vetting through HTTP: every policy, run-time policy changes and the sandbox
 //! clock. The worker is drained explicitly; nothing waits on wall-clock time.
 
-use crate::common;
-use pcq_core::{Qualification, VettingStatus, wire};
-
 use crate::common::{Partner, TestApp, assert_fault, redact_dates, status_json};
+use pcq_core::{Qualification, VettingStatus, wire};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -447,7 +445,7 @@ async fn the_clock_stops_at_the_last_writable_date() {
     );
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     manual_policy_waits_for_a_reviewer_whatever_the_time,
     immediate_policy_decides_on_the_next_worker_step,
     after_policy_decides_when_the_sandbox_clock_passes_the_delay,

@@ -1,12 +1,10 @@
 //! Webhooks: registration, signed delivery from the outbox, retries with backoff through
 //! receiver downtime, restarts in the middle of retries, and giving up.
 
-use crate::common;
-use pcq_core::{Qualification, VettingStatus};
-
 use crate::common::{TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use pcq_core::{Qualification, VettingStatus};
 use pcq_test_support::{Received, Receiver};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -655,7 +653,7 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     assert!(other.is_empty(), "{other:?}");
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     registration_lifecycle_in_the_partner_center_shape,
     a_validation_event_arrives_signed_and_its_status_is_reported,
     qualification_changes_are_announced_with_their_audit_record,

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use pcq_core::{Qualification, VettingStatus, wire};
 use pcq_server::auth::TokenSpec;
@@ -26,7 +26,7 @@ pub struct TestApp {
     pub state: AppState,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<Arc<PgSchema>>,
+    schema: Option<PgSchema>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -77,19 +77,7 @@ impl TestApp {
         change(&mut config);
         let mut app = Self::start(config).await;
         app._dir = Some(dir);
-        app.schema = schema.map(Arc::new);
-        app
-    }
-
-    /// Another node on this node's database (PostgreSQL: the same schema; SQLite: a copy of
-    /// the configuration, which only works for one node at a time).
-    #[allow(dead_code)] // no test starts a second node today
-    pub async fn sibling(&self, change: impl FnOnce(&mut Config)) -> TestApp {
-        let mut config = self.state.config.clone();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        change(&mut config);
-        let mut app = Self::start(config).await;
-        app.schema = self.schema.clone();
+        app.schema = schema;
         app
     }
 

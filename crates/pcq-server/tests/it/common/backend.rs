@@ -42,7 +42,6 @@ pub async fn with_backend<F: std::future::Future>(backend: Backend, future: F) -
 
 /// Turns `async fn`s into tests, one on SQLite and one on PostgreSQL each:
 /// `sqlite::name` and `postgres::name`.
-#[allow(unused_macros)]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -73,7 +72,6 @@ macro_rules! backend_tests {
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use backend_tests;
 
 /// On PostgreSQL, a migrated schema of the test's own (see [`migrated_schema`]); on SQLite,
