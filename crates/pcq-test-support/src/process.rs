@@ -77,9 +77,19 @@ impl Pcq {
     }
 }
 
+/// A child process that is killed and waited for when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `pcq serve` and what its banner said; killed when dropped.
 pub struct Server {
-    pub child: Child,
+    child: Reaped,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// The development partner tenant.
@@ -91,10 +101,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `command` (a `pcq serve`) and reads its three banner lines.
+    /// Starts `command` (a `pcq serve`) and reads its three banner lines; the process is killed
+    /// if they do not come.
     pub fn start(mut command: Command) -> Server {
-        let mut child = command.stdout(Stdio::piped()).spawn().expect("pcq starts");
-        let stdout = child.stdout.take().unwrap();
+        let mut child = Reaped(command.stdout(Stdio::piped()).spawn().expect("pcq starts"));
+        let stdout = child.0.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -136,22 +147,15 @@ impl Server {
 
     /// SIGTERM, then waits: the graceful way out.
     pub fn stop(mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.child.0.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        self.child.0.wait().unwrap()
     }
 
     /// SIGKILL, then waits: no chance to finish anything.
     pub fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.0.kill().unwrap();
+        self.child.0.wait().unwrap();
     }
 }
 
