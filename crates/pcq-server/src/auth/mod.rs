@@ -64,6 +64,16 @@ impl Principal {
         self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
     }
 
+    /// Whether the caller holds `Pcq.Admin`.
+    pub fn is_admin(&self) -> bool {
+        self.has_role(ROLE_ADMIN)
+    }
+
+    /// Whether the caller may review: `Pcq.Reviewer`, or `Pcq.Admin`, which includes it.
+    pub fn is_reviewer(&self) -> bool {
+        self.has_role(ROLE_REVIEWER) || self.is_admin()
+    }
+
     /// Whether the token carries one of `accepted`, a list of directory role template ids
     /// (matched against `wids`) and role names (matched against `roles`), case-insensitively.
     pub fn has_any_directory_role(&self, accepted: &[String]) -> bool {

@@ -139,8 +139,14 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
-/// The `{customer-tenant-id}` path segment, parsed (braces allowed; 900118 otherwise).
-pub struct CustomerId(pub Uuid);
+/// The `{customer-tenant-id}` path segment, parsed (braces allowed; 900118 otherwise). Its
+/// OpenAPI parameter is `params(CustomerId)`.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("customer_tenant_id"), parameter_in = Path)]
+pub struct CustomerId(
+    /// The customer's tenant id (GUID; braces are accepted too)
+    pub Uuid,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for CustomerId {
     type Rejection = Error;
@@ -181,73 +187,54 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
     Ok(principal)
 }
 
-/// A caller with App+User or App-only credentials.
-pub struct Caller(pub Principal);
+/// Declares an extractor that authenticates the caller (401, then 429 when throttled) and then
+/// lets `refuse` name the fault (403) for a principal the route does not admit.
+macro_rules! caller_extractor {
+    ($(#[$doc:meta])* $name:ident, $refuse:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = Error;
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Caller(authenticate(parts, state).await?))
-    }
-}
-
-/// A caller with App+User (delegated) credentials; App-only tokens get 403.
-pub struct UserCaller(pub Principal);
-
-impl FromRequestParts<AppState> for UserCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state).await?;
-        if principal.kind != CredentialKind::AppUser {
-            return Err(ApiFault::app_only_not_allowed().into());
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                let principal = authenticate(parts, state).await?;
+                let refuse: fn(&Principal) -> Option<ApiFault> = $refuse;
+                match refuse(&principal) {
+                    Some(fault) => Err(fault.into()),
+                    None => Ok($name(principal)),
+                }
+            }
         }
-        Ok(UserCaller(principal))
-    }
+    };
 }
 
-/// A caller holding the `Pcq.Admin` role.
-pub struct AdminCaller(pub Principal);
+caller_extractor!(
+    /// A caller with App+User or App-only credentials.
+    Caller,
+    |_| None
+);
 
-impl FromRequestParts<AppState> for AdminCaller {
-    type Rejection = Error;
+caller_extractor!(
+    /// A caller with App+User (delegated) credentials; App-only tokens get 403.
+    UserCaller,
+    |p| (p.kind != CredentialKind::AppUser).then(ApiFault::app_only_not_allowed)
+);
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state).await?;
-        if !principal.has_role(ROLE_ADMIN) {
-            return Err(ApiFault::role_required(ROLE_ADMIN).into());
-        }
-        Ok(AdminCaller(principal))
-    }
-}
+caller_extractor!(
+    /// A caller holding the `Pcq.Admin` role.
+    AdminCaller,
+    |p| (!p.is_admin()).then(|| ApiFault::role_required(ROLE_ADMIN))
+);
 
-/// A caller holding the `Pcq.Reviewer` role (or `Pcq.Admin`, which includes it).
-pub struct ReviewerCaller(pub Principal);
-
-impl FromRequestParts<AppState> for ReviewerCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(parts, state).await?;
-        if !principal.has_role(ROLE_REVIEWER) && !principal.has_role(ROLE_ADMIN) {
-            return Err(ApiFault::role_required(ROLE_REVIEWER).into());
-        }
-        Ok(ReviewerCaller(principal))
-    }
-}
+caller_extractor!(
+    /// A caller holding the `Pcq.Reviewer` role (or `Pcq.Admin`, which includes it).
+    ReviewerCaller,
+    |p| (!p.is_reviewer()).then(|| ApiFault::role_required(ROLE_REVIEWER))
+);
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::auth::{Principal, ROLE_ADMIN, ROLE_REVIEWER};
+use crate::auth::Principal;
 use crate::error::Error;
 use crate::store::{CustomerRow, Op, QualificationEvent, ReviewItemRow, ReviewQuery, Scope, Tx};
 
@@ -31,9 +31,8 @@ pub struct History {
 impl History {
     /// The history of `customer` as `caller` may read it.
     pub fn for_caller(caller: &Principal, customer: Uuid) -> Self {
-        let reviewer = caller.has_role(ROLE_REVIEWER) || caller.has_role(ROLE_ADMIN);
         History {
-            scope: if reviewer {
+            scope: if caller.is_reviewer() {
                 Scope::AnyPartner
             } else {
                 Scope::Partner(caller.tenant_id)
