@@ -9,7 +9,7 @@ use pcq_core::wire::{Attributes, AuditRecord, Collection, KeyValue};
 use serde_json::Value;
 
 use super::extract::{Caller, QueryParams};
-use super::paging::{self, page_size};
+use super::paging::{self, ContinuationToken, page_size};
 use crate::AppState;
 use crate::error::Error;
 use crate::service::audit::{AuditPage, FindAuditRecord};
@@ -122,7 +122,7 @@ fn apply_filter(raw: &str, q: &mut AuditQuery) -> Result<(), ApiFault> {
         ("filter" = Option<String>, Query, description = "{\"Field\":\"CustomerId\",\"Value\":\"…\",\"Operator\":\"equals\"}"),
         ("customerId" = Option<uuid::Uuid>, Query, description = "Only this customer"),
         ("operationType" = Option<String>, Query, description = "Only this operation type, e.g. update_customer_qualification"),
-        ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
+        ContinuationToken,
     ),
     responses((status = 200, description = "A page of audit records", body = Collection<AuditRecord>)),
     security(("bearer" = []))
@@ -156,7 +156,7 @@ pub async fn list_audit_records(
         customer_name_contains: None,
         customer_name_is: None,
         after_seq: paging::seq_position(&headers)?,
-        limit: i64::from(size) + 1,
+        limit: paging::limit(size),
     };
     if let Some(id) = query.get("customerId") {
         audit.customer_id = Some(pcq_core::ids::parse_customer_id(id)?);
@@ -164,17 +164,13 @@ pub async fn list_audit_records(
     if let Some(filter) = query.get("filter") {
         apply_filter(filter, &mut audit)?;
     }
-    let mut rows = state.pipeline.read(AuditPage(audit)).await?;
-    let more = rows.len() > size as usize;
-    rows.truncate(size as usize);
-    let next = more
-        .then(|| rows.last().map(|r| r.seq.to_string()))
-        .flatten();
-    let self_uri = paging::self_uri("/v1/auditrecords", query.raw());
-    Reply::ok(&paging::collection(
-        rows.iter().map(render).collect(),
-        self_uri,
-        next,
+    let rows = state.pipeline.read(AuditPage(audit)).await?;
+    Reply::ok(&paging::page(
+        rows,
+        size,
+        paging::self_uri("/v1/auditrecords", query.raw()),
+        |r| r.seq.to_string(),
+        render,
     ))
 }
 

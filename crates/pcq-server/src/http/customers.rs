@@ -6,7 +6,7 @@ use pcq_core::NewCustomer;
 use pcq_core::wire::{Collection, Customer};
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams};
-use super::paging::{self, page_size};
+use super::paging::{self, ContinuationToken, page_size};
 use crate::AppState;
 use crate::error::Error;
 use crate::service::Actor;
@@ -61,7 +61,7 @@ pub async fn create_customer(
     params(
         ("size" = Option<u32>, Query, minimum = 1, description = "Page size (1 to the configured maximum, default 100)"),
         ("seekOperation" = Option<String>, Query, description = "`Next` when following a continuation token"),
-        ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
+        ContinuationToken,
     ),
     responses((status = 200, description = "A page of customers", body = Collection<Customer>)),
     security(("bearer" = []))
@@ -73,26 +73,20 @@ pub async fn list_customers(
     headers: HeaderMap,
 ) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
-    let after_seq = paging::seq_position(&headers)?;
-    let (rows, more) = state
+    let rows = state
         .pipeline
         .read(CustomerPage {
             partner: caller.tenant_id,
-            after_seq,
-            size: i64::from(size),
+            after_seq: paging::seq_position(&headers)?,
+            limit: paging::limit(size),
         })
         .await?;
-    let next = more
-        .then(|| rows.last().map(|r| r.seq.to_string()))
-        .flatten();
-    let items = rows
-        .iter()
-        .map(|r| render::customer(r, CustomerView::ListItem))
-        .collect();
-    Reply::ok(&paging::collection(
-        items,
+    Reply::ok(&paging::page(
+        rows,
+        size,
         format!("/v1/customers?size={size}"),
-        next,
+        |r| r.seq.to_string(),
+        |r| render::customer(r, CustomerView::ListItem),
     ))
 }
 
@@ -101,7 +95,7 @@ pub async fn list_customers(
     get,
     path = "/v1/customers/{customer_tenant_id}",
     tag = "customers",
-    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
+    params(CustomerId),
     responses((status = 200, description = "The customer", body = Customer)),
     security(("bearer" = []))
 )]

@@ -13,6 +13,35 @@ use crate::config::PagingConfig;
 /// Header carrying a continuation token.
 pub const CONTINUATION_HEADER: &str = "MS-ContinuationToken";
 
+/// The continuation token header of a paged list, as an OpenAPI parameter
+/// (`params(.., ContinuationToken)`); [`position`] reads it.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("MS-ContinuationToken"), parameter_in = Header)]
+pub struct ContinuationToken(
+    /// Continuation token from the previous page
+    pub Option<String>,
+);
+
+/// The row limit that reads a page of `size` and tells whether another follows: one more.
+pub fn limit(size: u32) -> i64 {
+    i64::from(size) + 1
+}
+
+/// A page of rows read with [`limit`]: the first `size` rendered, and `next` pointing after
+/// the last of them (by its `position`) when another row followed.
+pub fn page<R, T>(
+    mut rows: Vec<R>,
+    size: u32,
+    self_uri: String,
+    position: impl Fn(&R) -> String,
+    render: impl FnMut(&R) -> T,
+) -> Collection<T> {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    let next = more.then(|| rows.last().map(position)).flatten();
+    collection(rows.iter().map(render).collect(), self_uri, next)
+}
+
 /// The `size` parameter, checked against the configured limits.
 pub fn page_size(query: &QueryParams, paging: &PagingConfig) -> Result<u32, ApiFault> {
     match query.get("size") {

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, ReviewerCaller};
-use super::paging::{self, page_size};
+use super::paging::{self, ContinuationToken, page_size};
 use crate::AppState;
 use crate::error::Error;
 use crate::service::Actor;
@@ -100,7 +100,7 @@ fn decode_position(raw: &str) -> Option<(Timestamp, Uuid, Qualification)> {
         ("qualification" = Option<super::openapi::VettedQualification>, Query, description = "Only this qualification"),
         ("olderThan" = Option<String>, Query, pattern = r"^([0-9]{1,3}(d|h|m|s|ms)){1,3}$", description = "Only those waiting longer than this, e.g. 72h"),
         ("size" = Option<u32>, Query, minimum = 1, description = "Page size"),
-        ("MS-ContinuationToken" = Option<String>, Header, description = "Continuation token from the previous page"),
+        ContinuationToken,
     ),
     responses((status = 200, description = "A page of the queue", body = Collection<ReviewItem>)),
     security(("bearer" = []))
@@ -157,26 +157,23 @@ pub async fn queue(
         None => None,
         Some(p) => Some(decode_position(&p).ok_or_else(ApiFault::invalid_continuation_token)?),
     };
-    let mut rows = state
+    let rows = state
         .pipeline
         .read(Queue(ReviewQuery {
             partner,
             qualification,
             started_before,
             after,
-            limit: i64::from(size) + 1,
+            limit: paging::limit(size),
         }))
         .await?;
-    let more = rows.len() > size as usize;
-    rows.truncate(size as usize);
-    let next = more.then(|| rows.last().map(encode_position)).flatten();
-    let self_uri = paging::self_uri("/_pcq/review/queue", query.raw());
-    let page = paging::collection(
-        rows.iter().map(|r| review_item(r, now)).collect(),
-        self_uri,
-        next,
-    );
-    Reply::ok(&page)
+    Reply::ok(&paging::page(
+        rows,
+        size,
+        paging::self_uri("/_pcq/review/queue", query.raw()),
+        encode_position,
+        |r| review_item(r, now),
+    ))
 }
 
 /// Approves or denies a qualification in review (409 when it is not in review).
@@ -185,7 +182,7 @@ pub async fn queue(
     path = "/_pcq/review/customers/{customer_tenant_id}/qualifications/{qualification}/decision",
     tag = "review",
     params(
-        ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
+        CustomerId,
         ("qualification" = super::openapi::VettedQualification, Path, description = "The qualification in review"),
     ),
     request_body = ReviewDecision,
@@ -257,7 +254,7 @@ pub struct HistoryEntry {
     get,
     path = "/_pcq/customers/{customer_tenant_id}/qualifications/history",
     tag = "review",
-    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
+    params(CustomerId),
     responses((status = 200, description = "The history", body = Vec<HistoryEntry>)),
     security(("bearer" = []))
 )]

@@ -95,22 +95,18 @@ pub struct CustomerPage {
     pub partner: Uuid,
     /// Position after which the page starts (0 for the first page).
     pub after_seq: i64,
-    /// Page size.
-    pub size: i64,
+    /// How many customers at most.
+    pub limit: i64,
 }
 
 impl Op for CustomerPage {
-    /// The page and whether more customers follow it.
-    type Output = (Vec<CustomerRow>, bool);
+    type Output = Vec<CustomerRow>;
     // A page is at most a few hundred rows, found by the partner's index.
     const BRIEF_READ: bool = true;
 
-    async fn run(self, tx: &mut Tx<'_>) -> Result<(Vec<CustomerRow>, bool), Error> {
-        let mut rows = tx
-            .customers_page(self.partner, self.after_seq, self.size + 1)
-            .await?;
-        let more = rows.len() as i64 > self.size;
-        rows.truncate(self.size as usize);
-        Ok((rows, more))
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<CustomerRow>, Error> {
+        Ok(tx
+            .customers_page(self.partner, self.after_seq, self.limit)
+            .await?)
     }
 }
