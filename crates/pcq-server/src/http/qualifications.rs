@@ -1,6 +1,6 @@
 //! Customer qualifications (current and legacy contracts) and GCC validation codes.
 
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use pcq_core::wire::{CustomerQualification, ValidationCode};
 use pcq_core::{Qualification, QualificationRequest};
 use uuid::Uuid;
@@ -15,31 +15,63 @@ use crate::service::render;
 use crate::service::validation_codes::PartnerValidationCodes;
 use crate::store::Reply;
 
-/// A qualification request of either endpoint.
-async fn create(
-    state: &AppState,
-    caller: &Principal,
-    ctx: &RequestContext,
+/// A qualification request of either endpoint, extracted as axum would extract the handler's
+/// own arguments, in this order: App+User credentials, request ids, the customer id, the query
+/// (`?code=`), the body.
+pub struct QualificationWrite {
+    caller: Principal,
+    ctx: RequestContext,
     customer: Uuid,
-    query: &QueryParams,
-    body: &JsonBody,
-    endpoint: Endpoint,
-) -> Result<Reply, Error> {
-    let (method, route) = endpoint.route(customer);
-    let write = ctx.client_write(caller.tenant_id, method, route, query.raw(), &body.raw);
-    let op = QualificationRequest::parse(&body.value, query.get("code"), state.config.contract)
-        .and_then(|request| {
-            CreateQualification::new(
-                &state.pipeline,
-                &state.config.auth,
-                caller,
-                &ctx.request_id,
-                customer,
-                endpoint,
-                request,
-            )
-        });
-    state.pipeline.request(write, op).await
+    query: QueryParams,
+    body: JsonBody,
+}
+
+impl FromRequest<AppState> for QualificationWrite {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Error> {
+        let (mut parts, body) = request.into_parts();
+        let UserCaller(caller) = UserCaller::from_request_parts(&mut parts, state).await?;
+        let Ctx(ctx) = Ctx::from_request_parts(&mut parts, state).await?;
+        let CustomerId(customer) = CustomerId::from_request_parts(&mut parts, state).await?;
+        let query = QueryParams::from_request_parts(&mut parts, state).await?;
+        let body = JsonBody::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(QualificationWrite {
+            caller,
+            ctx,
+            customer,
+            query,
+            body,
+        })
+    }
+}
+
+impl QualificationWrite {
+    /// Runs the request as `endpoint` asks.
+    async fn run(self, state: &AppState, endpoint: Endpoint) -> Result<Reply, Error> {
+        let QualificationWrite {
+            caller,
+            ctx,
+            customer,
+            query,
+            body,
+        } = self;
+        let (method, route) = endpoint.route(customer);
+        let write = ctx.client_write(caller.tenant_id, method, route, query.raw(), &body.raw);
+        let op = QualificationRequest::parse(&body.value, query.get("code"), state.config.contract)
+            .and_then(|request| {
+                CreateQualification::new(
+                    &state.pipeline,
+                    &state.config.auth,
+                    &caller,
+                    &ctx.request_id,
+                    customer,
+                    endpoint,
+                    request,
+                )
+            });
+        state.pipeline.request(write, op).await
+    }
 }
 
 /// Requests a qualification for a customer (App+User credentials only).
@@ -52,7 +84,7 @@ async fn create(
     path = "/v1/customers/{customer_tenant_id}/qualifications",
     tag = "qualifications",
     params(
-        ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
+        CustomerId,
         ("code" = Option<String>, Query, description = "GCC validation code (older contract; the body's validationCode is preferred)"),
     ),
     request_body = QualificationRequest,
@@ -61,22 +93,9 @@ async fn create(
 )]
 pub async fn create_qualification(
     State(state): State<AppState>,
-    UserCaller(caller): UserCaller,
-    Ctx(ctx): Ctx,
-    CustomerId(customer): CustomerId,
-    query: QueryParams,
-    body: JsonBody,
+    request: QualificationWrite,
 ) -> Result<Reply, Error> {
-    create(
-        &state,
-        &caller,
-        &ctx,
-        customer,
-        &query,
-        &body,
-        Endpoint::Post,
-    )
-    .await
+    request.run(&state, Endpoint::Post).await
 }
 
 /// Gets a customer's qualifications: a bare array, `[]` when there are none.
@@ -84,7 +103,7 @@ pub async fn create_qualification(
     get,
     path = "/v1/customers/{customer_tenant_id}/qualifications",
     tag = "qualifications",
-    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
+    params(CustomerId),
     responses((status = 200, description = "The customer's qualifications", body = Vec<CustomerQualification>)),
     security(("bearer" = []))
 )]
@@ -103,7 +122,7 @@ pub async fn get_qualifications(
     get,
     path = "/v1/customers/{customer_tenant_id}/qualification",
     tag = "qualifications (legacy)",
-    params(("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)")),
+    params(CustomerId),
     responses((status = 200, description = "The qualification", body = Qualification)),
     security(("bearer" = []))
 )]
@@ -124,7 +143,7 @@ pub async fn get_legacy_qualification(
     path = "/v1/customers/{customer_tenant_id}/qualification",
     tag = "qualifications (legacy)",
     params(
-        ("customer_tenant_id" = uuid::Uuid, Path, description = "The customer's tenant id (GUID; braces are accepted too)"),
+        CustomerId,
         ("code" = Option<String>, Query, description = "GCC validation code"),
     ),
     request_body = pcq_core::schema::LegacyQualificationBody,
@@ -133,22 +152,9 @@ pub async fn get_legacy_qualification(
 )]
 pub async fn put_legacy_qualification(
     State(state): State<AppState>,
-    UserCaller(caller): UserCaller,
-    Ctx(ctx): Ctx,
-    CustomerId(customer): CustomerId,
-    query: QueryParams,
-    body: JsonBody,
+    request: QualificationWrite,
 ) -> Result<Reply, Error> {
-    create(
-        &state,
-        &caller,
-        &ctx,
-        customer,
-        &query,
-        &body,
-        Endpoint::LegacyPut,
-    )
-    .await
+    request.run(&state, Endpoint::LegacyPut).await
 }
 
 /// Gets the calling partner's GCC validation codes.
