@@ -366,18 +366,17 @@ impl Config {
                 "in_memory and database_url exclude each other: the database is PostgreSQL's"
             );
         }
-        anyhow::ensure!(
-            self.store.pg_max_connections >= 1,
-            "store.pg_max_connections must be at least 1"
-        );
-        anyhow::ensure!(
-            self.store.pg_statement_timeout_ms >= 100,
-            "store.pg_statement_timeout_ms must be at least 100"
-        );
-        anyhow::ensure!(
-            self.store.pg_acquire_timeout_ms >= 10,
-            "store.pg_acquire_timeout_ms must be at least 10"
-        );
+        at_least("store.pg_max_connections", self.store.pg_max_connections, 1)?;
+        at_least(
+            "store.pg_statement_timeout_ms",
+            self.store.pg_statement_timeout_ms,
+            100,
+        )?;
+        at_least(
+            "store.pg_acquire_timeout_ms",
+            self.store.pg_acquire_timeout_ms,
+            10,
+        )?;
         if !self.public_url.is_empty() {
             anyhow::ensure!(
                 self.public_url.starts_with("http://") || self.public_url.starts_with("https://"),
@@ -385,22 +384,15 @@ impl Config {
             );
             self.public_url = self.public_url.trim_end_matches('/').to_owned();
         }
-        anyhow::ensure!(
-            self.worker.poll_interval_ms >= 10,
-            "worker.poll_interval_ms must be at least 10"
-        );
-        anyhow::ensure!(
-            self.worker.batch_size >= 1,
-            "worker.batch_size must be at least 1"
-        );
-        anyhow::ensure!(
-            (1..=100).contains(&self.webhooks.max_attempts),
-            "webhooks.max_attempts must be between 1 and 100"
-        );
-        anyhow::ensure!(
-            (1..=300).contains(&self.webhooks.timeout_seconds),
-            "webhooks.timeout_seconds must be between 1 and 300"
-        );
+        at_least("worker.poll_interval_ms", self.worker.poll_interval_ms, 10)?;
+        at_least("worker.batch_size", self.worker.batch_size, 1)?;
+        between("webhooks.max_attempts", self.webhooks.max_attempts, 1, 100)?;
+        between(
+            "webhooks.timeout_seconds",
+            self.webhooks.timeout_seconds,
+            1,
+            300,
+        )?;
         anyhow::ensure!(
             !self.auth.audience.is_empty(),
             "auth.audience must not be empty"
@@ -422,10 +414,7 @@ impl Config {
             self.auth.jwks_min_refresh_seconds <= self.auth.jwks_max_age_seconds,
             "auth.jwks_min_refresh_seconds must not exceed auth.jwks_max_age_seconds"
         );
-        anyhow::ensure!(
-            self.limits.max_body_bytes >= 1024,
-            "limits.max_body_bytes must be at least 1024"
-        );
+        at_least("limits.max_body_bytes", self.limits.max_body_bytes, 1024)?;
         let limits = &self.limits;
         for (key, seconds) in [
             ("request_timeout_seconds", limits.request_timeout_seconds),
@@ -440,32 +429,51 @@ impl Config {
                 "limits.{key} must be between 0.01 and 86400 seconds"
             );
         }
-        anyhow::ensure!(
-            (1024..=1024 * 1024).contains(&limits.max_header_bytes),
-            "limits.max_header_bytes must be between 1024 and 1048576"
-        );
-        anyhow::ensure!(
-            (1..=128).contains(&limits.max_json_depth),
-            "limits.max_json_depth must be between 1 and 128"
-        );
-        anyhow::ensure!(
-            (1..=1_000_000).contains(&limits.max_connections),
-            "limits.max_connections must be between 1 and 1000000"
-        );
+        between(
+            "limits.max_header_bytes",
+            limits.max_header_bytes,
+            1024,
+            1024 * 1024,
+        )?;
+        between("limits.max_json_depth", limits.max_json_depth, 1, 128)?;
+        between(
+            "limits.max_connections",
+            limits.max_connections,
+            1,
+            1_000_000,
+        )?;
         anyhow::ensure!(
             self.paging.default_size >= 1 && self.paging.default_size <= self.paging.max_size,
             "paging.default_size must be between 1 and paging.max_size"
         );
-        anyhow::ensure!(
-            self.store.sqlite_readers >= 1,
-            "store.sqlite_readers must be at least 1"
-        );
-        anyhow::ensure!(
-            self.store.sqlite_max_batch >= 1,
-            "store.sqlite_max_batch must be at least 1"
-        );
+        at_least("store.sqlite_readers", self.store.sqlite_readers, 1)?;
+        at_least("store.sqlite_max_batch", self.store.sqlite_max_batch, 1)?;
         Ok(())
     }
+}
+
+/// Refuses `value` of `key` below `min`.
+fn at_least<T: PartialOrd + Copy + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(value >= min, "{key} must be at least {min}");
+    Ok(())
+}
+
+/// Refuses `value` of `key` outside `min..=max`.
+fn between<T: PartialOrd + Copy + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (min..=max).contains(&value),
+        "{key} must be between {min} and {max}"
+    );
+    Ok(())
 }
 
 /// Every configuration key path (`listen`, `auth.audience`, …), as the defaults file lists them.
