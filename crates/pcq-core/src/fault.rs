@@ -101,6 +101,20 @@ pub struct Envelope {
     pub source: String,
 }
 
+impl Envelope {
+    /// The keys every envelope carries, whatever the fault: clients read them unconditionally.
+    pub const KEYS: [&'static str; 8] = [
+        "code",
+        "description",
+        "message",
+        "errorName",
+        "isRetryable",
+        "parameters",
+        "data",
+        "source",
+    ];
+}
+
 impl Serialize for ApiFault {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Envelope {
@@ -173,6 +187,13 @@ impl ApiFault {
             "InvalidRequestInput",
             description,
         )
+    }
+
+    /// A required body property is missing: "The property '{field}' is required" and `then`
+    /// (an example or the allowed values, with its punctuation), naming the field.
+    pub fn property_required(field: &str, then: &str) -> Self {
+        Self::invalid_input(format!("The property '{field}' is required{then}"))
+            .with_param("field", field)
     }
 
     /// The customer id in the path is not a GUID.
@@ -792,18 +813,10 @@ mod tests {
         let fault = ApiFault::no_relationship("p", "c");
         let json = serde_json::to_value(&fault).unwrap();
         let obj = json.as_object().unwrap();
-        for key in [
-            "code",
-            "description",
-            "message",
-            "errorName",
-            "isRetryable",
-            "parameters",
-            "data",
-            "source",
-        ] {
+        for key in Envelope::KEYS {
             assert!(obj.contains_key(key), "missing {key}");
         }
+        assert_eq!(obj.len(), Envelope::KEYS.len(), "{json}");
         assert_eq!(json["code"], 20002);
         assert_eq!(json["source"], "pcq");
         assert_eq!(json["data"], serde_json::json!([]));

@@ -186,11 +186,10 @@ impl QualificationRequest {
             Value::Object(map) => {
                 let object = LooseObject::new(map);
                 let q = object.get("qualification")?.ok_or_else(|| {
-                    ApiFault::invalid_input(
-                        "The property 'qualification' is required, for example \
-                         {\"qualification\": \"Education\"}.",
+                    ApiFault::property_required(
+                        "qualification",
+                        ", for example {\"qualification\": \"Education\"}.",
                     )
-                    .with_param("field", "qualification")
                 })?;
                 (q, Some(object))
             }
@@ -310,18 +309,16 @@ impl NewCustomer {
         };
         let object = LooseObject::new(map);
         let company = object.get_object("companyProfile")?.ok_or_else(|| {
-            ApiFault::invalid_input(
-                "The property 'companyProfile' is required, for example \
-                 {\"companyProfile\": {\"domain\": \"contoso.onmicrosoft.com\"}}.",
+            ApiFault::property_required(
+                "companyProfile",
+                ", for example {\"companyProfile\": {\"domain\": \"contoso.onmicrosoft.com\"}}.",
             )
-            .with_param("field", "companyProfile")
         })?;
         let raw_domain = company.get_str("domain")?.ok_or_else(|| {
-            ApiFault::invalid_input(
-                "The property 'companyProfile.domain' is required, for example \
-                 \"contoso.onmicrosoft.com\".",
+            ApiFault::property_required(
+                "companyProfile.domain",
+                ", for example \"contoso.onmicrosoft.com\".",
             )
-            .with_param("field", "companyProfile.domain")
         })?;
         let domain = parse_domain(raw_domain)?;
 
@@ -454,10 +451,9 @@ impl ReviewDecision {
             ));
         };
         let object = LooseObject::new(map);
-        let raw = object.get_str("decision")?.ok_or_else(|| {
-            ApiFault::invalid_input("The property 'decision' is required: Approved or Denied.")
-                .with_param("field", "decision")
-        })?;
+        let raw = object
+            .get_str("decision")?
+            .ok_or_else(|| ApiFault::property_required("decision", ": Approved or Denied."))?;
         let decision = match VettingStatus::parse_str(raw) {
             Some(d @ (VettingStatus::Approved | VettingStatus::Denied)) => d,
             _ => return Err(ApiFault::invalid_enum("decision", raw, "Approved, Denied")),
@@ -514,10 +510,7 @@ impl WebhookRegistrationInput {
         let object = LooseObject::new(map);
         let url = object
             .get_str("webhookUrl")?
-            .ok_or_else(|| {
-                ApiFault::invalid_input("The property 'WebhookUrl' is required.")
-                    .with_param("field", "WebhookUrl")
-            })?
+            .ok_or_else(|| ApiFault::property_required("WebhookUrl", "."))?
             .trim()
             .to_owned();
         check_webhook_url(&url)?;
@@ -530,11 +523,10 @@ impl WebhookRegistrationInput {
                 )));
             }
             None => {
-                return Err(ApiFault::invalid_input(format!(
-                    "The property 'WebhookEvents' is required; supported events: {}.",
-                    supported.join(", ")
-                ))
-                .with_param("field", "WebhookEvents"));
+                return Err(ApiFault::property_required(
+                    "WebhookEvents",
+                    &format!("; supported events: {}.", supported.join(", ")),
+                ));
             }
         };
         let mut events: Vec<String> = Vec::new();
@@ -641,10 +633,7 @@ impl NewValidationCode {
         let object = LooseObject::new(map);
         let organization_name = object
             .get_str("organizationName")?
-            .ok_or_else(|| {
-                ApiFault::invalid_input("The property 'organizationName' is required.")
-                    .with_param("field", "organizationName")
-            })?
+            .ok_or_else(|| ApiFault::property_required("organizationName", "."))?
             .trim()
             .to_owned();
         if organization_name.chars().count() > MAX_ORGANIZATION_NAME_CHARS {

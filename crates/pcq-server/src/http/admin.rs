@@ -160,10 +160,7 @@ pub async fn advance_clock(
     };
     let raw = pcq_core::input::LooseObject::new(map)
         .get_str("advance")?
-        .ok_or_else(|| {
-            ApiFault::invalid_input("The property 'advance' is required, e.g. \"72h\".")
-                .with_param("field", "advance")
-        })?;
+        .ok_or_else(|| ApiFault::property_required("advance", ", e.g. \"72h\"."))?;
     let by = pcq_core::vetting::Duration::parse(raw).map_err(|e| {
         ApiFault::invalid_input(format!("advance: {e}.")).with_param("field", "advance")
     })?;

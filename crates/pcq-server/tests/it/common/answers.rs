@@ -27,15 +27,7 @@ pub async fn assert_fault(resp: Response, status: u16, code: u64) -> Envelope {
     let (got, body) = status_json(resp).await;
     assert_eq!(got.as_u16(), status, "status; body: {body}");
     assert_eq!(body["code"], code, "code; body: {body}");
-    for key in [
-        "description",
-        "message",
-        "errorName",
-        "isRetryable",
-        "parameters",
-        "data",
-        "source",
-    ] {
+    for key in Envelope::KEYS {
         assert!(
             body.get(key).is_some(),
             "envelope key {key} missing: {body}"
