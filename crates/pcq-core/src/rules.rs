@@ -165,13 +165,8 @@ mod tests {
 
     #[test]
     fn initial_states() {
-        let d = decide(
-            &[],
-            &req(json!({"qualification": "Education"})),
-            None,
-            false,
-        )
-        .unwrap();
+        let edu = req(json!({"qualification": "Education"}));
+        let d = decide(&[], &edu, None, false).unwrap();
         assert_eq!(
             (d.status, d.consumes_code, d.new_round),
             (Some(S::InReview), false, false)
@@ -181,13 +176,8 @@ mod tests {
         assert_eq!((d.status, d.consumes_code), (Some(S::Approved), true));
         let d = decide(&[], &gcc, Some(&CODE), true).unwrap();
         assert_eq!((d.status, d.consumes_code), (Some(S::InReview), true));
-        let d = decide(
-            &[],
-            &req(json!({"qualification": "StateOwnedEntity"})),
-            None,
-            false,
-        )
-        .unwrap();
+        let soe = req(json!({"qualification": "StateOwnedEntity"}));
+        let d = decide(&[], &soe, None, false).unwrap();
         assert_eq!(d.status, None);
     }
 
