@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use pcq_server::config::Config;
 use pcq_server::service::DevPartner;
 use pcq_server::service::load::{BulkLoad, LoadedQualification};
 
@@ -51,18 +50,9 @@ enum Kind {
 }
 
 pub fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-        config.data_dir_explicit = true;
-    }
-    if let Some(url) = args.database_url {
-        config.database_url = url;
-    }
-    config.in_memory = false;
+    let mut config = crate::tool_config(args.config.as_deref(), args.data_dir, args.database_url)?;
     // A load changes many pages per transaction; a short-lived process can afford a big cache.
     config.store.sqlite_cache_mib = config.store.sqlite_cache_mib.max(LOAD_CACHE_MIB);
-    config.validate()?;
     let partner = args
         .partner
         .as_deref()

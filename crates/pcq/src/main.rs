@@ -165,17 +165,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
+/// `config` with a command's `--data-dir` and `--database-url` on top.
+fn with_store_options(
+    mut config: Config,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+) -> Config {
+    if let Some(dir) = data_dir {
         config.data_dir = dir;
         config.data_dir_explicit = true;
     }
-    if let Some(url) = args.database_url {
+    if let Some(url) = database_url {
         config.database_url = url;
+    }
+    config
+}
+
+/// The configuration of a tool that works on the store a `pcq serve` uses (on disk or in
+/// PostgreSQL, never in memory): the file, then `--data-dir` and `--database-url`, validated.
+pub(crate) fn tool_config(
+    file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+) -> anyhow::Result<Config> {
+    let mut config = with_store_options(Config::load(file)?, data_dir, database_url);
+    config.in_memory = false;
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = with_store_options(
+        Config::load(args.config.as_deref())?,
+        args.data_dir,
+        args.database_url,
+    );
+    if let Some(listen) = args.listen {
+        config.listen = listen;
     }
     if args.in_memory {
         config.in_memory = true;
@@ -275,16 +301,7 @@ async fn shutdown_signal() {
 }
 
 fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(url) = args.database_url {
-        config.database_url = url;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-        config.data_dir_explicit = true;
-    }
-    config.in_memory = false;
-    config.validate()?;
+    let config = tool_config(args.config.as_deref(), args.data_dir, args.database_url)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let said = runtime.block_on(pcq_server::migrate(&config))?;
     println!("{said}");
@@ -292,15 +309,7 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref())?;
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(url) = args.database_url {
-        config.database_url = url;
-    }
-    config.in_memory = false;
-    config.validate()?;
+    let config = tool_config(args.config.as_deref(), args.data_dir, args.database_url)?;
     let tenant = pcq_core::ids::parse_guid(&args.tenant)
         .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

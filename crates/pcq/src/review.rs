@@ -6,7 +6,6 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use pcq_server::auth::{ROLE_REVIEWER, TokenSpec};
-use pcq_server::config::Config;
 use serde_json::{Value, json};
 
 /// Where the pcq to talk to is, and how to sign in.
@@ -55,29 +54,30 @@ pub enum ReviewCommand {
     },
     /// Approve a qualification in review.
     Approve {
-        /// The customer's tenant id.
-        customer: String,
-        /// The qualification.
-        #[arg(long, default_value = "Education")]
-        qualification: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        target: Decided,
     },
     /// Deny a qualification in review, with a documented reason.
     Deny {
-        /// The customer's tenant id.
-        customer: String,
+        #[command(flatten)]
+        target: Decided,
         /// The reason, e.g. "Not an Academic Domain".
         #[arg(long)]
         reason: String,
-        /// The qualification.
-        #[arg(long, default_value = "Education")]
-        qualification: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
+}
+
+/// The qualification a decision is about, and how to print the answer.
+#[derive(Args, Debug)]
+pub struct Decided {
+    /// The customer's tenant id.
+    customer: String,
+    /// The qualification.
+    #[arg(long, default_value = "Education")]
+    qualification: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 struct Client {
@@ -92,15 +92,11 @@ impl Client {
         let token = match &connection.token {
             Some(t) => t.clone(),
             None => {
-                let mut config = Config::load(connection.config.as_deref())?;
-                if let Some(dir) = &connection.data_dir {
-                    config.data_dir = dir.clone();
-                }
-                if let Some(url) = &connection.database_url {
-                    config.database_url = url.clone();
-                }
-                config.in_memory = false;
-                config.validate()?;
+                let config = crate::tool_config(
+                    connection.config.as_deref(),
+                    connection.data_dir.clone(),
+                    connection.database_url.clone(),
+                )?;
                 let issuer = pcq_server::tool_dev_issuer(&config).await?;
                 issuer.mint(&TokenSpec {
                     tenant: uuid::Uuid::nil(),
@@ -216,32 +212,14 @@ pub async fn run(command: ReviewCommand, connection: Connection) -> anyhow::Resu
             println!("{table}");
             println!("{} waiting", items.len());
         }
-        ReviewCommand::Approve {
-            customer,
-            qualification,
-            json,
-        } => {
-            decide(
-                &client,
-                &customer,
-                &qualification,
-                json!({"decision": "Approved"}),
-                json,
-            )
-            .await?;
+        ReviewCommand::Approve { target } => {
+            decide(&client, &target, json!({"decision": "Approved"})).await?;
         }
-        ReviewCommand::Deny {
-            customer,
-            reason,
-            qualification,
-            json,
-        } => {
+        ReviewCommand::Deny { target, reason } => {
             decide(
                 &client,
-                &customer,
-                &qualification,
+                &target,
                 json!({"decision": "Denied", "reason": reason}),
-                json,
             )
             .await?;
         }
@@ -249,19 +227,18 @@ pub async fn run(command: ReviewCommand, connection: Connection) -> anyhow::Resu
     Ok(())
 }
 
-async fn decide(
-    client: &Client,
-    customer: &str,
-    qualification: &str,
-    body: Value,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn decide(client: &Client, target: &Decided, body: Value) -> anyhow::Result<()> {
+    let Decided {
+        customer,
+        qualification,
+        json,
+    } = target;
     let url = format!(
         "{}/_pcq/review/customers/{customer}/qualifications/{qualification}/decision",
         client.url
     );
     let (_, answer) = client.send(client.http.post(url).json(&body)).await?;
-    if json {
+    if *json {
         print(&answer);
     } else {
         let reason = answer["vettingReason"]
