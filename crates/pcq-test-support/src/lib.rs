@@ -13,5 +13,5 @@ pub mod receiver;
 
 pub use http::{call, client, count_customers, json, list_customers};
 pub use pg::{PgSchema, database_or_skip, test_database_url};
-pub use process::{Key, Pcq, Server};
+pub use process::{Key, Pcq, Server, output_of};
 pub use receiver::{Received, Receiver};

@@ -6,6 +6,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 /// The `pcq` binary under test; in a test of the pcq crate:
 /// `const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));`.
 #[derive(Debug, Clone, Copy)]
@@ -57,17 +59,7 @@ impl Pcq {
                 command.args(["--database-url", url]);
             }
         }
-        let out = command
-            .args(["--tenant", tenant])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = output_of(command.args(["--tenant", tenant]).args(extra));
         assert_eq!(
             text.lines().count(),
             1,
@@ -75,6 +67,19 @@ impl Pcq {
         );
         text.trim().to_owned()
     }
+}
+
+/// Runs `command` to its end; it must succeed (else the test fails with its standard error).
+/// Returns its standard output.
+pub fn output_of(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A child process that is killed and waited for when dropped.
@@ -143,6 +148,29 @@ impl Server {
             example_token,
             _lines: rx,
         }
+    }
+
+    /// One request to `path` of this server with a bearer token: the status and the JSON body
+    /// (`null` if it is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        crate::call(method, &format!("{}{path}", self.url), token, body).await
+    }
+
+    /// `GET path`: the status and the JSON body.
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// `POST path` with a JSON body: the status and the JSON body of the answer.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     /// SIGTERM, then waits: the graceful way out.

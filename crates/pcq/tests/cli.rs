@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use pcq_test_support::{Key, Pcq, Server, call, client};
+use pcq_test_support::{Key, Pcq, Server, client, output_of};
 use serde_json::json;
 
 /// The binary under test.
@@ -33,56 +33,44 @@ async fn serve_on_a_fresh_directory_then_restart() {
         .example_token
         .clone()
         .expect("the banner has a curl example with a token");
-    let (status, list) = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/customers", served.url),
-        &example,
-        None,
-    )
-    .await;
+    let (status, list) = served.get("/v1/customers", &example).await;
     assert_eq!((status, list["totalCount"].as_u64()), (200, Some(0)));
 
     // Tokens from `pcq token` work against the running server.
     let user = PCQ.token(Key::DataDir(&data), &served.partner, &[]);
-    let (status, customer) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/customers", served.url),
-        &user,
-        Some(json!({"companyProfile": {"domain": "cli.example.edu"}})),
-    )
-    .await;
+    let (status, customer) = served
+        .post(
+            "/v1/customers",
+            &user,
+            json!({"companyProfile": {"domain": "cli.example.edu"}}),
+        )
+        .await;
     assert_eq!(status, 201, "{customer}");
     let id = customer["id"].as_str().unwrap().to_owned();
-    let (status, q) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/customers/{id}/qualifications", served.url),
-        &user,
-        Some(json!({"qualification": "Education"})),
-    )
-    .await;
+    let (status, q) = served
+        .post(
+            &format!("/v1/customers/{id}/qualifications"),
+            &user,
+            json!({"qualification": "Education"}),
+        )
+        .await;
     assert_eq!(
         (status, q["vettingStatus"].as_str()),
         (201, Some("InReview"))
     );
 
     let app_only = PCQ.token(Key::DataDir(&data), &served.partner, &["--app-only"]);
-    let (status, fault) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/customers/{id}/qualifications", served.url),
-        &app_only,
-        Some(json!({"qualification": "StateOwnedEntity"})),
-    )
-    .await;
+    let (status, fault) = served
+        .post(
+            &format!("/v1/customers/{id}/qualifications"),
+            &app_only,
+            json!({"qualification": "StateOwnedEntity"}),
+        )
+        .await;
     assert_eq!((status, fault["code"].as_u64()), (403, Some(900150)));
 
     let expired = PCQ.token(Key::DataDir(&data), &served.partner, &["--ttl", "-60"]);
-    let (status, _) = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/customers", served.url),
-        &expired,
-        None,
-    )
-    .await;
+    let (status, _) = served.get("/v1/customers", &expired).await;
     assert_eq!(status, 401);
 
     let admin = PCQ.token(
@@ -90,16 +78,13 @@ async fn serve_on_a_fresh_directory_then_restart() {
         &served.partner,
         &["--role", "Pcq.Admin", "--app-only"],
     );
-    let (status, code) = call(
-        reqwest::Method::POST,
-        &format!(
-            "{}/_pcq/admin/partners/{}/validation-codes",
-            served.url, served.partner
-        ),
-        &admin,
-        Some(json!({"organizationName": "CLI Gov", "maxCreates": 2})),
-    )
-    .await;
+    let (status, code) = served
+        .post(
+            &format!("/_pcq/admin/partners/{}/validation-codes", served.partner),
+            &admin,
+            json!({"organizationName": "CLI Gov", "maxCreates": 2}),
+        )
+        .await;
     assert_eq!(status, 201, "{code}");
 
     let partner = served.partner.clone();
@@ -112,22 +97,12 @@ async fn serve_on_a_fresh_directory_then_restart() {
     // Everything is still there after a restart, under the same development partner.
     let again = PCQ.serve_in(cwd.path(), &[]);
     assert_eq!(again.partner, partner);
-    let (status, got) = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/customers/{id}/qualifications", again.url),
-        &user,
-        None,
-    )
-    .await;
+    let (status, got) = again
+        .get(&format!("/v1/customers/{id}/qualifications"), &user)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(got[0]["qualification"], "Education");
-    let (_, codes) = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/customers/all/validations", again.url),
-        &user,
-        None,
-    )
-    .await;
+    let (_, codes) = again.get("/v1/customers/all/validations", &user).await;
     assert_eq!(codes[0]["organizationName"], "CLI Gov");
     assert!(again.stop().success());
 }
@@ -137,21 +112,15 @@ async fn in_memory_writes_nothing_to_disk() {
     let cwd = tempfile::tempdir().unwrap();
     let served = PCQ.serve_in(cwd.path(), &["--in-memory"]);
     let example = served.example_token.clone().unwrap();
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/customers", served.url),
-        &example,
-        Some(json!({"companyProfile": {"domain": "memory.example.com"}})),
-    )
-    .await;
+    let (status, _) = served
+        .post(
+            "/v1/customers",
+            &example,
+            json!({"companyProfile": {"domain": "memory.example.com"}}),
+        )
+        .await;
     assert_eq!(status, 201);
-    let (_, list) = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/customers", served.url),
-        &example,
-        None,
-    )
-    .await;
+    let (_, list) = served.get("/v1/customers", &example).await;
     assert_eq!(list["totalCount"], 1);
     assert!(served.stop().success());
     assert_eq!(
@@ -178,36 +147,20 @@ async fn seed_file_loads_at_every_start_without_duplicates() {
     for _ in 0..2 {
         let served = PCQ.serve_in(cwd.path(), &["--seed", seed_arg]);
         let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
-        let (_, list) = call(
-            reqwest::Method::GET,
-            &format!("{}/v1/customers", served.url),
-            &user,
-            None,
-        )
-        .await;
+        let (_, list) = served.get("/v1/customers", &user).await;
         assert_eq!(list["totalCount"], 1);
         assert_eq!(
             list["items"][0]["companyProfile"]["companyName"],
             "Seeded School"
         );
-        let (_, quals) = call(
-            reqwest::Method::GET,
-            &format!(
-                "{}/v1/customers/0c39a7b4-2b49-4b0e-9b6c-7b5e0d3f8a11/qualifications",
-                served.url
-            ),
-            &user,
-            None,
-        )
-        .await;
+        let (_, quals) = served
+            .get(
+                "/v1/customers/0c39a7b4-2b49-4b0e-9b6c-7b5e0d3f8a11/qualifications",
+                &user,
+            )
+            .await;
         assert_eq!(quals[0]["vettingStatus"], "Approved");
-        let (_, codes) = call(
-            reqwest::Method::GET,
-            &format!("{}/v1/customers/all/validations", served.url),
-            &user,
-            None,
-        )
-        .await;
+        let (_, codes) = served.get("/v1/customers/all/validations", &user).await;
         assert_eq!(codes.as_array().unwrap().len(), 1);
         assert_eq!(codes[0]["validationId"], "555000");
         assert!(served.stop().success());
@@ -324,26 +277,25 @@ async fn environment_configures_and_unknown_pcq_variables_are_ignored() {
         .env("RUST_LOG", "warn")
         .stderr(std::fs::File::create(&log_path).unwrap());
     let served = Server::start(command);
-    let url = served.url.clone();
     let example = served.example_token.clone().unwrap();
     // The banner token carries the audience from the environment, and the server accepts it.
-    let (status, customer) = call(
-        reqwest::Method::POST,
-        &format!("{url}/v1/customers"),
-        &example,
-        Some(json!({"companyProfile": {"domain": "env.example.edu"}})),
-    )
-    .await;
+    let (status, customer) = served
+        .post(
+            "/v1/customers",
+            &example,
+            json!({"companyProfile": {"domain": "env.example.edu"}}),
+        )
+        .await;
     assert_eq!(status, 201);
     // PCQ_CONTRACT=2023 (a bare number, as shells write it) is in force.
     let id = customer["id"].as_str().unwrap();
-    let (status, fault) = call(
-        reqwest::Method::POST,
-        &format!("{url}/v1/customers/{id}/qualifications"),
-        &example,
-        Some(json!({"qualification": "Education"})),
-    )
-    .await;
+    let (status, fault) = served
+        .post(
+            &format!("/v1/customers/{id}/qualifications"),
+            &example,
+            json!({"qualification": "Education"}),
+        )
+        .await;
     assert_eq!(
         (status, fault["errorName"].as_str()),
         (400, Some("EducationSegmentRequired"))
@@ -450,30 +402,20 @@ async fn secrets_stay_out_of_the_logs() {
     let admin = PCQ.token(Key::DataDir(&data), &partner, &["--role", "Pcq.Admin"]);
     let expired = PCQ.token(Key::DataDir(&data), &partner, &["--ttl", "-60"]);
     let forged = format!("{}x", &user[..user.len() - 1]);
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &format!("{url}/v1/customers"),
-        &user,
-        Some(json!({"companyProfile": {"domain": "logs.example.edu"}})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    for bad in [&expired, &forged, &example] {
-        call(
-            reqwest::Method::GET,
-            &format!("{url}/v1/customers"),
-            bad,
-            None,
+    let (status, _) = served
+        .post(
+            "/v1/customers",
+            &user,
+            json!({"companyProfile": {"domain": "logs.example.edu"}}),
         )
         .await;
+    assert_eq!(status, 201);
+    for bad in [&expired, &forged, &example] {
+        served.get("/v1/customers", bad).await;
     }
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &format!("{url}/_pcq/admin/worker/drain"),
-        &admin,
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = served
+        .post("/_pcq/admin/worker/drain", &admin, json!({}))
+        .await;
     assert!(status < 300, "{status}");
     // The webhook signing key is made when first needed.
     let certificate = client()
@@ -536,26 +478,12 @@ async fn secrets_stay_out_of_the_logs() {
 async fn admin_load_fills_the_store() {
     let cwd = tempfile::tempdir().unwrap();
     let data = cwd.path().join("data");
-    let out = PCQ
-        .command()
-        .args([
-            "admin",
-            "load",
-            "--customers",
-            "1500",
-            "--batch",
-            "600",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let said = output_of(
+        PCQ.command()
+            .args(["admin", "load", "--customers", "1500", "--batch", "600"])
+            .arg("--data-dir")
+            .arg(&data),
     );
-    let said = String::from_utf8(out.stdout).unwrap();
     assert!(
         said.starts_with("loaded 1500 customers for partner "),
         "{said}"
@@ -565,13 +493,7 @@ async fn admin_load_fills_the_store() {
     let data_arg = data.to_str().unwrap().to_owned();
     let served = PCQ.serve_in(cwd.path(), &["--data-dir", &data_arg]);
     let user = PCQ.token(Key::DataDir(&data), &served.partner, &[]);
-    let (status, page) = call(
-        reqwest::Method::GET,
-        &format!("{}/v1/customers?size=1000", served.url),
-        &user,
-        None,
-    )
-    .await;
+    let (status, page) = served.get("/v1/customers?size=1000", &user).await;
     assert_eq!(status, 200);
     assert_eq!(page["items"].as_array().unwrap().len(), 1000);
     assert!(page["continuationToken"].is_string(), "{page}");

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pcq_test_support::{Key, Pcq, Server, call};
+use pcq_test_support::{Key, Pcq, Server};
 use serde_json::{Value, json};
 
 /// The binary under test.
@@ -25,21 +25,21 @@ async fn reviewers_decide_from_the_command_line() {
     let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
     let mut customers = Vec::new();
     for domain in ["cli-one.example.edu", "cli-two.example.com"] {
-        let (_, c) = call(
-            reqwest::Method::POST,
-            &format!("{}/v1/customers", served.url),
-            &user,
-            Some(json!({"companyProfile": {"domain": domain}})),
-        )
-        .await;
+        let (_, c) = served
+            .post(
+                "/v1/customers",
+                &user,
+                json!({"companyProfile": {"domain": domain}}),
+            )
+            .await;
         let id = c["id"].as_str().unwrap().to_owned();
-        let (status, _) = call(
-            reqwest::Method::POST,
-            &format!("{}/v1/customers/{id}/qualifications", served.url),
-            &user,
-            Some(json!({"qualification": "Education"})),
-        )
-        .await;
+        let (status, _) = served
+            .post(
+                &format!("/v1/customers/{id}/qualifications"),
+                &user,
+                json!({"qualification": "Education"}),
+            )
+            .await;
         assert_eq!(status, 201);
         customers.push(id);
     }
@@ -111,16 +111,12 @@ async fn reviewers_decide_from_the_command_line() {
     );
     assert!(!ok && err.contains("409"), "{err}");
 
-    let (_, q) = call(
-        reqwest::Method::GET,
-        &format!(
-            "{}/v1/customers/{}/qualifications",
-            served.url, customers[1]
-        ),
-        &user,
-        None,
-    )
-    .await;
+    let (_, q) = served
+        .get(
+            &format!("/v1/customers/{}/qualifications", customers[1]),
+            &user,
+        )
+        .await;
     assert_eq!(
         (
             q[0]["vettingStatus"].as_str(),
@@ -128,16 +124,12 @@ async fn reviewers_decide_from_the_command_line() {
         ),
         (Some("Denied"), Some("Not an Academic Domain"))
     );
-    let (_, history) = call(
-        reqwest::Method::GET,
-        &format!(
-            "{}/_pcq/customers/{}/qualifications/history",
-            served.url, customers[1]
-        ),
-        &user,
-        None,
-    )
-    .await;
+    let (_, history) = served
+        .get(
+            &format!("/_pcq/customers/{}/qualifications/history", customers[1]),
+            &user,
+        )
+        .await;
     assert_eq!(history[1]["actor"], "reviewer@pcq.local");
     let (ok, out, _) = pcq(cwd.path(), &["review", "list", "--url", &served.url]);
     assert!(ok && out.contains("nothing is waiting"), "{out}");
@@ -178,17 +170,16 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
         &["--role", "Pcq.Admin"],
     );
     let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
-    let (status, _) = call(
-        reqwest::Method::PUT,
-        &format!("{}/_pcq/admin/vetting-policy", served.url),
-        &admin,
-        Some(json!({"policy": "immediate"})),
-    )
-    .await;
+    let (status, _) = served
+        .call(
+            reqwest::Method::PUT,
+            "/_pcq/admin/vetting-policy",
+            &admin,
+            Some(json!({"policy": "immediate"})),
+        )
+        .await;
     assert_eq!(status, 200);
-    let audit_url = |url: &str| {
-        format!("{url}/v1/auditrecords?size=1000&operationType=update_customer_qualification")
-    };
+    let audit = "/v1/auditrecords?size=1000&operationType=update_customer_qualification";
     let decided = |page: &Value| {
         page["items"]
             .as_array()
@@ -216,7 +207,7 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
             !drain.is_finished(),
             "the drain finished before any decision was seen"
         );
-        let (_, page) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
+        let (_, page) = served.get(audit, &user).await;
         if decided(&page) > 0 {
             break;
         }
@@ -230,20 +221,21 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
 
     // Restart; finish the work.
     let served = PCQ.serve_in(cwd.path(), &["--no-worker", "--seed", "seed.json"]);
-    let (_, before) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
+    let (_, before) = served.get(audit, &user).await;
     let decided_before = decided(&before);
     eprintln!("{decided_before} of {CUSTOMERS} were decided before the crash");
     assert!(
         decided_before > 0 && decided_before < CUSTOMERS,
         "the crash fell in the middle"
     );
-    let (status, progress) = call(
-        reqwest::Method::POST,
-        &format!("{}/_pcq/admin/worker/drain", served.url),
-        &admin,
-        None,
-    )
-    .await;
+    let (status, progress) = served
+        .call(
+            reqwest::Method::POST,
+            "/_pcq/admin/worker/drain",
+            &admin,
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         progress["vettingDecisions"].as_u64().unwrap() as usize + decided_before,
@@ -251,7 +243,7 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     );
 
     // Exactly one decision per customer.
-    let (_, after) = call(reqwest::Method::GET, &audit_url(&served.url), &user, None).await;
+    let (_, after) = served.get(audit, &user).await;
     let mut decided: Vec<&str> = after["items"]
         .as_array()
         .unwrap()
@@ -263,16 +255,12 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
     decided.sort_unstable();
     decided.dedup();
     assert_eq!(decided.len(), CUSTOMERS, "no customer decided twice");
-    let (_, history) = call(
-        reqwest::Method::GET,
-        &format!(
-            "{}/_pcq/customers/{}/qualifications/history",
-            served.url, decided[0]
-        ),
-        &user,
-        None,
-    )
-    .await;
+    let (_, history) = served
+        .get(
+            &format!("/_pcq/customers/{}/qualifications/history", decided[0]),
+            &user,
+        )
+        .await;
     assert_eq!(
         history.as_array().unwrap().len(),
         2,
