@@ -172,15 +172,13 @@ async fn app_only_credentials_read_but_cannot_set_qualifications() {
         "This resource can't be accessed by application credentials."
     );
     let resp = app
-        .req(
+        .send(
             Method::PUT,
             &format!("/v1/customers/{customer}/qualification"),
             &partner.app,
+            Some(&json!("Education")),
         )
-        .json(&json!("Education"))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_fault(resp, 403, 900150).await;
     assert_eq!(app.qualifications(&partner, customer).await, []);
 }

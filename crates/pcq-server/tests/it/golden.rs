@@ -63,34 +63,16 @@ async fn czech_page_integer_bodies() {
         let customer = app
             .create_customer(&partner, &format!("cz{i}.example.cz"))
             .await;
-        let resp = app
-            .req(
-                Method::POST,
-                &format!("/v1/customers/{customer}/qualifications"),
-                &partner.user,
-            )
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/v1/customers/{customer}/qualifications");
+        let resp = app.send_raw(&path, &partner.user, body).await;
         let (status, json) = status_json(resp).await;
         assert_eq!(status, StatusCode::CREATED, "{body}: {json}");
         assert_eq!(json["qualification"], "Education");
         assert_eq!(json["vettingStatus"], "InReview");
     }
     let customer = app.create_customer(&partner, "empty.example.cz").await;
-    let resp = app
-        .req(
-            Method::POST,
-            &format!("/v1/customers/{customer}/qualifications?code=1"),
-            &partner.user,
-        )
-        .header("Content-Type", "application/json")
-        .send()
-        .await
-        .unwrap();
-    let fault = assert_fault(resp, 400, 800002).await;
+    let path = format!("/v1/customers/{customer}/qualifications?code=1");
+    let fault = assert_fault(app.send_raw(&path, &partner.user, "").await, 400, 800002).await;
     assert!(fault.description.contains("qualification"));
     assert_eq!(app.qualifications_json(&partner, customer).await, json!([]));
 }
@@ -348,11 +330,8 @@ async fn legacy_put_and_get() {
         };
         let path = format!("/v1/customers/{customer}/qualification{query}");
         let resp = app
-            .req(Method::PUT, &path, &partner.user)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send(Method::PUT, &path, &partner.user, Some(&body))
+            .await;
         assert_eq!(
             status_json(resp).await,
             (StatusCode::OK, json!(want)),
@@ -367,11 +346,8 @@ async fn legacy_put_and_get() {
         assert_eq!(status_json(resp).await, (StatusCode::OK, json!(want)));
         // The same PUT again succeeds and changes nothing.
         let resp = app
-            .req(Method::PUT, &path, &partner.user)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send(Method::PUT, &path, &partner.user, Some(&body))
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
             app.qualifications_json(&partner, customer)

@@ -47,11 +47,7 @@ async fn wrong_methods_are_405_with_allow() {
         ),
     ];
     for (method, path, expected) in cases {
-        let resp = app
-            .req(method.clone(), &path, &partner.user)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.send(method.clone(), &path, &partner.user, None).await;
         let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
         assert!(allow.contains(expected), "{method} {path}: allow {allow}");
         let fault = assert_fault(resp, 405, 950405).await;
@@ -70,26 +66,12 @@ async fn bodies_that_are_not_json_are_400() {
         "[1,2",
         "\u{0}",
     ] {
-        let resp = app
-            .req(
-                Method::POST,
-                &format!("/v1/customers/{customer}/qualifications"),
-                &partner.user,
-            )
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_fault(resp, 400, 800002).await;
+        let path = format!("/v1/customers/{customer}/qualifications");
+        assert_fault(app.send_raw(&path, &partner.user, body).await, 400, 800002).await;
     }
     let resp = app
-        .req(Method::POST, "/v1/customers", &partner.user)
-        .header("Content-Type", "application/json")
-        .body(vec![0xffu8, 0xfe, 0x00])
-        .send()
-        .await
-        .unwrap();
+        .send_raw("/v1/customers", &partner.user, vec![0xffu8, 0xfe, 0x00])
+        .await;
     assert_fault(resp, 400, 800002).await;
     assert_eq!(app.qualifications(&partner, customer).await, []);
 }
@@ -267,13 +249,7 @@ async fn hostile_inputs_never_cause_a_server_error() {
             format!("/v1/customers/{customer}/qualifications"),
             "/v1/customers".to_owned(),
         ] {
-            let resp = app
-                .req(Method::POST, &path, &partner.user)
-                .header("Content-Type", "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap();
+            let resp = app.send_raw(&path, &partner.user, body.clone()).await;
             let status = resp.status();
             assert!(
                 status.is_client_error(),
@@ -285,15 +261,13 @@ async fn hostile_inputs_never_cause_a_server_error() {
         }
     }
     let resp = app
-        .req(
+        .send(
             Method::PUT,
             &format!("/v1/customers/{customer}/qualification?code=%FF%FE"),
             &partner.user,
+            Some(&json!("GovernmentCommunityCloud")),
         )
-        .json(&json!("GovernmentCommunityCloud"))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert!(resp.status().is_client_error());
     assert_eq!(app.qualifications(&partner, customer).await, []);
 }

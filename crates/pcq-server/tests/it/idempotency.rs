@@ -2,7 +2,7 @@
 //! changes nothing, sequentially, concurrently and across a restart; the same id with another
 //! body is a 409.
 
-use crate::common::{Partner, TestApp, assert_fault, status_json};
+use crate::common::{Partner, TestApp, assert_fault, gcc, status_json};
 use pcq_core::Qualification;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ async fn gcc_request(
     let code = app.issue_code(partner, max_creates).await;
     let customer = app.create_customer(partner, domain).await;
     let path = format!("/v1/customers/{customer}/qualifications");
-    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let body = gcc(&code);
     (customer, path, body)
 }
 
@@ -159,7 +159,7 @@ async fn business_failures_are_replayed_too() {
         .create_customer(&partner, "fail-replay.example.gov")
         .await;
     let path = format!("/v1/customers/{customer}/qualifications");
-    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": "424242"});
+    let body = gcc("424242");
     let first = send(&app, &partner.user, &path, "fails-once", &body).await;
     assert_eq!(first.0, StatusCode::BAD_REQUEST);
     // The code appears afterwards; the retry still gets the stored answer.

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::common::{AUDIENCE, TestApp, assert_fault, status_json};
+use crate::common::{AUDIENCE, TestApp, assert_fault, gcc, status_json};
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -174,6 +174,14 @@ impl JwksServer {
     }
 }
 
+/// A JWKS server holding the Entra ID key, and a node trusting it (and the JWKS file of
+/// [`spawn_with_providers`]).
+async fn entra_node(min_refresh_seconds: u64) -> (JwksServer, TestApp) {
+    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
+    let app = spawn_with_providers(&jwks, min_refresh_seconds, |_| {}).await;
+    (jwks, app)
+}
+
 /// A node trusting the JWKS server (Entra ID form) and a JWKS file (a single-tenant provider).
 async fn spawn_with_providers(
     jwks: &JwksServer,
@@ -278,8 +286,7 @@ fn bearer(token: &str) -> String {
 
 /// Real-shaped tokens of both providers are accepted and act for their own tenant.
 async fn tokens_of_configured_providers_are_accepted() {
-    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
-    let app = spawn_with_providers(&jwks, 60, |_| {}).await;
+    let (jwks, app) = entra_node(60).await;
     assert_eq!(jwks.hits(), 1, "keys fetched once at start");
 
     let tenant = Uuid::new_v4();
@@ -318,8 +325,7 @@ async fn tokens_of_configured_providers_are_accepted() {
 /// The attack matrix against the external providers: each gets 401 (or 403) and the envelope,
 /// and none reaches a handler (a POST that would create a customer creates none).
 async fn forged_and_invalid_tokens_never_reach_a_handler() {
-    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
-    let app = spawn_with_providers(&jwks, 3600, |_| {}).await;
+    let (jwks, app) = entra_node(3600).await;
     let tenant = Uuid::new_v4();
     let claims = entra_claims(tenant);
     let good = keys().entra.sign(&claims);
@@ -508,8 +514,7 @@ async fn forged_and_invalid_tokens_never_reach_a_handler() {
 
 /// Credential kinds and roles from external tokens, and reviewers versus partners' data.
 async fn external_tokens_get_the_routes_their_claims_allow() {
-    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
-    let app = spawn_with_providers(&jwks, 60, |_| {}).await;
+    let (_jwks, app) = entra_node(60).await;
     let tenant = Uuid::new_v4();
     let partner_token = keys().entra.sign(&entra_claims(tenant));
     let customer = {
@@ -549,11 +554,7 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
         (Method::GET, "/_pcq/admin/clock".to_owned()),
         (Method::POST, "/_pcq/admin/worker/drain".to_owned()),
     ] {
-        let resp = app
-            .req(method.clone(), &path, &partner_token)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.send(method.clone(), &path, &partner_token, None).await;
         assert_fault(resp, 403, 900150).await;
     }
 
@@ -577,9 +578,8 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
 /// A key rotation: the provider publishes a new key; the first token naming it makes pcq fetch
 /// the keys again. A flood of unknown key ids within the minimum interval causes no fetch.
 async fn key_rotation_refetches_within_the_rate_limit() {
-    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
     // A minimum interval of 0: every unknown kid may refetch.
-    let app = spawn_with_providers(&jwks, 0, |_| {}).await;
+    let (jwks, app) = entra_node(0).await;
     let tenant = Uuid::new_v4();
     let rotated = keys().rotated.sign(&entra_claims(tenant));
     assert_fault(app.fetch("/v1/customers", &rotated).await, 401, 400).await;
@@ -668,7 +668,7 @@ async fn gcc_needs_a_gdap_role() {
         wids: vec!["62e90394-69f5-4237-9190-012177145e10".into()],
         ..TestApp::spec(partner.tenant)
     });
-    let gcc = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let request = gcc(&code);
     let mut customers = Vec::new();
     for n in 0..4 {
         customers.push(
@@ -681,7 +681,7 @@ async fn gcc_needs_a_gdap_role() {
             app.send_post(
                 &format!("/v1/customers/{}/qualifications", customers[0]),
                 token,
-                &gcc,
+                &request,
             )
             .await,
             403,
@@ -723,7 +723,7 @@ async fn gcc_needs_a_gdap_role() {
             app.send_post(
                 &format!("/v1/customers/{customer}/qualifications"),
                 token,
-                &gcc,
+                &request,
             )
             .await,
         )
@@ -732,15 +732,13 @@ async fn gcc_needs_a_gdap_role() {
     }
     // The legacy endpoint asks for no GDAP role, as in Partner Center.
     let (status, body) = status_json(
-        app.req(
+        app.send(
             Method::PUT,
             &format!("/v1/customers/{}/qualification?code={code}", customers[3]),
             &without,
+            Some(&json!("GovernmentCommunityCloud")),
         )
-        .json(&json!("GovernmentCommunityCloud"))
-        .send()
-        .await
-        .unwrap(),
+        .await,
     )
     .await;
     assert!(status.is_success(), "{status} {body}");
@@ -758,7 +756,7 @@ async fn gcc_needs_a_gdap_role() {
         open.send_post(
             &format!("/v1/customers/{customer}/qualifications"),
             &without,
-            &json!({"qualification": "GovernmentCommunityCloud", "validationCode": code}),
+            &gcc(&code),
         )
         .await,
     )

@@ -326,6 +326,45 @@ impl Case<'_> {
         }
     }
 
+    /// Sends `actor`'s request, which must change nothing that `owner` or `actor` can see.
+    async fn call_changing_nothing(
+        &self,
+        actor: usize,
+        owner: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, TestCaseError> {
+        let before = (
+            self.visible_state(owner).await,
+            self.visible_state(actor).await,
+        );
+        let answer = self
+            .call(method.clone(), path, self.token(actor), body, &[])
+            .await;
+        let after = (
+            self.visible_state(owner).await,
+            self.visible_state(actor).await,
+        );
+        prop_assert_eq!(
+            &before.0,
+            &after.0,
+            "partner {} changed partner {}'s data with {} {}",
+            actor,
+            owner,
+            method,
+            path
+        );
+        prop_assert_eq!(
+            &before.1,
+            &after.1,
+            "{} {} changed its own data",
+            actor,
+            path
+        );
+        Ok(answer)
+    }
+
     /// Runs a request about another partner's resource (`foreign`) and the same request about
     /// one that never existed (`unknown`); they must answer alike, and change nothing anyone
     /// can see. (Answering alike is the point, not failing: the legacy PUT of a qualification
@@ -338,35 +377,10 @@ impl Case<'_> {
         unknown: &str,
         request: impl Fn(&str) -> (Method, String, Option<Value>),
     ) -> Result<Answer, TestCaseError> {
-        let before = (
-            self.visible_state(owner).await,
-            self.visible_state(actor).await,
-        );
         let (method, path, body) = request(foreign);
         let answer = self
-            .call(method, &path, self.token(actor), body.as_ref(), &[])
-            .await;
-        let after = (
-            self.visible_state(owner).await,
-            self.visible_state(actor).await,
-        );
-        prop_assert_eq!(
-            &before.0,
-            &after.0,
-            "partner {} changed partner {}'s data with {} {}",
-            actor,
-            owner,
-            request(foreign).0,
-            path
-        );
-        prop_assert_eq!(
-            &before.1,
-            &after.1,
-            "{} {} changed its own data",
-            actor,
-            path
-        );
-
+            .call_changing_nothing(actor, owner, method, &path, body.as_ref())
+            .await?;
         let (method, unknown_path, body) = request(unknown);
         let never = self
             .call(method, &unknown_path, self.token(actor), body.as_ref(), &[])
@@ -396,34 +410,10 @@ impl Case<'_> {
         foreign: &str,
         request: impl Fn(&str) -> (Method, String, Option<Value>),
     ) -> Result<Answer, TestCaseError> {
-        let before = (
-            self.visible_state(owner).await,
-            self.visible_state(actor).await,
-        );
         let (method, path, body) = request(foreign);
         let answer = self
-            .call(method.clone(), &path, self.token(actor), body.as_ref(), &[])
-            .await;
-        let after = (
-            self.visible_state(owner).await,
-            self.visible_state(actor).await,
-        );
-        prop_assert_eq!(
-            &before.0,
-            &after.0,
-            "partner {} changed partner {}'s data with {} {}",
-            actor,
-            owner,
-            method,
-            path
-        );
-        prop_assert_eq!(
-            &before.1,
-            &after.1,
-            "{} {} changed its own data",
-            actor,
-            path
-        );
+            .call_changing_nothing(actor, owner, method, &path, body.as_ref())
+            .await?;
         prop_assert_eq!(answer.status, 403, "{} {:?}", path, answer);
         prop_assert_eq!(&answer.json()["code"], 20002, "{:?}", answer);
         self.check_no_foreign_names(actor, &path, &answer)?;

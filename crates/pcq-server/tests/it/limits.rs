@@ -39,6 +39,13 @@ async fn list_customers(app: &TestApp, partner: &Partner) -> reqwest::Response {
     app.fetch("/v1/customers", &partner.user).await
 }
 
+/// Lists the partner's customers `times` times, each answered 200 (using up as many tokens).
+async fn list_customers_ok(app: &TestApp, partner: &Partner, times: usize) {
+    for _ in 0..times {
+        assert_eq!(list_customers(app, partner).await.status(), StatusCode::OK);
+    }
+}
+
 /// Checks a 429: the envelope, and Retry-After in whole seconds within `1..=max_seconds`.
 async fn assert_throttled(resp: reqwest::Response, family: &str, max_seconds: u64) -> Envelope {
     assert!(resp.headers().contains_key("ms-correlationid"));
@@ -74,12 +81,7 @@ async fn assert_throttled(resp: reqwest::Response, family: &str, max_seconds: u6
 async fn a_partner_over_its_limit_gets_429_with_retry_after_and_the_envelope() {
     let app = throttled_app(|c| c.throttle.customers = quota(3, 0)).await;
     let partner = app.partner();
-    for _ in 0..3 {
-        assert_eq!(
-            list_customers(&app, &partner).await.status(),
-            StatusCode::OK
-        );
-    }
+    list_customers_ok(&app, &partner, 3).await;
     // One token every 20 seconds.
     let fault = assert_throttled(list_customers(&app, &partner).await, "customers", 20).await;
     let description = fault.description.as_str();
@@ -141,10 +143,7 @@ async fn unauthenticated_requests_get_401_and_take_no_token() {
         let resp = app.anon(Method::GET, "/v1/customers").send().await.unwrap();
         assert_fault(resp, 401, 800001).await;
     }
-    assert_eq!(
-        list_customers(&app, &partner).await.status(),
-        StatusCode::OK
-    );
+    list_customers_ok(&app, &partner, 1).await;
     // Once throttled, a request without a valid token still gets its 401 first.
     assert_throttled(list_customers(&app, &partner).await, "customers", 60).await;
     let resp = app.fetch("/v1/customers", "not-a-token").await;
@@ -156,28 +155,15 @@ async fn buckets_refill_as_pcq_time_passes() {
     // Two at once, then one every 30 seconds.
     let app = throttled_app(|c| c.throttle.customers = quota(2, 0)).await;
     let partner = app.partner();
-    for _ in 0..2 {
-        assert_eq!(
-            list_customers(&app, &partner).await.status(),
-            StatusCode::OK
-        );
-    }
+    list_customers_ok(&app, &partner, 2).await;
     assert_throttled(list_customers(&app, &partner).await, "customers", 30).await;
     // Thirty seconds later there is exactly one token.
     app.advance("30s").await;
-    assert_eq!(
-        list_customers(&app, &partner).await.status(),
-        StatusCode::OK
-    );
+    list_customers_ok(&app, &partner, 1).await;
     assert_throttled(list_customers(&app, &partner).await, "customers", 30).await;
     // A minute later the bucket is full again: two, and no more.
     app.advance("1m").await;
-    for _ in 0..2 {
-        assert_eq!(
-            list_customers(&app, &partner).await.status(),
-            StatusCode::OK
-        );
-    }
+    list_customers_ok(&app, &partner, 2).await;
     assert_throttled(list_customers(&app, &partner).await, "customers", 30).await;
 }
 
@@ -186,12 +172,7 @@ async fn burst_sets_how_many_requests_may_come_at_once() {
     // 60 per minute, but at most 2 at once: after 2, the next token comes within a second.
     let app = throttled_app(|c| c.throttle.customers = quota(60, 2)).await;
     let partner = app.partner();
-    for _ in 0..2 {
-        assert_eq!(
-            list_customers(&app, &partner).await.status(),
-            StatusCode::OK
-        );
-    }
+    list_customers_ok(&app, &partner, 2).await;
     let fault = assert_throttled(list_customers(&app, &partner).await, "customers", 1).await;
     assert!(fault.description.contains("at most 2 at once"));
 }
@@ -231,10 +212,7 @@ async fn with_throttling_off_nothing_is_ever_429() {
     app.register_webhook(&partner, "http://127.0.0.1:9/hook", &["test-created"])
         .await;
     for _ in 0..20 {
-        assert_eq!(
-            list_customers(&app, &partner).await.status(),
-            StatusCode::OK
-        );
+        list_customers_ok(&app, &partner, 1).await;
         let resp = app.send_test_event(&partner, None).await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
@@ -399,22 +377,14 @@ async fn request_heads_over_the_limit_are_431() {
     }
     closed_after(&mut stream, Instant::now()).await;
     // The server is unharmed.
-    assert_eq!(
-        list_customers(&app, &partner).await.status(),
-        StatusCode::OK
-    );
+    list_customers_ok(&app, &partner, 1).await;
 }
 
 #[tokio::test]
 async fn json_nested_too_deep_is_400_before_parsing() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
-    let post = |body: String| {
-        app.req(Method::POST, "/v1/customers", &partner.user)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-    };
+    let post = |body: String| app.send_raw("/v1/customers", &partner.user, body);
     // Default 64: 65 levels are refused, also when the body is not even complete JSON.
     for body in [
         format!(
@@ -425,7 +395,7 @@ async fn json_nested_too_deep_is_400_before_parsing() {
         "[".repeat(500_000),
         "{\"a\":".repeat(100_000),
     ] {
-        let fault = assert_fault(post(body).await.unwrap(), 400, 800002).await;
+        let fault = assert_fault(post(body).await, 400, 800002).await;
         assert_eq!(fault.error_name, "JsonNestingTooDeep");
         assert!(fault.description.contains("64 levels"), "{fault:?}");
     }
@@ -435,11 +405,11 @@ async fn json_nested_too_deep_is_400_before_parsing() {
         "[".repeat(63),
         "]".repeat(63)
     );
-    assert_eq!(post(body).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(post(body).await.status(), StatusCode::CREATED);
     // Brackets inside strings do not count.
     let body = json!({"companyProfile": {"domain": "strings.example.com", "companyName": "[".repeat(200)}})
         .to_string();
-    assert_eq!(post(body).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(post(body).await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The business rules of SPEC §1, each through HTTP, with the stored state checked after every
 //! rejected request.
 
-use crate::common::{TestApp, assert_fault, status_json};
+use crate::common::{TestApp, assert_fault, gcc, status_json};
 use pcq_core::Qualification;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -87,13 +87,7 @@ async fn education_and_gcc_exclude_each_other_soe_stacks() {
             .status(),
         201
     );
-    let resp = app
-        .post_qualification(
-            &partner,
-            edu,
-            &json!({"qualification": "GovernmentCommunityCloud", "validationCode": code}),
-        )
-        .await;
+    let resp = app.post_qualification(&partner, edu, &gcc(&code)).await;
     let fault = assert_fault(resp, 409, 950409).await;
     assert_eq!(fault.error_name, "QualificationConflict");
     assert_eq!(
@@ -108,27 +102,31 @@ async fn education_and_gcc_exclude_each_other_soe_stacks() {
         201
     );
 
-    let gcc = app.create_customer(&partner, "gcc-first.example.gov").await;
+    let gcc_customer = app.create_customer(&partner, "gcc-first.example.gov").await;
     let resp = app
-        .post_qualification(
-            &partner,
-            gcc,
-            &json!({"qualification": "GovernmentCommunityCloud", "validationCode": code}),
-        )
+        .post_qualification(&partner, gcc_customer, &gcc(&code))
         .await;
     assert_eq!(resp.status(), 201);
     let resp = app
-        .post_qualification(&partner, gcc, &json!({"qualification": "Education"}))
+        .post_qualification(
+            &partner,
+            gcc_customer,
+            &json!({"qualification": "Education"}),
+        )
         .await;
     assert_fault(resp, 409, 950409).await;
     assert_eq!(
-        app.post_qualification(&partner, gcc, &json!({"qualification": "StateOwnedEntity"}))
-            .await
-            .status(),
+        app.post_qualification(
+            &partner,
+            gcc_customer,
+            &json!({"qualification": "StateOwnedEntity"})
+        )
+        .await
+        .status(),
         201
     );
 
-    let quals = app.qualifications(&partner, gcc).await;
+    let quals = app.qualifications(&partner, gcc_customer).await;
     let names: Vec<Qualification> = quals.iter().map(|q| q.qualification).collect();
     assert_eq!(
         names,
@@ -203,8 +201,6 @@ async fn gcc_validation_code_rules() {
     let partner = app.partner();
     let other = app.partner();
     let customer = app.create_customer(&partner, "gcc-rules.example.gov").await;
-    let gcc =
-        |code: &str| json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
 
     // Missing.
     let resp = app
@@ -284,7 +280,7 @@ async fn concurrent_gcc_creates_never_overdraw_a_code() {
                 .await,
         );
     }
-    let body = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let body = gcc(&code);
     let tasks = customers
         .iter()
         .map(|c| app.post_qualification(&partner, *c, &body));
@@ -315,7 +311,7 @@ async fn concurrent_exclusive_requests_for_one_customer_leave_one() {
     let partner = app.partner();
     let code = app.issue_code(&partner, 100).await;
     let education = json!({"qualification": "Education", "educationSegment": "K12"});
-    let gcc = json!({"qualification": "GovernmentCommunityCloud", "validationCode": code});
+    let gcc = gcc(&code);
     let soe = json!({"qualification": "StateOwnedEntity"});
     let mut gcc_created = 0;
     for i in 0..8 {
@@ -375,11 +371,13 @@ async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
     ];
     for (method, path) in &paths {
         let resp = app
-            .req(method.clone(), path, &stranger.user)
-            .json(&json!({"qualification": "StateOwnedEntity"}))
-            .send()
-            .await
-            .unwrap();
+            .send(
+                method.clone(),
+                path,
+                &stranger.user,
+                Some(&json!({"qualification": "StateOwnedEntity"})),
+            )
+            .await;
         let fault = assert_fault(resp, 403, 20002).await;
         assert!(
             fault.description.contains(&customer.to_string()),
@@ -392,11 +390,13 @@ async fn customers_of_other_partners_are_403_20002_unknown_ones_404() {
     for (method, path) in &paths {
         let path = path.replace(&customer.to_string(), &unknown.to_string());
         let resp = app
-            .req(method.clone(), &path, &owner.user)
-            .json(&json!({"qualification": "StateOwnedEntity"}))
-            .send()
-            .await
-            .unwrap();
+            .send(
+                method.clone(),
+                &path,
+                &owner.user,
+                Some(&json!({"qualification": "StateOwnedEntity"})),
+            )
+            .await;
         assert_fault(resp, 404, 60003).await;
     }
 }

@@ -1,7 +1,7 @@
 //! Asynchronous vetting through HTTP: every policy, run-time policy changes and the sandbox
 //! clock. The worker is drained explicitly; nothing waits on wall-clock time.
 
-use crate::common::{Partner, TestApp, assert_fault, redact_dates, status_json};
+use crate::common::{Partner, TestApp, assert_fault, gcc, redact_dates, status_json};
 use pcq_core::{Qualification, VettingStatus, wire};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -221,14 +221,13 @@ async fn a_policy_change_applies_to_pending_decisions() {
 
     // DELETE returns to the configured (manual) policy.
     let resp = app
-        .req(
+        .send(
             Method::DELETE,
             "/_pcq/admin/vetting-policy",
             &app.admin_token(),
+            None,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     let (status, policy) = status_json(resp).await;
     assert_eq!(
         (status, policy["policy"].as_str(), policy["source"].as_str()),
@@ -277,11 +276,7 @@ async fn gcc_can_be_routed_to_review() {
     let code = app.issue_code(&partner, 2).await;
     let customer = app.create_customer(&partner, "agency.example.gov").await;
     let resp = app
-        .post_qualification(
-            &partner,
-            customer,
-            &json!({"qualification": "GovernmentCommunityCloud", "validationCode": code}),
-        )
+        .post_qualification(&partner, customer, &gcc(&code))
         .await;
     let (status, body) = status_json(resp).await;
     assert_eq!(
@@ -320,12 +315,7 @@ async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
         (Method::POST, "/_pcq/admin/worker/drain", json!(null)),
     ] {
         for token in [partner.user.clone(), app.reviewer_token()] {
-            let resp = app
-                .req(method.clone(), path, &token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let resp = app.send(method.clone(), path, &token, Some(&body)).await;
             assert_fault(resp, 403, 900150).await;
         }
     }
@@ -338,11 +328,13 @@ async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
         json!("immediate"),
     ] {
         let resp = app
-            .req(Method::PUT, "/_pcq/admin/vetting-policy", &admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .send(
+                Method::PUT,
+                "/_pcq/admin/vetting-policy",
+                &admin,
+                Some(&body),
+            )
+            .await;
         assert_fault(resp, 400, 800002).await;
     }
     for body in [

@@ -60,11 +60,7 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     let resp = app.fetch("/webhooks/v1/registration", &partner.app).await;
     assert_fault(resp, 404, 1000).await;
     let resp = app
-        .send_post(
-            "/webhooks/v1/registration",
-            &partner.app,
-            &json!({"WebhookUrl": "https://hooks.example.com/a", "WebhookEvents": ["test-created"]}),
-        )
+        .post_registration(&partner, "https://hooks.example.com/a", &["test-created"])
         .await;
     let (status, created) = status_json(resp).await;
     assert_eq!(status, StatusCode::OK);
@@ -73,11 +69,7 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     assert_eq!(created["WebhookEvents"], json!(["test-created"]));
 
     let resp = app
-        .send_post(
-            "/webhooks/v1/registration",
-            &partner.app,
-            &json!({"WebhookUrl": "https://hooks.example.com/b", "WebhookEvents": ["test-created"]}),
-        )
+        .post_registration(&partner, "https://hooks.example.com/b", &["test-created"])
         .await;
     assert_eq!(
         assert_fault(resp, 409, 950409).await.error_name,
@@ -85,11 +77,13 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
     );
 
     let resp = app
-        .req(Method::PUT, "/webhooks/v1/registration", &partner.user)
-        .json(&json!({"webhookUrl": "https://hooks.example.com/b", "webhookEvents": EVENTS}))
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PUT,
+            "/webhooks/v1/registration",
+            &partner.user,
+            Some(&json!({"webhookUrl": "https://hooks.example.com/b", "webhookEvents": EVENTS})),
+        )
+        .await;
     let (status, updated) = status_json(resp).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["SubscriberId"], created["SubscriberId"]);
@@ -108,33 +102,43 @@ async fn registration_lifecycle_in_the_partner_center_shape() {
         json!({"WebhookEvents": ["test-created"]}),
     ] {
         let resp = app
-            .req(Method::PUT, "/webhooks/v1/registration", &partner.app)
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+            .send(
+                Method::PUT,
+                "/webhooks/v1/registration",
+                &partner.app,
+                Some(&bad),
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 
     let resp = app
-        .req(Method::DELETE, "/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::DELETE,
+            "/webhooks/v1/registration",
+            &partner.app,
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(resp.headers().contains_key("ms-requestid"));
     let resp = app
-        .req(Method::DELETE, "/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::DELETE,
+            "/webhooks/v1/registration",
+            &partner.app,
+            None,
+        )
+        .await;
     assert_fault(resp, 404, 1000).await;
     let resp = app
-        .req(Method::PUT, "/webhooks/v1/registration", &partner.app)
-        .json(&updated)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::PUT,
+            "/webhooks/v1/registration",
+            &partner.app,
+            Some(&updated),
+        )
+        .await;
     assert_fault(resp, 404, 1000).await;
 }
 
@@ -154,10 +158,13 @@ async fn a_validation_event_arrives_signed_and_its_status_is_reported() {
         "NotRegisteredForTestEvents"
     );
     let resp = app
-        .req(Method::DELETE, "/webhooks/v1/registration", &partner.app)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            Method::DELETE,
+            "/webhooks/v1/registration",
+            &partner.app,
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     app.register_webhook(&partner, &receiver.url, &EVENTS).await;
 
@@ -537,13 +544,7 @@ async fn private_targets_are_refused_when_not_allowed() {
         "http://10.0.0.7/hooks",
         "http://2130706433/hooks",
     ] {
-        let resp = app
-            .send_post(
-                "/webhooks/v1/registration",
-                &partner.app,
-                &json!({"WebhookUrl": url, "WebhookEvents": EVENTS}),
-            )
-            .await;
+        let resp = app.post_registration(&partner, url, &EVENTS).await;
         let fault = assert_fault(resp, 400, 800002).await;
         assert_eq!(fault.error_name, "WebhookTargetNotAllowed", "{url}");
         assert!(

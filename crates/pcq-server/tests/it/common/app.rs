@@ -341,16 +341,11 @@ impl TestApp {
 
     /// Runs the worker until nothing is due (through the admin API); returns what it did.
     pub async fn drain(&self) -> Value {
-        let resp = self
-            .req(
-                Method::POST,
-                "/_pcq/admin/worker/drain",
-                &self.admin_token(),
-            )
-            .send()
-            .await
-            .unwrap();
-        ok(resp).await
+        let token = self.admin_token();
+        ok(self
+            .send(Method::POST, "/_pcq/admin/worker/drain", &token, None)
+            .await)
+        .await
     }
 
     /// Moves pcq's clock forward (through the admin API).
@@ -367,16 +362,15 @@ impl TestApp {
 
     /// Sets the vetting policy at run time (through the admin API).
     pub async fn set_policy(&self, changes: Value) {
+        let token = self.admin_token();
         let resp = self
-            .req(
+            .send(
                 Method::PUT,
                 "/_pcq/admin/vetting-policy",
-                &self.admin_token(),
+                &token,
+                Some(&changes),
             )
-            .json(&changes)
-            .send()
-            .await
-            .unwrap();
+            .await;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap();
         assert_eq!(
@@ -394,15 +388,21 @@ impl TestApp {
         })
     }
 
-    /// Registers `partner` for webhook events at `url`.
+    /// Asks to register `partner` for webhook `events` at `url`.
+    pub async fn post_registration(
+        &self,
+        partner: &Partner,
+        url: &str,
+        events: &[&str],
+    ) -> Response {
+        let body = json!({"WebhookUrl": url, "WebhookEvents": events});
+        self.send_post("/webhooks/v1/registration", &partner.app, &body)
+            .await
+    }
+
+    /// Registers `partner` for webhook `events` at `url`.
     pub async fn register_webhook(&self, partner: &Partner, url: &str, events: &[&str]) {
-        let resp = self
-            .send_post(
-                "/webhooks/v1/registration",
-                &partner.app,
-                &json!({"WebhookUrl": url, "WebhookEvents": events}),
-            )
-            .await;
+        let resp = self.post_registration(partner, url, events).await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
 
@@ -442,9 +442,39 @@ impl TestApp {
         self.get(path, token).send().await.unwrap()
     }
 
+    /// Sends `method` to `path` with a bearer token and, when given, `body` as JSON.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.req(method, path, token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
     /// POSTs `body` as JSON to `path` with a bearer token.
     pub async fn send_post(&self, path: &str, token: &str, body: &Value) -> Response {
         self.post(path, token, body).send().await.unwrap()
+    }
+
+    /// POSTs `body` exactly as given (raw bytes, labelled JSON) to `path` with a bearer token.
+    pub async fn send_raw(
+        &self,
+        path: &str,
+        token: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.req(Method::POST, path, token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// POSTs a qualification request with App+User credentials.

@@ -11,6 +11,11 @@ pub use app::{AUDIENCE, Partner, TestApp, fixture_signing_key, test_config};
 pub(crate) use backend::backend_tests;
 pub use backend::{Backend, backend, backend_schema, on_backend, with_backend};
 
+/// The body of a GovernmentCommunityCloud request with validation code `code`.
+pub fn gcc(code: &str) -> serde_json::Value {
+    serde_json::json!({"qualification": "GovernmentCommunityCloud", "validationCode": code})
+}
+
 /// Percent-encodes everything but unreserved URI characters (RFC 3986), for query values and
 /// path segments.
 pub fn urlencode(raw: &str) -> String {
