@@ -326,21 +326,22 @@ impl Case<'_> {
         }
     }
 
-    /// Sends `actor`'s request, which must change nothing that `owner` or `actor` can see.
-    async fn call_changing_nothing(
+    /// Sends `actor`'s request about `foreign` (another partner's resource), which must change
+    /// nothing that `owner` or `actor` can see; returns the request's path and the answer.
+    async fn call_about_foreign(
         &self,
         actor: usize,
         owner: usize,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Answer, TestCaseError> {
+        foreign: &str,
+        request: &impl Fn(&str) -> (Method, String, Option<Value>),
+    ) -> Result<(String, Answer), TestCaseError> {
+        let (method, path, body) = request(foreign);
         let before = (
             self.visible_state(owner).await,
             self.visible_state(actor).await,
         );
         let answer = self
-            .call(method.clone(), path, self.token(actor), body, &[])
+            .call(method.clone(), &path, self.token(actor), body.as_ref(), &[])
             .await;
         let after = (
             self.visible_state(owner).await,
@@ -362,7 +363,7 @@ impl Case<'_> {
             actor,
             path
         );
-        Ok(answer)
+        Ok((path, answer))
     }
 
     /// Runs a request about another partner's resource (`foreign`) and the same request about
@@ -377,9 +378,8 @@ impl Case<'_> {
         unknown: &str,
         request: impl Fn(&str) -> (Method, String, Option<Value>),
     ) -> Result<Answer, TestCaseError> {
-        let (method, path, body) = request(foreign);
-        let answer = self
-            .call_changing_nothing(actor, owner, method, &path, body.as_ref())
+        let (path, answer) = self
+            .call_about_foreign(actor, owner, foreign, &request)
             .await?;
         let (method, unknown_path, body) = request(unknown);
         let never = self
@@ -410,9 +410,8 @@ impl Case<'_> {
         foreign: &str,
         request: impl Fn(&str) -> (Method, String, Option<Value>),
     ) -> Result<Answer, TestCaseError> {
-        let (method, path, body) = request(foreign);
-        let answer = self
-            .call_changing_nothing(actor, owner, method, &path, body.as_ref())
+        let (path, answer) = self
+            .call_about_foreign(actor, owner, foreign, &request)
             .await?;
         prop_assert_eq!(answer.status, 403, "{} {:?}", path, answer);
         prop_assert_eq!(&answer.json()["code"], 20002, "{:?}", answer);

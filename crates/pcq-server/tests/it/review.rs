@@ -1,7 +1,7 @@
 //! The reviewer workflow: the queue, decisions, conflicts, re-requests and histories.
 
 use crate::common::{Partner, TestApp, assert_fault, status_json};
-use pcq_core::{Qualification, VettingStatus};
+use pcq_core::VettingStatus;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -152,11 +152,8 @@ async fn approving_and_conflicting_decisions() {
         (status, body["vettingStatus"].as_str()),
         (StatusCode::OK, Some("Approved"))
     );
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::Approved)
+        .await;
     assert_eq!(queue(&app, "").await["totalCount"], 0);
 
     // Deciding again is a conflict, and changes nothing.
@@ -170,11 +167,8 @@ async fn approving_and_conflicting_decisions() {
     .await;
     let fault = assert_fault(resp, 409, 950409).await;
     assert_eq!(fault.error_name, "NotInReview");
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::Approved)
+        .await;
 
     // A qualification without vetting, or one the customer lacks.
     let soe = app.create_customer(&partner, "soe.example.com").await;
@@ -248,11 +242,8 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         let resp = decide(&app, &reviewer, customer, body.clone()).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
     }
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
 
     let resp = decide(
         &app,
@@ -303,11 +294,8 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
         ),
         ("VettingRoundChanged", "2")
     );
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
     let resp = decide(
         &app,
         &reviewer,
@@ -366,11 +354,8 @@ async fn only_reviewers_and_admins_review_and_only_owners_read_histories() {
         )
         .await;
     }
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
 
     // A reviewer token gives no access to partners' data through the partner API.
     let reviewer = app.reviewer_token();

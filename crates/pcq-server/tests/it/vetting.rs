@@ -42,11 +42,8 @@ async fn immediate_policy_decides_on_the_next_worker_step() {
     let app = TestApp::spawn_with(|c| c.vetting.policy = pcq_core::vetting::Mode::Immediate).await;
     let partner = app.partner();
     let customer = app.request_education(&partner, "now.example.com").await;
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
     assert_eq!(app.drain().await["vettingDecisions"], 1);
     assert_eq!(
         redact_dates(json!([education_json(&app, &partner, customer).await])),
@@ -64,11 +61,8 @@ async fn after_policy_decides_when_the_sandbox_clock_passes_the_delay() {
     let customer = app.request_education(&partner, "later.example.edu").await;
     app.advance("71h").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
     app.advance("1h").await;
     assert_eq!(app.drain().await["vettingDecisions"], 1);
     let q = education(&app, &partner, customer).await;
@@ -86,16 +80,10 @@ async fn after_reads_policy_decides_on_the_nth_get() {
     app.set_policy(json!({"policy": "after_reads", "afterReads": 3, "outcome": "deny", "denyReason": "Not an Education Customer"})).await;
     let partner = app.partner();
     let customer = app.request_education(&partner, "reads.example.com").await;
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
+    app.assert_education_status(&partner, customer, VettingStatus::InReview)
+        .await;
     let third = education(&app, &partner, customer).await;
     assert_eq!(
         third.vetting_status,
@@ -123,11 +111,8 @@ async fn after_reads_policy_decides_on_the_nth_get() {
             .await;
         assert_fault(resp, 403, 20002).await;
     }
-    assert_eq!(
-        app.vetting_status(&partner, second_customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, second_customer, VettingStatus::InReview)
+        .await;
 }
 
 async fn domain_rules_approve_academic_domains_and_websites() {
@@ -151,21 +136,12 @@ async fn domain_rules_approve_academic_domains_and_websites() {
         .await;
     let polish = app.request_education(&partner, "szkola.edu.pl").await;
     assert_eq!(app.drain().await["vettingDecisions"], 4);
-    assert_eq!(
-        app.vetting_status(&partner, by_domain, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
-    assert_eq!(
-        app.vetting_status(&partner, by_website, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
-    assert_eq!(
-        app.vetting_status(&partner, polish, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
+    app.assert_education_status(&partner, by_domain, VettingStatus::Approved)
+        .await;
+    app.assert_education_status(&partner, by_website, VettingStatus::Approved)
+        .await;
+    app.assert_education_status(&partner, polish, VettingStatus::Approved)
+        .await;
     let denied = education(&app, &partner, neither).await;
     assert_eq!(denied.vetting_status, Some(VettingStatus::Denied));
     assert_eq!(
@@ -184,16 +160,10 @@ async fn configured_suffixes_replace_the_defaults() {
     let edu = app.request_education(&partner, "old.example.edu").await;
     let school = app.request_education(&partner, "new.example.school").await;
     app.drain().await;
-    assert_eq!(
-        app.vetting_status(&partner, edu, Qualification::Education)
-            .await,
-        Some(VettingStatus::Denied)
-    );
-    assert_eq!(
-        app.vetting_status(&partner, school, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
+    app.assert_education_status(&partner, edu, VettingStatus::Denied)
+        .await;
+    app.assert_education_status(&partner, school, VettingStatus::Approved)
+        .await;
 }
 
 async fn a_policy_change_applies_to_pending_decisions() {
@@ -235,11 +205,8 @@ async fn a_policy_change_applies_to_pending_decisions() {
     );
     let again = app.request_education(&partner, "switch2.example.com").await;
     assert_eq!(app.drain().await["vettingDecisions"], 0);
-    assert_eq!(
-        app.vetting_status(&partner, again, Qualification::Education)
-            .await,
-        Some(VettingStatus::InReview)
-    );
+    app.assert_education_status(&partner, again, VettingStatus::InReview)
+        .await;
 }
 
 async fn the_run_time_policy_survives_a_restart() {
@@ -291,12 +258,14 @@ async fn gcc_can_be_routed_to_review() {
     app.set_policy(json!({"gccReview": true, "policy": "domain_rules"}))
         .await;
     app.drain().await;
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::GovernmentCommunityCloud)
-            .await,
-        Some(VettingStatus::Approved),
-        "the academic rules do not apply to GCC"
-    );
+    // The academic rules do not apply to GCC.
+    app.assert_vetting_status(
+        &partner,
+        customer,
+        Qualification::GovernmentCommunityCloud,
+        VettingStatus::Approved,
+    )
+    .await;
 }
 
 async fn policy_and_clock_controls_need_the_admin_role_and_valid_input() {
@@ -391,11 +360,8 @@ async fn requests_racing_a_policy_change_are_not_stranded() {
     }
     assert_eq!(app.drain().await["vettingDecisions"], 16);
     for customer in customers {
-        assert_eq!(
-            app.vetting_status(&partner, customer, Qualification::Education)
-                .await,
-            Some(VettingStatus::Approved)
-        );
+        app.assert_education_status(&partner, customer, VettingStatus::Approved)
+            .await;
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::common::{TestApp, assert_fault, status_json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use pcq_core::{Qualification, VettingStatus};
+use pcq_core::VettingStatus;
 use pcq_test_support::{Received, Receiver};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -277,11 +277,8 @@ async fn qualification_changes_are_announced_with_their_audit_record() {
         received[1].json()["AuditUri"]
     );
     // The receiver reads the new state from the ResourceUri.
-    assert_eq!(
-        app.vetting_status(&partner, customer, Qualification::Education)
-            .await,
-        Some(VettingStatus::Approved)
-    );
+    app.assert_education_status(&partner, customer, VettingStatus::Approved)
+        .await;
     // Nobody else's registration got anything.
     let log = app.deliveries(&app.partner()).await;
     assert!(log.is_empty());

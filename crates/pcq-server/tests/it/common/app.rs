@@ -293,19 +293,38 @@ impl TestApp {
         serde_json::from_value(self.qualifications_json(partner, customer).await).unwrap()
     }
 
-    /// The vetting status of the customer's `qualification` (which the customer must have).
-    pub async fn vetting_status(
+    /// Asserts the vetting status of the customer's Education qualification (which the
+    /// customer must have).
+    pub async fn assert_education_status(
+        &self,
+        partner: &Partner,
+        customer: Uuid,
+        expected: VettingStatus,
+    ) {
+        self.assert_vetting_status(partner, customer, Qualification::Education, expected)
+            .await;
+    }
+
+    /// Asserts the vetting status of the customer's `qualification` (which the customer must
+    /// have).
+    pub async fn assert_vetting_status(
         &self,
         partner: &Partner,
         customer: Uuid,
         qualification: Qualification,
-    ) -> Option<VettingStatus> {
-        self.qualifications(partner, customer)
+        expected: VettingStatus,
+    ) {
+        let held = self
+            .qualifications(partner, customer)
             .await
             .into_iter()
             .find(|q| q.qualification == qualification)
-            .unwrap_or_else(|| panic!("customer {customer} has no {qualification:?} qualification"))
-            .vetting_status
+            .unwrap_or_else(|| panic!("customer {customer} has no {qualification:?}"));
+        assert_eq!(
+            held.vetting_status,
+            Some(expected),
+            "the {qualification:?} qualification of {customer}"
+        );
     }
 
     /// The customer's qualifications exactly as the API returns them.

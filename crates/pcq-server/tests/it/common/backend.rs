@@ -44,25 +44,16 @@ pub async fn with_backend<F: std::future::Future>(backend: Backend, future: F) -
 /// `sqlite::name` and `postgres::name`.
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
-        mod sqlite {
+        crate::common::backend_tests!(@on sqlite Sqlite: $($name),*);
+        crate::common::backend_tests!(@on postgres Postgres: $($name),*);
+    };
+    (@on $module:ident $backend:ident: $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test]
                 async fn $name() {
                     crate::common::on_backend(
-                        crate::common::Backend::Sqlite,
-                        stringify!($name),
-                        super::$name(),
-                    )
-                    .await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    crate::common::on_backend(
-                        crate::common::Backend::Postgres,
+                        crate::common::Backend::$backend,
                         stringify!($name),
                         super::$name(),
                     )
