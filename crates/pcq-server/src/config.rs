@@ -184,7 +184,9 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// Deepest nesting of objects and arrays in a JSON body.
     pub max_json_depth: usize,
-    /// Time for an HTTP/1 request head to arrive, in seconds (fractions allowed).
+    /// Time for a new connection's first request head (HTTP/1) or preface and SETTINGS frame
+    /// (HTTP/2) to arrive, and for each later HTTP/1 request head, in seconds (fractions
+    /// allowed).
     pub header_read_timeout_seconds: f64,
     /// Time a connection may sit with no request in progress and no bytes moving, in seconds
     /// (fractions allowed).
@@ -199,7 +201,7 @@ impl LimitsConfig {
         Duration::from_secs_f64(self.request_timeout_seconds)
     }
 
-    /// The HTTP/1 header read timeout.
+    /// The request head timeout.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.header_read_timeout_seconds)
     }

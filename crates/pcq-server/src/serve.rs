@@ -3,14 +3,19 @@
 //!
 //! - at most `max_connections` connections are served at once; further ones wait in the
 //!   operating system's accept queue until one closes;
-//! - HTTP/1: a request head must arrive within `header_read_timeout_seconds`, counted from the
-//!   moment the connection waits for a request (slow-header clients are cut off), and may not
-//!   exceed twice `max_header_bytes` (at least 8192 bytes) while it is read; HTTP/2 header lists
-//!   have the same bound;
+//! - a new connection must send, within `header_read_timeout_seconds` of being accepted, a
+//!   complete HTTP/1 request head or the HTTP/2 connection preface with its SETTINGS frame,
+//!   whatever it sends and however slowly, or it is closed; on HTTP/1 every later request head
+//!   has the same time, counted from the moment the connection waits for it;
+//! - a request head may not exceed twice `max_header_bytes` (at least 8192 bytes) while it is
+//!   read; HTTP/2 header lists have the same bound;
 //! - a connection with no request being handled and no bytes moving for
 //!   `idle_timeout_seconds` is shut down gracefully, and closed outright after as long again;
 //! - on shutdown no new connection is accepted, idle connections close, and in-flight requests
-//!   are answered before [`serve`] returns.
+//!   are answered before [`serve`] returns;
+//! - a closing connection lingers: pcq ends its side and reads and discards what the client
+//!   still sends (at most [`LINGER_BYTES`] for at most [`LINGER_TIME`]) before closing, so that
+//!   a client still writing a body pcq refused (413) reads the answer instead of a reset.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,9 +31,9 @@ use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -36,6 +41,18 @@ use crate::config::LimitsConfig;
 
 /// The smallest read buffer hyper accepts.
 const MIN_BUF_BYTES: usize = 8192;
+/// What an HTTP/2 client sends first (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An HTTP/2 frame header's length, and the SETTINGS frame's type.
+const H2_FRAME_HEADER: usize = 9;
+const H2_SETTINGS: u8 = 0x4;
+/// The largest SETTINGS frame waited for (the smallest maximum frame size; larger ones are
+/// handed on as they are, for the HTTP/2 server to refuse).
+const H2_MAX_SETTINGS: usize = 16_384;
+/// Most bytes a closing connection reads and discards.
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
+/// Longest a closing connection waits for its client to stop sending.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish its in-flight requests, and returns.
@@ -46,7 +63,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let builder = Arc::new(connection_builder(limits));
-    let idle_timeout = limits.idle_timeout();
+    let timeouts = Timeouts {
+        head: limits.header_read_timeout(),
+        idle: limits.idle_timeout(),
+    };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
@@ -75,7 +95,7 @@ pub async fn serve(
         let router = router.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            serve_connection(stream, &builder, router, idle_timeout, stopping).await;
+            serve_connection(stream, &builder, router, timeouts, stopping).await;
             drop(slot);
         });
     }
@@ -113,17 +133,93 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// The time limits of one connection.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    /// For a request head (and, first, for telling the protocol).
+    head: Duration,
+    /// For a connection with nothing moving.
+    idle: Duration,
+}
+
+/// Which protocol a new connection speaks, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    /// The preface and the first frame (SETTINGS) have arrived.
+    Http2,
+}
+
+/// Reads from a new connection until its protocol is known: for HTTP/2, until the preface and
+/// the SETTINGS frame after it are in; for HTTP/1, until a byte differs from the preface. What
+/// was read, to be read again by the HTTP server; `None` when the client closed first. Fails
+/// when nothing arrives for `idle`.
+async fn sniff(stream: &mut TcpStream, idle: Duration) -> io::Result<Option<(Protocol, Vec<u8>)>> {
+    let mut seen = Vec::with_capacity(H2_PREFACE.len() + H2_FRAME_HEADER);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = H2_PREFACE.len().min(seen.len());
+        if seen[..n] != H2_PREFACE[..n] {
+            return Ok(Some((Protocol::Http1, seen)));
+        }
+        if let Some(frame) = seen.get(H2_PREFACE.len()..) {
+            if frame.len() >= H2_FRAME_HEADER {
+                let length = usize::from(frame[0]) << 16
+                    | usize::from(frame[1]) << 8
+                    | usize::from(frame[2]);
+                let complete = frame[3] != H2_SETTINGS
+                    || length > H2_MAX_SETTINGS
+                    || frame.len() >= H2_FRAME_HEADER + length;
+                if complete {
+                    return Ok(Some((Protocol::Http2, seen)));
+                }
+            }
+        }
+        let read = tokio::time::timeout(idle, stream.read(&mut chunk))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        if read == 0 {
+            return Ok(None);
+        }
+        seen.extend_from_slice(&chunk[..read]);
+    }
+}
+
 async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     builder: &auto::Builder<TokioExecutor>,
     router: Router,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
     mut stopping: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // The first request head (or HTTP/2's preface and settings) is due this long after accept,
+    // however the client spreads its bytes.
+    let head_due = Instant::now() + timeouts.head;
+    let (protocol, seen) = tokio::select! {
+        sniffed = tokio::time::timeout_at(head_due, sniff(&mut stream, timeouts.idle)) => {
+            match sniffed {
+                Ok(Ok(Some(sniffed))) => sniffed,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "closing a connection before its first request");
+                    return;
+                }
+                Err(_elapsed) => {
+                    tracing::debug!("closing a connection that sent no request in time");
+                    return;
+                }
+            }
+        }
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
     let activity = Arc::new(Activity::new());
+    let (give_back, given_back) = oneshot::channel();
     let io = TokioIo::new(Watched {
-        inner: stream,
+        replay: seen,
+        replayed: 0,
+        inner: Some(stream),
+        give_back: Some(give_back),
         activity: activity.clone(),
     });
     let in_service = activity.clone();
@@ -136,7 +232,7 @@ async fn serve_connection(
             Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
         }
     });
-    let mut connection = pin!(builder.serve_connection_with_upgrades(io, service));
+    let mut connection = Box::pin(builder.serve_connection_with_upgrades(io, service));
     let mut idle_strikes = 0;
     loop {
         tokio::select! {
@@ -144,12 +240,22 @@ async fn serve_connection(
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
-                return;
+                break;
             }
             _ = stopping.wait_for(|stop| *stop), if !*stopping.borrow() => {
                 connection.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(idle_timeout) => {
+            // HTTP/1's first head must be complete by the deadline the sniffing started; later
+            // ones are timed by the HTTP/1 server itself.
+            () = tokio::time::sleep_until(head_due),
+                if protocol == Protocol::Http1 && activity.requests() == 0 =>
+            {
+                if activity.requests() == 0 {
+                    tracing::debug!("closing a connection that sent no request head in time");
+                    return;
+                }
+            }
+            () = activity.idle_for(timeouts.idle) => {
                 idle_strikes += 1;
                 if idle_strikes == 1 {
                     tracing::debug!("closing an idle connection");
@@ -162,6 +268,34 @@ async fn serve_connection(
             }
         }
     }
+    // The HTTP server is done with the stream: it hands it back when dropped. Shutting down
+    // does not wait for the lingering.
+    drop(connection);
+    drop(stopping);
+    if let Ok(stream) = given_back.await {
+        linger(stream).await;
+    }
+}
+
+/// Ends pcq's side of `stream`, then reads and discards what the client still sends until it
+/// closes its side, at most [`LINGER_BYTES`] for at most [`LINGER_TIME`]. Closing a socket
+/// with unread data makes the kernel reset the connection, which can destroy an answer the
+/// client has not read yet.
+async fn linger(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut discarded = 0;
+    let mut chunk = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while discarded < LINGER_BYTES {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// What a connection is doing: when bytes last moved and how many requests are being handled.
@@ -169,6 +303,8 @@ struct Activity {
     opened: Instant,
     last_micros: AtomicU64,
     in_flight: AtomicUsize,
+    /// Requests whose head has arrived, in all.
+    started: AtomicU64,
 }
 
 impl Activity {
@@ -177,7 +313,13 @@ impl Activity {
             opened: Instant::now(),
             last_micros: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
         }
+    }
+
+    /// How many requests have started on the connection.
+    fn requests(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     fn touch(&self) {
@@ -205,6 +347,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.started.fetch_add(1, Ordering::Relaxed);
         InFlight(activity)
     }
 }
@@ -216,10 +359,40 @@ impl Drop for InFlight {
     }
 }
 
-/// A stream that records when bytes last moved.
+/// A stream that records when bytes last moved. It first hands out again the bytes read to
+/// tell the protocol, and gives the stream back (for [`linger`]) when the HTTP server drops it.
 struct Watched {
-    inner: TcpStream,
+    replay: Vec<u8>,
+    replayed: usize,
+    inner: Option<TcpStream>,
+    give_back: Option<oneshot::Sender<TcpStream>>,
     activity: Arc<Activity>,
+}
+
+impl Watched {
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let (Some(stream), Some(give_back)) = (self.inner.take(), self.give_back.take()) {
+            let _ = give_back.send(stream);
+        }
+    }
+}
+
+/// Turns a missing stream into a ready error.
+macro_rules! stream_or_ready {
+    ($watched:expr) => {
+        match $watched.stream() {
+            Ok(stream) => stream,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    };
 }
 
 impl AsyncRead for Watched {
@@ -228,8 +401,19 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.replayed < self.replay.len() {
+            let rest = &self.replay[self.replayed..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            self.replayed += n;
+            if self.replayed == self.replay.len() {
+                self.replay = Vec::new();
+                self.replayed = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let polled = Pin::new(stream_or_ready!(self)).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
         }
@@ -243,7 +427,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        let polled = Pin::new(stream_or_ready!(self)).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
         }
@@ -255,7 +439,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let polled = Pin::new(stream_or_ready!(self)).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
         }
@@ -263,14 +447,14 @@ impl AsyncWrite for Watched {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        Pin::new(stream_or_ready!(self)).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        Pin::new(stream_or_ready!(self)).poll_shutdown(cx)
     }
 }

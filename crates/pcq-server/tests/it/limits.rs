@@ -515,6 +515,105 @@ async fn slow_header_clients_are_cut_off_while_others_are_served() {
     }
 }
 
+/// Every new connection must deliver a request head (HTTP/1) or the preface and its SETTINGS
+/// frame (HTTP/2) within the header timeout, whether it sends nothing, trickles the HTTP/2
+/// preface, stops after it, or starts its HTTP/1 head late and slowly.
+#[tokio::test]
+async fn every_protocol_must_start_within_the_header_timeout() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.header_read_timeout_seconds = 2.0;
+        c.limits.idle_timeout_seconds = 60.0;
+    })
+    .await;
+    let started = Instant::now();
+    let mut silent = connect(&app).await;
+    let mut preface_only = connect(&app).await;
+    preface_only
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // Writes `bytes` one at a time, 100 ms apart, until the server closes the connection;
+    // then how long after `started` it closed.
+    async fn trickle(mut stream: TcpStream, bytes: Vec<u8>, started: Instant) -> Duration {
+        for byte in bytes {
+            if stream.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        closed_after(&mut stream, started).await
+    }
+    // The HTTP/2 preface and a SETTINGS frame, a byte at a time: 33 bytes take 3.3 s.
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    h2.extend_from_slice(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let h2_trickle = trickle(connect(&app).await, h2, started);
+    // An HTTP/1 head that starts after 1.5 s and then arrives a byte at a time.
+    let late = connect(&app).await;
+    let h1_late = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        trickle(late, health_request().to_vec(), started).await
+    };
+    let quiet = async {
+        let silent_for = closed_after(&mut silent, started).await;
+        let preface_for = closed_after(&mut preface_only, started).await;
+        (silent_for, preface_for)
+    };
+    let others = async {
+        // Meanwhile other clients are served, on both protocols.
+        let mut stream = connect(&app).await;
+        stream.write_all(health_request()).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.unwrap().status, 200);
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        let mut frame = [0u8; 9];
+        stream.read_exact(&mut frame).await.unwrap();
+        assert_eq!(frame[3], 0x04, "an HTTP/2 SETTINGS frame: {frame:?}");
+    };
+    let ((silent_for, preface_for), h2_for, h1_for, ()) =
+        tokio::join!(quiet, h2_trickle, h1_late, others);
+    for (name, elapsed) in [
+        ("silent", silent_for),
+        ("preface only", preface_for),
+        ("trickled HTTP/2 preface", h2_for),
+        ("late HTTP/1 head", h1_for),
+    ] {
+        assert!(
+            (Duration::from_millis(1800)..Duration::from_millis(3000)).contains(&elapsed),
+            "the {name} connection closed after {elapsed:?}"
+        );
+    }
+}
+
+/// A client that writes its whole oversized body before reading (as many SDKs do) reads the
+/// 413 envelope, not a reset connection: pcq reads and discards the rest before closing.
+#[tokio::test]
+async fn an_oversized_body_sent_in_full_still_gets_its_413() {
+    let app = TestApp::spawn_with(|c| c.limits.max_body_bytes = 4096).await;
+    let partner = app.partner();
+    let body = vec![b' '; 32 * 1024 * 1024];
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: pcq\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        partner.user,
+        body.len()
+    );
+    let mut stream = connect(&app).await;
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::timeout(DEADLINE, stream.write_all(&body))
+        .await
+        .expect("pcq reads what is sent")
+        .expect("the whole body is written without a reset");
+    let resp = read_response(&mut stream)
+        .await
+        .expect("the answer arrives");
+    assert_eq!(resp.status, 413, "{}", resp.head);
+    assert_eq!(resp.json()["code"], 950413);
+    assert_eq!(app.customer_count(&partner).await, 0);
+}
+
 #[tokio::test]
 async fn idle_connections_are_closed() {
     let app = TestApp::spawn_with(|c| {
