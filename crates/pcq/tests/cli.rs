@@ -501,3 +501,49 @@ async fn admin_load_fills_the_store() {
     let fails = fails(cwd.path(), &["admin", "load", "--customers", "0"]);
     assert!(fails.contains("--customers"), "{fails}");
 }
+
+/// In a data directory that exists already (made by the operator with the usual umask), the
+/// database, its WAL and its shared-memory file are readable by their owner only; files an
+/// older pcq left readable by others are made private on start.
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_private_in_an_existing_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data_arg = data.to_str().unwrap().to_owned();
+    let mode = |file: &str| {
+        std::fs::metadata(data.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let files = ["pcq.db", "pcq.db-wal", "pcq.db-shm"];
+
+    let served = PCQ.serve_in(cwd.path(), &["--data-dir", &data_arg]);
+    let user = PCQ.token(Key::DataDir(&data), &served.partner, &[]);
+    let (status, _) = served
+        .post(
+            "/v1/customers",
+            &user,
+            json!({"companyProfile": {"domain": "private.example.edu"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for file in files {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    assert!(served.stop().success());
+
+    // Files made readable by others are made private again on the next start.
+    std::fs::set_permissions(data.join("pcq.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let served = PCQ.serve_in(cwd.path(), &["--data-dir", &data_arg]);
+    let (status, _) = served.get("/v1/customers", &user).await;
+    assert_eq!(status, 200);
+    for file in files {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}

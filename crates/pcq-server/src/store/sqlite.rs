@@ -373,8 +373,50 @@ fn migration_options(path: &Path) -> SqliteConnectOptions {
         .create_if_missing(true)
 }
 
+/// The files SQLite keeps beside the database in WAL mode.
+const SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+/// Makes the database file, its WAL and its shared-memory file readable and writable by their
+/// owner only: creates the database file with mode 0600 when it is missing (SQLite gives the
+/// files it creates beside it the database file's mode), and takes group and other access away
+/// from any of them that exist already.
+fn make_files_private(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |what: &str, file: &Path, e: std::io::Error| {
+            StoreError::Config(format!("{what} {}: {e}", file.display()))
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| failed("cannot create the database file", path, e))?;
+        let mut files = vec![path.to_path_buf()];
+        for suffix in SIDE_FILES {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            files.push(PathBuf::from(side));
+        }
+        for file in files {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(|e| failed("cannot make private", &file, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates (if needed) and migrates the database file.
 async fn migrate_file(path: &Path) -> StoreResult<()> {
+    make_files_private(path)?;
     let mut conn = SqliteConnection::connect_with(&migration_options(path)).await?;
     MIGRATOR
         .run(&mut conn)
