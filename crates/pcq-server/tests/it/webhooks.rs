@@ -540,6 +540,15 @@ async fn private_targets_are_refused_when_not_allowed() {
         "http://169.254.169.254/latest/meta-data",
         "http://10.0.0.7/hooks",
         "http://2130706433/hooks",
+        // IPv6 forms that carry a non-public IPv4 address, and special IPv6 blocks.
+        "http://[::127.0.0.1]/hooks",
+        "http://[::7f00:1]/hooks",
+        "http://[::ffff:0:127.0.0.1]/hooks",
+        "http://[64:ff9b:1::7f00:1]/hooks",
+        "http://[2002:7f00:1::]/hooks",
+        "http://[2001::7f00:1]/hooks",
+        "http://[fec0::1]/hooks",
+        "http://[100::1]/hooks",
     ] {
         let resp = app.post_registration(&partner, url, &EVENTS).await;
         let fault = assert_fault(resp, 400, 800002).await;
