@@ -582,6 +582,20 @@ fn check_webhook_url(url: &str) -> Result<(), ApiFault> {
     } else {
         return Err(invalid("it must be an absolute http:// or https:// URL"));
     };
+    // Checked before anything that would echo the URL back: it holds a password.
+    if rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .contains('@')
+    {
+        return Err(ApiFault::invalid_input(
+            "The WebhookUrl must not carry a user name or password ('user:password@host'). \
+             pcq signs every event in its Authorization header, and receivers authenticate \
+             pcq by that signature; register the URL without credentials.",
+        )
+        .with_param("field", "WebhookUrl"));
+    }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("it contains spaces or control characters"));
     }
@@ -949,7 +963,7 @@ mod tests {
         );
         for good in [
             "HTTPS://Hooks.Example.com:65535/pc",
-            "https://user@hooks.example.com/pc?x=1",
+            "https://hooks.example.com/pc?x=1&user=a@b",
             "https://[2001:db8::1]/pc",
         ] {
             assert!(
@@ -983,6 +997,9 @@ mod tests {
             json!({"WebhookUrl": "https://x:+80/", "WebhookEvents": ["test-created"]}),
             json!({"WebhookUrl": "https://[::1/", "WebhookEvents": ["test-created"]}),
             json!({"WebhookUrl": "https://[::1]x/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://user:secret@x/", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "http://user@x/hooks", "WebhookEvents": ["test-created"]}),
+            json!({"WebhookUrl": "https://:secret@x/", "WebhookEvents": ["test-created"]}),
         ] {
             let fault = WebhookRegistrationInput::parse(&bad, &events).unwrap_err();
             assert_eq!(fault.status, 400, "{bad}");

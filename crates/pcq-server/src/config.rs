@@ -162,6 +162,8 @@ impl AutoBool {
 pub struct WebhooksConfig {
     /// Whether private addresses may receive events.
     pub allow_private_targets: AutoBool,
+    /// The HTTP proxy deliveries go through; empty: none (never one from the environment).
+    pub proxy: String,
     /// Receiver timeout in seconds.
     pub timeout_seconds: u64,
     /// Attempts per event.
@@ -389,6 +391,15 @@ impl Config {
         at_least("worker.poll_interval_ms", self.worker.poll_interval_ms, 10)?;
         at_least("worker.batch_size", self.worker.batch_size, 1)?;
         between("webhooks.max_attempts", self.webhooks.max_attempts, 1, 100)?;
+        if !self.webhooks.proxy.is_empty() {
+            let scheme = reqwest::Url::parse(&self.webhooks.proxy)
+                .map(|url| url.scheme().to_owned())
+                .unwrap_or_default();
+            anyhow::ensure!(
+                matches!(scheme.as_str(), "http" | "https"),
+                "webhooks.proxy must be an http:// or https:// URL, or empty for none"
+            );
+        }
         between(
             "webhooks.timeout_seconds",
             self.webhooks.timeout_seconds,

@@ -335,7 +335,14 @@ impl Application {
                 config.webhooks.timeout_seconds,
             ))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("pcq-webhooks/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("pcq-webhooks/", env!("CARGO_PKG_VERSION")))
+            // A proxy from the environment would resolve receivers' names itself, past the
+            // target filter: only the configured one is used.
+            .no_proxy();
+        if !config.webhooks.proxy.is_empty() {
+            http =
+                http.proxy(reqwest::Proxy::all(&config.webhooks.proxy).context("webhooks.proxy")?);
+        }
         if !allow_private_targets {
             http = http.dns_resolver(Arc::new(webhook_targets::PublicOnlyResolver));
         }

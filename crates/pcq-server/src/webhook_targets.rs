@@ -133,6 +133,27 @@ pub fn refused_literal(url: &str) -> Option<String> {
         .then(|| format!("'{name}' is this machine"))
 }
 
+/// How a webhook URL appears in logs: scheme, host, port and path, never a user name,
+/// password, query or fragment (they may hold secrets).
+pub fn loggable(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or_default();
+            match parsed.port() {
+                Some(port) => format!("{}://{host}:{port}{}", parsed.scheme(), parsed.path()),
+                None => format!("{}://{host}{}", parsed.scheme(), parsed.path()),
+            }
+        }
+        Err(_) => "(an unparsable URL)".to_owned(),
+    }
+}
+
+/// Whether `url` carries a user name or password, which pcq never sends (registrations with
+/// them are refused; this guards URLs stored before that).
+pub fn has_credentials(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+}
+
 /// A resolver that only hands out public addresses.
 #[derive(Debug, Default)]
 pub struct PublicOnlyResolver;
@@ -263,6 +284,20 @@ mod tests {
         ] {
             assert!(refused_literal(embedded).is_some(), "{embedded}");
         }
+    }
+
+    #[test]
+    fn logged_urls_carry_no_credentials_or_query() {
+        assert_eq!(
+            loggable("https://user:hunter2@hooks.example.com:8443/pc/in?key=s3cret#x"),
+            "https://hooks.example.com:8443/pc/in"
+        );
+        assert_eq!(loggable("http://[::1]/x?y"), "http://[::1]/x");
+        assert_eq!(loggable("not a url hunter2"), "(an unparsable URL)");
+        assert!(has_credentials("https://user:pw@x/"));
+        assert!(has_credentials("https://user@x/"));
+        assert!(has_credentials("https://:pw@x/"));
+        assert!(!has_credentials("https://x/?user=a@b"));
     }
 
     #[test]

@@ -208,7 +208,7 @@ impl Worker {
             tracing::warn!(
                 delivery = %delivery.id,
                 attempt = number,
-                url = %delivery.webhook_url,
+                url = %crate::webhook_targets::loggable(&delivery.webhook_url),
                 code = ?code,
                 %message,
                 "webhook delivery attempt failed"
@@ -229,6 +229,13 @@ impl Worker {
     /// answer came.
     async fn post(&self, delivery: &DeliveryRow) -> Result<(u16, String), String> {
         let state = &self.state;
+        if crate::webhook_targets::has_credentials(&delivery.webhook_url) {
+            return Err(
+                "the WebhookUrl carries a user name or password, which pcq does not \
+                        send; register it again without them"
+                    .to_owned(),
+            );
+        }
         if !state.allow_private_targets {
             if let Some(why) = crate::webhook_targets::refused_literal(&delivery.webhook_url) {
                 return Err(format!("the receiver's address is not allowed: {why}"));
@@ -255,7 +262,7 @@ impl Worker {
             .body(delivery.payload.clone())
             .send()
             .await
-            .map_err(|e| describe_send_error(&e))?;
+            .map_err(|e| describe_send_error(&e.without_url()))?;
         let code = response.status().as_u16();
         // Keep only the start of the answer; never read an unbounded body.
         let mut head = Vec::new();

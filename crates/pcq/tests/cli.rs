@@ -547,3 +547,151 @@ async fn database_files_are_private_in_an_existing_directory() {
         assert_eq!(mode(file), 0o600, "{file}");
     }
 }
+
+/// A fake HTTP proxy: answers every request 200 and reports each request line it got.
+fn fake_proxy() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (seen, requests) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let _ = seen.send(line.trim().to_owned());
+            let _ = (&stream).write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    (url, requests)
+}
+
+/// Registers `url` for test events, sends one and drains the worker (of a pcq serve started
+/// with `--no-worker`): the drain's progress.
+async fn deliver_a_test_event(served: &Server, data: &Path, url: &str) -> serde_json::Value {
+    let app = PCQ.token(Key::DataDir(data), &served.partner, &["--app-only"]);
+    let admin = PCQ.token(
+        Key::DataDir(data),
+        &served.partner,
+        &["--role", "Pcq.Admin"],
+    );
+    let (status, body) = served
+        .post(
+            "/webhooks/v1/registration",
+            &app,
+            json!({"WebhookUrl": url, "WebhookEvents": ["test-created"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = served
+        .post(
+            "/webhooks/v1/registration/validationEvents",
+            &app,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, progress) = served
+        .post("/_pcq/admin/worker/drain", &admin, json!({}))
+        .await;
+    assert_eq!(status, 200, "{progress}");
+    progress
+}
+
+/// Deliveries never go through a proxy named in the environment: such a proxy would resolve
+/// the receiver's name itself, past the filter that keeps events off private addresses.
+#[tokio::test]
+async fn deliveries_ignore_proxies_in_the_environment() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let (proxy, proxied) = fake_proxy();
+    let mut command = PCQ.serve_command(&["--data-dir", &data_arg, "--no-worker"]);
+    for variable in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        command.env(variable, &proxy);
+    }
+    command.env("PCQ_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "false");
+    let served = Server::start(command);
+    // A name that resolves nowhere: only a proxy could deliver to it.
+    let progress = deliver_a_test_event(&served, &data, "http://hooks.pcq.invalid/pc").await;
+    assert_eq!(
+        (
+            progress["webhookAttempts"].as_u64(),
+            progress["webhooksDelivered"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{progress}"
+    );
+    assert_eq!(proxied.try_iter().collect::<Vec<_>>(), Vec::<String>::new());
+}
+
+/// A configured proxy (`webhooks.proxy`) is used for deliveries.
+#[tokio::test]
+async fn deliveries_use_the_configured_proxy() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let (proxy, proxied) = fake_proxy();
+    let mut command = PCQ.serve_command(&["--data-dir", &data_arg, "--no-worker"]);
+    command.env("PCQ_WEBHOOKS__PROXY", &proxy);
+    let served = Server::start(command);
+    let progress = deliver_a_test_event(&served, &data, "http://hooks.pcq.invalid/pc").await;
+    assert_eq!(
+        progress["webhooksDelivered"].as_u64(),
+        Some(1),
+        "{progress}"
+    );
+    assert_eq!(
+        proxied.try_iter().collect::<Vec<_>>(),
+        ["POST http://hooks.pcq.invalid/pc HTTP/1.1"]
+    );
+}
+
+/// Webhook URLs with credentials are refused without being echoed, and a failed delivery is
+/// logged without the URL's query.
+#[tokio::test]
+async fn webhook_credentials_and_queries_stay_out_of_answers_and_logs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let log_path = cwd.path().join("pcq.log");
+    let mut command = PCQ.serve_command(&["--data-dir", &data_arg, "--no-worker"]);
+    command.stderr(std::fs::File::create(&log_path).unwrap());
+    let served = Server::start(command);
+    let app = PCQ.token(Key::DataDir(&data), &served.partner, &["--app-only"]);
+    let (status, fault) = served
+        .post(
+            "/webhooks/v1/registration",
+            &app,
+            json!({"WebhookUrl": "https://pcq:hunter2@hooks.example.com/pc", "WebhookEvents": ["test-created"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{fault}");
+    assert_eq!(fault["parameters"]["field"], "WebhookUrl");
+    assert!(!fault.to_string().contains("hunter2"), "{fault}");
+
+    // Nothing listens on a port just freed: the attempt fails and is logged.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}/pc/in?key=s3cret-in-query");
+    let progress = deliver_a_test_event(&served, &data, &url).await;
+    assert_eq!(
+        progress["webhooksDelivered"].as_u64(),
+        Some(0),
+        "{progress}"
+    );
+    assert!(served.stop().success());
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logged.contains(&format!("http://127.0.0.1:{port}/pc/in")),
+        "the failed attempt is logged: {logged}"
+    );
+    assert!(!logged.contains("s3cret-in-query"), "{logged}");
+}
