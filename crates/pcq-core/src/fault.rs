@@ -703,6 +703,43 @@ impl ApiFault {
         .retryable()
     }
 
+    /// The HTTP/1 server could not read the request at all and answered `status` (400, 414,
+    /// 431, 505, …) on its own; the connection is closed after the answer.
+    pub fn unreadable_request(status: u16, head_limit_bytes: usize) -> Self {
+        let (code, name, description) = match status {
+            431 => (
+                codes::HEADERS_TOO_LARGE,
+                "RequestHeaderFieldsTooLarge",
+                format!(
+                    "The request line and headers are larger than {head_limit_bytes} bytes or \
+                     have more than 100 header fields, so the request was not read; send fewer \
+                     or shorter headers."
+                ),
+            ),
+            414 => (
+                codes::INVALID_INPUT,
+                "UriTooLong",
+                "The request's URI is too long to be read; shorten the path and query.".to_owned(),
+            ),
+            505 => (
+                codes::INVALID_INPUT,
+                "HttpVersionNotSupported",
+                "The request names an HTTP version pcq does not speak; use HTTP/1.1 or HTTP/2."
+                    .to_owned(),
+            ),
+            _ => (
+                codes::INVALID_INPUT,
+                "MalformedRequest",
+                "The request could not be read: its request line or headers break HTTP/1.1 \
+                 (for example a header line folded onto the next, a bare CR or a NUL in a \
+                 header, two Content-Length headers, or a Transfer-Encoding other than \
+                 chunked). Send a well-formed request."
+                    .to_owned(),
+            ),
+        };
+        Self::new(status, code, name, description)
+    }
+
     /// The request line and headers together exceed the configured limit.
     pub fn headers_too_large(size_bytes: usize, limit_bytes: usize) -> Self {
         Self::new(

@@ -13,6 +13,9 @@
 //!   `idle_timeout_seconds` is shut down gracefully, and closed outright after as long again;
 //! - on shutdown no new connection is accepted, idle connections close, and in-flight requests
 //!   are answered before [`serve`] returns;
+//! - when the HTTP/1 server cannot read a request (a malformed or oversized head) it answers on
+//!   its own, without a body; pcq puts the Partner Center error envelope into that answer, as in
+//!   every other error answer;
 //! - a closing connection lingers: pcq ends its side and reads and discards what the client
 //!   still sends (at most [`LINGER_BYTES`] for at most [`LINGER_TIME`]) before closing, so that
 //!   a client still writing a body pcq refused (413) reads the answer instead of a reset.
@@ -63,6 +66,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let builder = Arc::new(connection_builder(limits));
+    let head_cap = head_cap(limits);
     let timeouts = Timeouts {
         head: limits.header_read_timeout(),
         idle: limits.idle_timeout(),
@@ -95,7 +99,7 @@ pub async fn serve(
         let router = router.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            serve_connection(stream, &builder, router, timeouts, stopping).await;
+            serve_connection(stream, &builder, router, timeouts, head_cap, stopping).await;
             drop(slot);
         });
     }
@@ -107,9 +111,14 @@ pub async fn serve(
     Ok(())
 }
 
+/// The most bytes of a request head the HTTP server reads.
+fn head_cap(limits: &LimitsConfig) -> usize {
+    limits.max_header_bytes.saturating_mul(2).max(MIN_BUF_BYTES)
+}
+
 /// The HTTP/1 and HTTP/2 settings of every connection.
 fn connection_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
-    let head_cap = limits.max_header_bytes.saturating_mul(2).max(MIN_BUF_BYTES);
+    let head_cap = head_cap(limits);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -190,6 +199,7 @@ async fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
     router: Router,
     timeouts: Timeouts,
+    head_cap: usize,
     mut stopping: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -218,6 +228,8 @@ async fn serve_connection(
     let io = TokioIo::new(Watched {
         replay: seen,
         replayed: 0,
+        envelope_bare_errors: (protocol == Protocol::Http1).then_some(head_cap),
+        unsent: Vec::new(),
         inner: Some(stream),
         give_back: Some(give_back),
         activity: activity.clone(),
@@ -364,6 +376,10 @@ impl Drop for InFlight {
 struct Watched {
     replay: Vec<u8>,
     replayed: usize,
+    /// On HTTP/1: the head limit, for the envelope put into the server's own error answers.
+    envelope_bare_errors: Option<usize>,
+    /// An enveloped answer still to be written (its original was reported written).
+    unsent: Vec<u8>,
     inner: Option<TcpStream>,
     give_back: Option<oneshot::Sender<TcpStream>>,
     activity: Arc<Activity>,
@@ -375,6 +391,72 @@ impl Watched {
             .as_mut()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
+
+    /// Writes what is left of an enveloped answer; ready once it is all written.
+    fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.unsent.is_empty() {
+            let unsent = std::mem::take(&mut self.unsent);
+            let polled = Pin::new(self.stream()?).poll_write(cx, &unsent);
+            self.unsent = unsent;
+            match polled {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.unsent.drain(..n);
+                    self.activity.touch();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// When `data` is an error answer the HTTP/1 server made on its own, takes it in enveloped
+    /// form (to be written by [`Watched::poll_unsent`]) and returns true.
+    fn took_bare_error(&mut self, data: &[u8]) -> bool {
+        let Some(head_cap) = self.envelope_bare_errors else {
+            return false;
+        };
+        match enveloped(data, head_cap) {
+            Some(answer) => {
+                self.unsent = answer;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The answer `head` with the error envelope as its body, when `head` is a whole answer the
+/// HTTP/1 server wrote on its own for a request it could not read: an error status, no body,
+/// and the connection closing. pcq's own error answers always carry the envelope, so they
+/// never match.
+fn enveloped(head: &[u8], head_cap: usize) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let status: u16 = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    let lower = text.to_ascii_lowercase();
+    let bare = status >= 400
+        && lower.ends_with("\r\n\r\n")
+        && lower.contains("\r\nconnection: close\r\n")
+        && lower.contains("\r\ncontent-length: 0\r\n");
+    if !bare {
+        return None;
+    }
+    let fault = pcq_core::fault::ApiFault::unreadable_request(status, head_cap);
+    let body = serde_json::to_vec(&fault).ok()?;
+    let at = lower.find("\r\ncontent-length: 0\r\n")?;
+    let mut answer = Vec::with_capacity(head.len() + body.len() + 64);
+    answer.extend_from_slice(&head[..at]);
+    answer.extend_from_slice(
+        format!(
+            "\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    answer.extend_from_slice(&head[at + "\r\ncontent-length: 0".len()..]);
+    answer.extend_from_slice(&body);
+    Some(answer)
 }
 
 impl Drop for Watched {
@@ -427,6 +509,13 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.poll_unsent(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        if self.took_bare_error(data) {
+            let _ = self.poll_unsent(cx)?;
+            return Poll::Ready(Ok(data.len()));
+        }
         let polled = Pin::new(stream_or_ready!(self)).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -439,6 +528,16 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.poll_unsent(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        let mut filled = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next()) {
+            if self.took_bare_error(only) {
+                let _ = self.poll_unsent(cx)?;
+                return Poll::Ready(Ok(only.len()));
+            }
+        }
         let polled = Pin::new(stream_or_ready!(self)).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -451,10 +550,16 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.poll_unsent(cx)?.is_pending() {
+            return Poll::Pending;
+        }
         Pin::new(stream_or_ready!(self)).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.poll_unsent(cx)?.is_pending() {
+            return Poll::Pending;
+        }
         Pin::new(stream_or_ready!(self)).poll_shutdown(cx)
     }
 }

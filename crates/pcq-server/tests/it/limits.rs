@@ -364,20 +364,94 @@ async fn request_heads_over_the_limit_are_431() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    // Far over it (past twice the limit) the connection layer stops reading: a bare 431 and
-    // the connection closed, or the connection reset before the answer could be read.
+    // Far over it (past twice the limit) the connection layer stops reading: a 431 with the
+    // envelope, and the connection closed once the client stops sending.
     let mut stream = connect(&app).await;
     let huge = format!(
         "GET /v1/customers HTTP/1.1\r\nHost: pcq\r\nX-Padding: {}\r\n\r\n",
         "p".repeat(64 * 1024)
     );
-    let _ = stream.write_all(huge.as_bytes()).await;
-    if let Some(resp) = read_response(&mut stream).await {
-        assert_eq!(resp.status, 431, "{}", resp.head);
-    }
+    stream.write_all(huge.as_bytes()).await.unwrap();
+    let resp = read_response(&mut stream)
+        .await
+        .expect("the answer arrives");
+    assert_eq!(resp.status, 431, "{}", resp.head);
+    assert_eq!(resp.json()["code"], 950431, "{}", resp.head);
+    assert_eq!(resp.json()["errorName"], "RequestHeaderFieldsTooLarge");
     closed_after(&mut stream, Instant::now()).await;
     // The server is unharmed.
     list_customers_ok(&app, &partner, 1).await;
+}
+
+/// Request heads the HTTP layer cannot read are answered with the envelope too (and the
+/// connection closed), whether the first request on a connection or a later one.
+#[tokio::test]
+async fn malformed_request_heads_get_the_envelope() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let post = |headers: &str| {
+        format!(
+            "POST /v1/customers HTTP/1.1\r\nHost: pcq\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\n{headers}\r\n{{}}",
+            partner.user
+        )
+    };
+    let cases = [
+        (
+            "obs-fold",
+            b"GET /_pcq/health HTTP/1.1\r\nHost: pcq\r\nX-A: a\r\n b\r\n\r\n".to_vec(),
+        ),
+        (
+            "bare CR",
+            b"GET /_pcq/health HTTP/1.1\r\nHost: pcq\r\nX-A: a\rb\r\n\r\n".to_vec(),
+        ),
+        (
+            "NUL",
+            b"GET /_pcq/health HTTP/1.1\r\nHost: pcq\r\nX-A: a\x00b\r\n\r\n".to_vec(),
+        ),
+        (
+            "two lengths",
+            post("Content-Length: 2\r\nContent-Length: 3\r\n").into_bytes(),
+        ),
+        (
+            "xchunked",
+            post("Transfer-Encoding: xchunked\r\n").into_bytes(),
+        ),
+        (
+            "bad method",
+            b"G@T /_pcq/health HTTP/1.1\r\nHost: pcq\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (name, request) in cases {
+        for after_a_good_one in [false, true] {
+            let mut stream = connect(&app).await;
+            if after_a_good_one {
+                stream.write_all(health_request()).await.unwrap();
+                assert_eq!(read_response(&mut stream).await.unwrap().status, 200);
+            }
+            stream.write_all(&request).await.unwrap();
+            let resp = read_response(&mut stream)
+                .await
+                .unwrap_or_else(|| panic!("{name}: no answer"));
+            assert_eq!(resp.status, 400, "{name}: {}", resp.head);
+            assert!(
+                resp.head
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/json"),
+                "{name}: {}",
+                resp.head
+            );
+            let fault: Envelope = serde_json::from_slice(&resp.body)
+                .unwrap_or_else(|e| panic!("{name}: {e}: {:?}", resp.body));
+            assert_eq!(
+                (fault.code, fault.error_name.as_str()),
+                (800002, "MalformedRequest"),
+                "{name}"
+            );
+            closed_after(&mut stream, Instant::now()).await;
+        }
+    }
+    assert_eq!(app.customer_count(&partner).await, 0);
 }
 
 #[tokio::test]
