@@ -6,7 +6,7 @@
 //! refresh interval per issuer, so a flood of tokens with made-up key ids costs the provider at
 //! most one request per interval. A fetch that fails keeps the keys the cache had.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::config::IssuerConfig;
 
@@ -63,6 +64,8 @@ pub struct JwksIssuer {
     issuer: String,
     audiences: Vec<String>,
     leeway_seconds: u64,
+    /// The tenants whose tokens from this issuer may carry pcq's roles.
+    role_tenants: HashSet<Uuid>,
     source: Source,
     http: reqwest::Client,
     cached: RwLock<Cached>,
@@ -101,6 +104,15 @@ impl JwksIssuer {
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("pcq/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let role_tenants = config
+            .role_tenants
+            .iter()
+            .map(|tenant| {
+                pcq_core::ids::parse_guid(tenant).ok_or_else(|| {
+                    anyhow::anyhow!("role_tenants: {tenant:?} is not a tenant id (a GUID)")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
         let audiences = if config.audiences.is_empty() {
             vec![default_audience.to_owned()]
         } else {
@@ -110,6 +122,7 @@ impl JwksIssuer {
             issuer: config.issuer.clone(),
             audiences,
             leeway_seconds: config.leeway_seconds,
+            role_tenants,
             source,
             http,
             cached: RwLock::new(Cached {
@@ -156,6 +169,12 @@ impl JwksIssuer {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub fn leeway_seconds(&self) -> u64 {
         self.leeway_seconds
+    }
+
+    /// Whether this issuer's tokens for `tenant` may carry pcq's roles (`Pcq.Reviewer`,
+    /// `Pcq.Admin`): only for the tenants configured in its `role_tenants`.
+    pub fn grants_roles_to(&self, tenant: Uuid) -> bool {
+        self.role_tenants.contains(&tenant)
     }
 
     /// How many fetches of the JWKS were started so far.
@@ -318,6 +337,7 @@ mod tests {
             jwks: "/nonexistent/jwks.json".to_owned(),
             audiences: vec![],
             leeway_seconds: 60,
+            role_tenants: vec![],
         };
         JwksIssuer::new(
             &config,

@@ -204,12 +204,14 @@ async fn spawn_with_providers(
                 jwks: url,
                 audiences: vec![],
                 leeway_seconds: 60,
+                role_tenants: vec![],
             },
             IssuerConfig {
                 issuer: FILE_ISSUER.into(),
                 jwks: path.display().to_string(),
                 audiences: vec!["api://pcq".into()],
                 leeway_seconds: 0,
+                role_tenants: vec![],
             },
         ];
         change(c);
@@ -514,7 +516,12 @@ async fn forged_and_invalid_tokens_never_reach_a_handler() {
 
 /// Credential kinds and roles from external tokens, and reviewers versus partners' data.
 async fn external_tokens_get_the_routes_their_claims_allow() {
-    let (_jwks, app) = entra_node(60).await;
+    let reviewers = Uuid::new_v4();
+    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
+    let app = spawn_with_providers(&jwks, 60, |c| {
+        c.auth.issuers[0].role_tenants = vec![reviewers.to_string()];
+    })
+    .await;
     let tenant = Uuid::new_v4();
     let partner_token = keys().entra.sign(&entra_claims(tenant));
     let customer = {
@@ -558,9 +565,10 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
         assert_fault(resp, 403, 900150).await;
     }
 
-    // A reviewer (its own tenant) may decide reviews but has no relationship with partners'
-    // customers (403, 20002, as for any other partner) and lists none.
-    let mut reviewer = entra_claims(Uuid::new_v4());
+    // A reviewer (of a tenant that may hold pcq's roles) may decide reviews but has no
+    // relationship with partners' customers (403, 20002, as for any other partner) and lists
+    // none.
+    let mut reviewer = entra_claims(reviewers);
     reviewer["roles"] = json!(["Pcq.Reviewer"]);
     let reviewer = keys().entra.sign(&reviewer);
     let (status, body) = status_json(app.fetch("/_pcq/review/queue", &reviewer).await).await;
@@ -640,6 +648,7 @@ async fn unreachable_or_invalid_key_sources() {
             jwks: path.display().to_string(),
             audiences: vec![],
             leeway_seconds: 60,
+            role_tenants: vec![],
         }];
         let err = match pcq_server::Application::build(config).await {
             Ok(_) => panic!("{contents:?}: pcq started"),
@@ -648,6 +657,79 @@ async fn unreachable_or_invalid_key_sources() {
         assert!(err.contains(words), "{err}");
         assert!(err.contains("auth.issuers[0]"), "{err}");
     }
+}
+
+/// `Pcq.Reviewer` and `Pcq.Admin` from an external issuer count only for the tenants configured
+/// for that issuer: anyone else's token is a partner's, with the role ignored.
+async fn roles_of_external_issuers_count_only_for_configured_tenants() {
+    let operators = Uuid::new_v4();
+    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
+    let app = spawn_with_providers(&jwks, 60, |c| {
+        c.auth.issuers[0].role_tenants = vec![
+            Uuid::new_v4().to_string(),
+            operators.to_string().to_uppercase(),
+        ];
+    })
+    .await;
+    let stranger = Uuid::new_v4();
+    let with_roles = |tenant: Uuid, roles: &[&str]| {
+        let mut claims = entra_claims(tenant);
+        claims["roles"] = json!(roles);
+        keys().entra.sign(&claims)
+    };
+    let reviewer = with_roles(stranger, &["Pcq.Reviewer"]);
+    let admin = with_roles(stranger, &["pcq.admin"]);
+    for token in [&reviewer, &admin] {
+        for (method, path) in [
+            (Method::GET, "/_pcq/review/queue"),
+            (Method::GET, "/_pcq/admin/clock"),
+            (Method::POST, "/_pcq/admin/worker/drain"),
+        ] {
+            let fault = assert_fault(
+                app.send(method.clone(), path, token, None).await,
+                403,
+                900150,
+            )
+            .await;
+            assert!(fault.description.contains("Pcq."), "{path}: {fault:?}");
+        }
+        // Still a partner of its own.
+        assert_eq!(app.customer_count_with(token).await, 0);
+    }
+
+    // The same roles for a tenant configured for the issuer are honoured.
+    let reviewer = with_roles(operators, &["Pcq.Reviewer"]);
+    let admin = with_roles(operators, &["Pcq.Admin", "Directory Readers"]);
+    for token in [&reviewer, &admin] {
+        let (status, body) = status_json(app.fetch("/_pcq/review/queue", token).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_fault(app.fetch("/_pcq/admin/clock", &reviewer).await, 403, 900150).await;
+    let (status, body) = status_json(app.fetch("/_pcq/admin/clock", &admin).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Another issuer's token for that tenant: role_tenants belong to one issuer.
+    let mut claims = file_claims(operators);
+    claims["roles"] = json!(["Pcq.Admin"]);
+    let file_admin = keys().ec.sign(&claims);
+    assert_fault(
+        app.fetch("/_pcq/admin/clock", &file_admin).await,
+        403,
+        900150,
+    )
+    .await;
+    assert_eq!(app.customer_count_with(&file_admin).await, 0);
+
+    // The development issuer grants the roles as before, to any tenant.
+    let (status, body) =
+        status_json(app.fetch("/_pcq/admin/clock", &app.admin_token()).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dev_reviewer = app.token(pcq_server::auth::TokenSpec {
+        roles: vec!["Pcq.Reviewer".into()],
+        ..TestApp::spec(Uuid::new_v4())
+    });
+    let (status, body) = status_json(app.fetch("/_pcq/review/queue", &dev_reviewer).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// GovernmentCommunityCloud on the current endpoint needs a GDAP directory role.
@@ -805,6 +887,7 @@ crate::common::backend_tests!(
     forged_and_invalid_tokens_never_reach_a_handler,
     external_tokens_get_the_routes_their_claims_allow,
     key_rotation_refetches_within_the_rate_limit,
+    roles_of_external_issuers_count_only_for_configured_tenants,
     unreachable_or_invalid_key_sources,
     gcc_needs_a_gdap_role,
     the_development_issuer_follows_the_listen_address,
