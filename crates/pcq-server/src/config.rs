@@ -80,7 +80,7 @@ pub struct AuthConfig {
     pub gdap_roles: Vec<String>,
     /// Shortest time between two JWKS fetches of one issuer, in seconds.
     pub jwks_min_refresh_seconds: u64,
-    /// Age after which an issuer's JWKS is fetched again, in seconds.
+    /// Age at which an issuer's JWKS is fetched again (in the background), in seconds.
     pub jwks_max_age_seconds: u64,
     /// External identity providers.
     pub issuers: Vec<IssuerConfig>,

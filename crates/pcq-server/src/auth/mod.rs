@@ -331,7 +331,7 @@ impl Authenticator {
                 )
             }
             Signer::External(issuer) => {
-                let found = issuer.key(kid).await.map_err(|_| {
+                let found = issuer.key(kid).map_err(|_| {
                     ApiFault::access_denied(format!(
                         "the token was signed with a key (kid {}) that its issuer does not publish",
                         shown(kid)
