@@ -80,7 +80,7 @@ pub struct AuthConfig {
     pub gdap_roles: Vec<String>,
     /// Shortest time between two JWKS fetches of one issuer, in seconds.
     pub jwks_min_refresh_seconds: u64,
-    /// Age after which an issuer's JWKS is fetched again, in seconds.
+    /// Age at which an issuer's JWKS is fetched again (in the background), in seconds.
     pub jwks_max_age_seconds: u64,
     /// External identity providers.
     pub issuers: Vec<IssuerConfig>,
@@ -110,6 +110,10 @@ pub struct IssuerConfig {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
+    /// The tenants (GUIDs) whose tokens from this issuer may carry pcq's roles (`Pcq.Reviewer`,
+    /// `Pcq.Admin`); empty: this issuer grants none, and the roles of its tokens are ignored.
+    #[serde(default)]
+    pub role_tenants: Vec<String>,
 }
 
 fn default_leeway() -> u64 {
@@ -422,6 +426,13 @@ impl Config {
                 issuer.leeway_seconds <= 600,
                 "{at}.leeway_seconds must be at most 600"
             );
+            for (m, tenant) in issuer.role_tenants.iter().enumerate() {
+                anyhow::ensure!(
+                    pcq_core::ids::parse_guid(tenant).is_some(),
+                    "{at}.role_tenants[{m}] ({tenant:?}) is not a tenant id: expected a GUID such \
+                     as \"6affab8f-68fe-4688-916b-a96207c95998\""
+                );
+            }
         }
         anyhow::ensure!(
             self.auth.jwks_min_refresh_seconds <= self.auth.jwks_max_age_seconds,
@@ -569,6 +580,51 @@ mod tests {
             let err = load(bad).unwrap_err().to_string();
             assert!(err.contains(key), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn role_tenants_must_be_tenant_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pcq.toml");
+        let load = |role_tenants: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "[[auth.issuers]]\nissuer = \"https://sts.windows.net/{{tenantid}}/\"\n\
+                     jwks = \"https://login.microsoftonline.com/common/discovery/keys\"\n\
+                     {role_tenants}"
+                ),
+            )
+            .unwrap();
+            Config::load(Some(&file))
+        };
+        // By default an issuer grants no roles.
+        assert!(load("").unwrap().auth.issuers[0].role_tenants.is_empty());
+        let config = load(
+            "role_tenants = [\"6affab8f-68fe-4688-916b-a96207c95998\", \
+             \"{0E1F2A3B-4C5D-6E7F-8091-A2B3C4D5E6F7}\"]",
+        )
+        .unwrap();
+        assert_eq!(config.auth.issuers[0].role_tenants.len(), 2);
+        for (bad, shown) in [
+            ("[\"contoso.onmicrosoft.com\"]", "role_tenants[0]"),
+            (
+                "[\"6affab8f-68fe-4688-916b-a96207c95998\", \"6affab8f68fe4688916ba96207c95998\"]",
+                "role_tenants[1]",
+            ),
+            ("[\"*\"]", "\"*\""),
+            ("[\"\"]", "not a tenant id"),
+        ] {
+            let err = load(&format!("role_tenants = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("auth.issuers[0].role_tenants"), "{bad}: {err}");
+            assert!(err.contains(shown), "{bad}: {err}");
+        }
+        let err = load("role_tenants = \"6affab8f-68fe-4688-916b-a96207c95998\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("role_tenants"), "{err}");
     }
 
     #[test]

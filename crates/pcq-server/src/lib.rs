@@ -243,7 +243,8 @@ pub async fn tool_dev_issuer(config: &Config) -> anyhow::Result<Arc<DevIssuer>> 
     issuer
 }
 
-/// The external identity providers of the configuration, with their keys loaded.
+/// The external identity providers of the configuration, with their keys loaded (before pcq
+/// serves; [`Application::run_until_stopped`] keeps them fresh).
 pub async fn external_issuers(auth: &AuthConfig) -> anyhow::Result<Vec<Arc<JwksIssuer>>> {
     let mut issuers = Vec::with_capacity(auth.issuers.len());
     for (n, config) in auth.issuers.iter().enumerate() {
@@ -388,8 +389,9 @@ impl Application {
         Ok(summary)
     }
 
-    /// Serves (and runs the worker, unless it is switched off) until `shutdown` resolves, then
-    /// finishes in-flight requests, stops the worker and closes the store.
+    /// Serves (and runs the worker, unless it is switched off, and refreshes the identity
+    /// providers' keys) until `shutdown` resolves, then finishes in-flight requests, stops the
+    /// background tasks and closes the store.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -407,6 +409,14 @@ impl Application {
             self.state.clone(),
             stop_worker.subscribe(),
         ));
+        // Identity providers' keys are refreshed in the background, never inside a request.
+        let key_refresh: Vec<_> = self
+            .state
+            .auth
+            .external_issuers()
+            .iter()
+            .map(|issuer| tokio::spawn(issuer.clone().keep_fresh(stop_worker.subscribe())))
+            .collect();
         let served = serve::serve(self.listener, router, &self.state.config.limits, shutdown).await;
         let _ = stop_worker.send(true);
         if let Some(worker) = worker {
@@ -416,6 +426,9 @@ impl Application {
             let _ = settings.await;
         }
         let _ = tidy.await;
+        for task in key_refresh {
+            let _ = task.await;
+        }
         self.state.pipeline.store.close().await;
         served.context("serving HTTP")
     }

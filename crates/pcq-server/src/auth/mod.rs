@@ -4,6 +4,9 @@
 //! external identity provider configured with its JWKS ([`jwks`]) — the key its `kid` names is
 //! one that issuer publishes, the signature checks out with that key's own algorithm, its times
 //! are valid, its audience is one the issuer may use and it names a partner tenant (`tid`).
+//! pcq's own roles (`Pcq.Reviewer`, `Pcq.Admin`) are kept only from an issuer that may grant
+//! them to the token's tenant: the development issuer, or an external one whose `role_tenants`
+//! lists the tenant; otherwise they are dropped and the token is a partner's like any other.
 //! Authorisation (which credential kind or role a route needs) happens in the HTTP extractors.
 
 pub mod dev_issuer;
@@ -25,6 +28,8 @@ pub use jwks::JwksIssuer;
 pub const ROLE_REVIEWER: &str = "Pcq.Reviewer";
 /// Role that may use the sandbox controls.
 pub const ROLE_ADMIN: &str = "Pcq.Admin";
+/// pcq's own roles, which only some issuers may grant.
+const PCQ_ROLES: [&str; 2] = [ROLE_REVIEWER, ROLE_ADMIN];
 
 /// Template id of the Directory Readers directory role, a GDAP role that allows GCC requests.
 pub const DIRECTORY_READERS: &str = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b";
@@ -48,7 +53,8 @@ pub struct Principal {
     pub tenant_id: Uuid,
     /// App+User or App-only.
     pub kind: CredentialKind,
-    /// Application roles (`roles`).
+    /// Application roles (`roles`); pcq's own roles only if the issuer may grant them to the
+    /// tenant.
     pub roles: Vec<String>,
     /// Directory role template ids (`wids`).
     pub wids: Vec<String>,
@@ -304,6 +310,11 @@ impl Authenticator {
                 shown(&iss)
             ))
         })?;
+        // An external issuer grants pcq's roles only to the tenants configured for it.
+        let role_grantor = match &signer {
+            Signer::Dev(_) => None,
+            Signer::External(issuer) => Some(*issuer),
+        };
         let (key, algorithm, leeway, audiences) = match signer {
             Signer::Dev(dev) => {
                 let (key, algorithm) = dev.verification_key(kid).ok_or_else(|| {
@@ -320,7 +331,7 @@ impl Authenticator {
                 )
             }
             Signer::External(issuer) => {
-                let found = issuer.key(kid).await.map_err(|_| {
+                let found = issuer.key(kid).map_err(|_| {
                     ApiFault::access_denied(format!(
                         "the token was signed with a key (kid {}) that its issuer does not publish",
                         shown(kid)
@@ -380,6 +391,12 @@ impl Authenticator {
             .exp
             .unwrap_or(0)
             .saturating_add(i64::try_from(leeway).unwrap_or(0));
+        let mut roles = claims.roles.unwrap_or_default();
+        if let Some(issuer) = role_grantor
+            && !issuer.grants_roles_to(tenant_id)
+        {
+            drop_pcq_roles(&mut roles, issuer.configured_issuer());
+        }
         let principal = Principal {
             tenant_id,
             kind: if delegated {
@@ -387,12 +404,30 @@ impl Authenticator {
             } else {
                 CredentialKind::AppOnly
             },
-            roles: claims.roles.unwrap_or_default(),
+            roles,
             wids: claims.wids.unwrap_or_default(),
             app_id: claims.appid.or(claims.azp),
             upn: if delegated { upn } else { None },
         };
         Ok((principal, until))
+    }
+}
+
+/// Removes pcq's own roles from `roles`, which a token of `issuer` (as configured) may not carry
+/// for its tenant. The token stays valid: its caller is a partner without those roles.
+fn drop_pcq_roles(roles: &mut Vec<String>, issuer: &str) {
+    for role in PCQ_ROLES {
+        let before = roles.len();
+        roles.retain(|held| !held.eq_ignore_ascii_case(role));
+        if roles.len() != before {
+            // Nothing of the token is logged: the role is pcq's name, the issuer as configured.
+            tracing::debug!(
+                role,
+                issuer,
+                "a role in a token was ignored: its issuer may not grant it to the token's \
+                 tenant (see role_tenants of the issuer)"
+            );
+        }
     }
 }
 

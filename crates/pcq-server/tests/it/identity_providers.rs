@@ -134,11 +134,19 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// A JWKS endpoint whose document the test can change, counting how often it is fetched.
+/// A JWKS endpoint whose document the test can change, counting how often it is fetched, and
+/// able to hold its answers until the test releases them.
 struct JwksServer {
     url: String,
     document: Arc<Mutex<Value>>,
     hits: Arc<AtomicU64>,
+    gate: Arc<Gate>,
+}
+
+/// Whether the JWKS endpoint answers (open) or holds its answers, and how many it holds.
+struct Gate {
+    open: tokio::sync::watch::Sender<bool>,
+    holding: tokio::sync::watch::Sender<usize>,
 }
 
 impl JwksServer {
@@ -147,14 +155,25 @@ impl JwksServer {
         struct Shared {
             document: Arc<Mutex<Value>>,
             hits: Arc<AtomicU64>,
+            gate: Arc<Gate>,
         }
         async fn serve(State(shared): State<Shared>) -> axum::Json<Value> {
             shared.hits.fetch_add(1, Ordering::SeqCst);
+            let mut open = shared.gate.open.subscribe();
+            if !*open.borrow_and_update() {
+                shared.gate.holding.send_modify(|n| *n += 1);
+                let _ = open.wait_for(|open| *open).await;
+                shared.gate.holding.send_modify(|n| *n -= 1);
+            }
             axum::Json(shared.document.lock().unwrap().clone())
         }
         let shared = Shared {
             document: Arc::new(Mutex::new(document)),
             hits: Arc::new(AtomicU64::new(0)),
+            gate: Arc::new(Gate {
+                open: tokio::sync::watch::Sender::new(true),
+                holding: tokio::sync::watch::Sender::new(0),
+            }),
         };
         let router = axum::Router::new()
             .route("/common/discovery/keys", axum::routing::get(serve))
@@ -166,12 +185,54 @@ impl JwksServer {
             url: format!("http://{addr}/common/discovery/keys"),
             document: shared.document,
             hits: shared.hits,
+            gate: shared.gate,
         }
     }
 
     fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
     }
+
+    /// From now on, answers are held until [`JwksServer::release`].
+    fn hold(&self) {
+        self.gate.open.send_replace(false);
+    }
+
+    /// Answers the held fetches, and later ones at once.
+    fn release(&self) {
+        self.gate.open.send_replace(true);
+    }
+
+    /// How many fetches are held right now.
+    fn holding(&self) -> usize {
+        *self.gate.holding.borrow()
+    }
+
+    /// Waits until a fetch is held (a test deadline bounds the wait).
+    async fn until_holding(&self) {
+        let mut holding = self.gate.holding.subscribe();
+        within_deadline(holding.wait_for(|n| *n > 0))
+            .await
+            .expect("the JWKS server stays up");
+    }
+}
+
+/// Awaits `future`, failing the test if it takes longer than a generous deadline (a guard
+/// against hanging, never a measure of speed).
+async fn within_deadline<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), future)
+        .await
+        .expect("the awaited condition came true within the test deadline")
+}
+
+/// Polls `condition` until it holds, within the test deadline.
+async fn until(mut condition: impl AsyncFnMut() -> bool) {
+    within_deadline(async {
+        while !condition().await {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
 }
 
 /// A JWKS server holding the Entra ID key, and a node trusting it (and the JWKS file of
@@ -204,12 +265,14 @@ async fn spawn_with_providers(
                 jwks: url,
                 audiences: vec![],
                 leeway_seconds: 60,
+                role_tenants: vec![],
             },
             IssuerConfig {
                 issuer: FILE_ISSUER.into(),
                 jwks: path.display().to_string(),
                 audiences: vec!["api://pcq".into()],
                 leeway_seconds: 0,
+                role_tenants: vec![],
             },
         ];
         change(c);
@@ -514,7 +577,12 @@ async fn forged_and_invalid_tokens_never_reach_a_handler() {
 
 /// Credential kinds and roles from external tokens, and reviewers versus partners' data.
 async fn external_tokens_get_the_routes_their_claims_allow() {
-    let (_jwks, app) = entra_node(60).await;
+    let reviewers = Uuid::new_v4();
+    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
+    let app = spawn_with_providers(&jwks, 60, |c| {
+        c.auth.issuers[0].role_tenants = vec![reviewers.to_string()];
+    })
+    .await;
     let tenant = Uuid::new_v4();
     let partner_token = keys().entra.sign(&entra_claims(tenant));
     let customer = {
@@ -558,9 +626,10 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
         assert_fault(resp, 403, 900150).await;
     }
 
-    // A reviewer (its own tenant) may decide reviews but has no relationship with partners'
-    // customers (403, 20002, as for any other partner) and lists none.
-    let mut reviewer = entra_claims(Uuid::new_v4());
+    // A reviewer (of a tenant that may hold pcq's roles) may decide reviews but has no
+    // relationship with partners' customers (403, 20002, as for any other partner) and lists
+    // none.
+    let mut reviewer = entra_claims(reviewers);
     reviewer["roles"] = json!(["Pcq.Reviewer"]);
     let reviewer = keys().entra.sign(&reviewer);
     let (status, body) = status_json(app.fetch("/_pcq/review/queue", &reviewer).await).await;
@@ -575,25 +644,29 @@ async fn external_tokens_get_the_routes_their_claims_allow() {
     assert_eq!(app.customer_count_with(&reviewer).await, 0);
 }
 
-/// A key rotation: the provider publishes a new key; the first token naming it makes pcq fetch
-/// the keys again. A flood of unknown key ids within the minimum interval causes no fetch.
+/// A key rotation: the provider publishes a new key; the first token naming it is answered from
+/// the keys pcq has (401) and makes pcq fetch the keys again in the background, after which the
+/// new key is accepted. A flood of unknown key ids within the minimum interval causes no fetch.
 async fn key_rotation_refetches_within_the_rate_limit() {
     // A minimum interval of 0: every unknown kid may refetch.
     let (jwks, app) = entra_node(0).await;
     let tenant = Uuid::new_v4();
-    let rotated = keys().rotated.sign(&entra_claims(tenant));
-    assert_fault(app.fetch("/v1/customers", &rotated).await, 401, 400).await;
-    assert_eq!(jwks.hits(), 2, "an unknown kid refetches");
     *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk, keys().rotated.jwk]});
-    assert_eq!(app.customer_count_with(&rotated).await, 0);
-    assert_eq!(jwks.hits(), 3);
+    let rotated = keys().rotated.sign(&entra_claims(tenant));
+    // The request naming the new kid does not wait for the fetch it causes.
+    let fault = assert_fault(app.fetch("/v1/customers", &rotated).await, 401, 400).await;
+    assert!(fault.description.contains("does not publish"), "{fault:?}");
+    // Once the background fetch landed, the new key is accepted.
+    until(async || app.fetch("/v1/customers", &rotated).await.status() == StatusCode::OK).await;
     // Both keys are cached now.
+    let hits = jwks.hits();
     assert_eq!(
         app.customer_count_with(&keys().entra.sign(&entra_claims(tenant)))
             .await,
         0
     );
-    assert_eq!(jwks.hits(), 3);
+    assert_eq!(app.customer_count_with(&rotated).await, 0);
+    assert_eq!(jwks.hits(), hits);
 
     // With a minimum interval, a flood of made-up key ids costs no fetch at all.
     let limited = spawn_with_providers(&jwks, 3600, |_| {}).await;
@@ -612,15 +685,73 @@ async fn key_rotation_refetches_within_the_rate_limit() {
     assert_eq!(issuer.fetch_count(), 1, "only the fetch at start");
 }
 
+/// A refresh that is due, or under way, never holds up a request: while the provider holds its
+/// answer, a token with a known key is served from the keys in hand, a token naming an unknown
+/// key is refused from them, and the node still stops.
+async fn requests_never_wait_for_a_key_refresh() {
+    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
+    let mut app = spawn_with_providers(&jwks, 0, |c| {
+        // Every copy of the keys is due for a refresh at once.
+        c.auth.jwks_max_age_seconds = 0;
+        // A request that waited for the held fetch would end here, with 408.
+        c.limits.request_timeout_seconds = 5.0;
+    })
+    .await;
+    assert_eq!(jwks.hits(), 1, "keys fetched once at start");
+    jwks.hold();
+    // A token naming an unknown key asks for a refresh, which the provider now holds.
+    let unknown = {
+        let app_url = app.url("/v1/customers");
+        let client = app.client.clone();
+        let token = keys().rotated.sign(&entra_claims(Uuid::new_v4()));
+        tokio::spawn(async move {
+            client
+                .get(app_url)
+                .header("Authorization", bearer(&token))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    jwks.until_holding().await;
+
+    // A token pcq has not seen, signed with a known key: answered while the fetch is held.
+    let known = keys().entra.sign(&entra_claims(Uuid::new_v4()));
+    let (status, body) = status_json(app.fetch("/v1/customers", &known).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(jwks.holding() > 0, "the provider still holds its answer");
+    let refused = within_deadline(unknown).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(jwks.holding() > 0, "the provider still holds its answer");
+
+    // The refresh stops with the node, even in the middle of a fetch.
+    within_deadline(app.stop()).await;
+    jwks.release();
+}
+
 /// The provider is down at start: pcq starts, refuses its tokens, and takes its keys once a
-/// later fetch succeeds. A JWKS file that is missing or not a JWKS stops the start.
+/// later fetch succeeds. A refresh that fails keeps the keys pcq had and is retried. A JWKS file
+/// that is missing or not a JWKS stops the start.
 async fn unreachable_or_invalid_key_sources() {
     let jwks = JwksServer::start(json!({"keys": "not a list"})).await;
     let app = spawn_with_providers(&jwks, 0, |_| {}).await;
     let token = keys().entra.sign(&entra_claims(Uuid::new_v4()));
     assert_fault(app.fetch("/v1/customers", &token).await, 401, 400).await;
     *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk]});
-    assert_eq!(app.customer_count_with(&token).await, 0);
+    until(async || app.fetch("/v1/customers", &token).await.status() == StatusCode::OK).await;
+
+    // The provider breaks: a token naming a new key asks for a refresh, which fails and is
+    // retried; meanwhile the keys pcq had still serve.
+    *jwks.document.lock().unwrap() = json!({"keys": "not a list"});
+    let before = jwks.hits();
+    let rotated = keys().rotated.sign(&entra_claims(Uuid::new_v4()));
+    assert_fault(app.fetch("/v1/customers", &rotated).await, 401, 400).await;
+    until(async || jwks.hits() >= before + 2).await;
+    let known = keys().entra.sign(&entra_claims(Uuid::new_v4()));
+    assert_eq!(app.customer_count_with(&known).await, 0);
+    // Repaired, with the new key: a later fetch takes it.
+    *jwks.document.lock().unwrap() = json!({"keys": [keys().entra.jwk, keys().rotated.jwk]});
+    until(async || app.fetch("/v1/customers", &rotated).await.status() == StatusCode::OK).await;
 
     for (contents, words) in [
         (None, "reading the JWKS file"),
@@ -640,6 +771,7 @@ async fn unreachable_or_invalid_key_sources() {
             jwks: path.display().to_string(),
             audiences: vec![],
             leeway_seconds: 60,
+            role_tenants: vec![],
         }];
         let err = match pcq_server::Application::build(config).await {
             Ok(_) => panic!("{contents:?}: pcq started"),
@@ -648,6 +780,79 @@ async fn unreachable_or_invalid_key_sources() {
         assert!(err.contains(words), "{err}");
         assert!(err.contains("auth.issuers[0]"), "{err}");
     }
+}
+
+/// `Pcq.Reviewer` and `Pcq.Admin` from an external issuer count only for the tenants configured
+/// for that issuer: anyone else's token is a partner's, with the role ignored.
+async fn roles_of_external_issuers_count_only_for_configured_tenants() {
+    let operators = Uuid::new_v4();
+    let jwks = JwksServer::start(json!({"keys": [keys().entra.jwk]})).await;
+    let app = spawn_with_providers(&jwks, 60, |c| {
+        c.auth.issuers[0].role_tenants = vec![
+            Uuid::new_v4().to_string(),
+            operators.to_string().to_uppercase(),
+        ];
+    })
+    .await;
+    let stranger = Uuid::new_v4();
+    let with_roles = |tenant: Uuid, roles: &[&str]| {
+        let mut claims = entra_claims(tenant);
+        claims["roles"] = json!(roles);
+        keys().entra.sign(&claims)
+    };
+    let reviewer = with_roles(stranger, &["Pcq.Reviewer"]);
+    let admin = with_roles(stranger, &["pcq.admin"]);
+    for token in [&reviewer, &admin] {
+        for (method, path) in [
+            (Method::GET, "/_pcq/review/queue"),
+            (Method::GET, "/_pcq/admin/clock"),
+            (Method::POST, "/_pcq/admin/worker/drain"),
+        ] {
+            let fault = assert_fault(
+                app.send(method.clone(), path, token, None).await,
+                403,
+                900150,
+            )
+            .await;
+            assert!(fault.description.contains("Pcq."), "{path}: {fault:?}");
+        }
+        // Still a partner of its own.
+        assert_eq!(app.customer_count_with(token).await, 0);
+    }
+
+    // The same roles for a tenant configured for the issuer are honoured.
+    let reviewer = with_roles(operators, &["Pcq.Reviewer"]);
+    let admin = with_roles(operators, &["Pcq.Admin", "Directory Readers"]);
+    for token in [&reviewer, &admin] {
+        let (status, body) = status_json(app.fetch("/_pcq/review/queue", token).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_fault(app.fetch("/_pcq/admin/clock", &reviewer).await, 403, 900150).await;
+    let (status, body) = status_json(app.fetch("/_pcq/admin/clock", &admin).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Another issuer's token for that tenant: role_tenants belong to one issuer.
+    let mut claims = file_claims(operators);
+    claims["roles"] = json!(["Pcq.Admin"]);
+    let file_admin = keys().ec.sign(&claims);
+    assert_fault(
+        app.fetch("/_pcq/admin/clock", &file_admin).await,
+        403,
+        900150,
+    )
+    .await;
+    assert_eq!(app.customer_count_with(&file_admin).await, 0);
+
+    // The development issuer grants the roles as before, to any tenant.
+    let (status, body) =
+        status_json(app.fetch("/_pcq/admin/clock", &app.admin_token()).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dev_reviewer = app.token(pcq_server::auth::TokenSpec {
+        roles: vec!["Pcq.Reviewer".into()],
+        ..TestApp::spec(Uuid::new_v4())
+    });
+    let (status, body) = status_json(app.fetch("/_pcq/review/queue", &dev_reviewer).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// GovernmentCommunityCloud on the current endpoint needs a GDAP directory role.
@@ -805,6 +1010,8 @@ crate::common::backend_tests!(
     forged_and_invalid_tokens_never_reach_a_handler,
     external_tokens_get_the_routes_their_claims_allow,
     key_rotation_refetches_within_the_rate_limit,
+    requests_never_wait_for_a_key_refresh,
+    roles_of_external_issuers_count_only_for_configured_tenants,
     unreachable_or_invalid_key_sources,
     gcc_needs_a_gdap_role,
     the_development_issuer_follows_the_listen_address,
