@@ -432,6 +432,11 @@ impl Watched {
 /// and the connection closing. pcq's own error answers always carry the envelope, so they
 /// never match.
 fn enveloped(head: &[u8], head_cap: usize) -> Option<Vec<u8>> {
+    // Cheap checks first: this sees every write of an HTTP/1 connection.
+    let error_status = head.starts_with(b"HTTP/1.1 ") && matches!(head.get(9), Some(b'4' | b'5'));
+    if !error_status || !head.ends_with(b"\r\n\r\n") || head.len() > 1024 {
+        return None;
+    }
     let text = std::str::from_utf8(head).ok()?;
     let status: u16 = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
     let lower = text.to_ascii_lowercase();
