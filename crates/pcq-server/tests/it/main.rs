@@ -16,6 +16,7 @@ mod isolation;
 mod limits;
 mod load;
 mod openapi;
+mod paging;
 mod review;
 mod rules;
 mod store;
