@@ -7,6 +7,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod customer_limits;
 mod golden;
 mod http_errors;
 mod http_fuzz;
