@@ -1,5 +1,5 @@
 //! Paging: continuation tokens are opaque and good only for the caller and the list that got
-//! them.
+//! them, and pages of large items are cut by bytes and continue exactly where they stopped.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,6 +7,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, assert_fault, status_json};
+use crate::customer_limits::largest_customer;
+
+/// The default bound of a page's items, in bytes of JSON.
+const MAX_PAGE_BYTES: usize = 1 << 20;
 
 /// GETs `path` with `token` and, when given, a continuation token.
 async fn page(
@@ -159,7 +163,83 @@ async fn review_queue_tokens_are_bound_to_the_reviewer_tenant() {
     refused(&app, "/v1/customers?size=1", &partner.app, token).await;
 }
 
+/// Follows a list from its first page to its last with `size=1000`; returns the pages.
+async fn every_page(app: &TestApp, path: &str, token: &str) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut continuation: Option<String> = None;
+    loop {
+        let (status, body) = page(app, path, token, continuation.as_deref()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        continuation = body["continuationToken"].as_str().map(str::to_owned);
+        pages.push(body);
+        if continuation.is_none() {
+            return pages;
+        }
+    }
+}
+
+async fn pages_of_large_items_are_cut_by_bytes_and_continue_exactly() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let one = serde_json::to_vec(&largest_customer("probe.example.com"))
+        .unwrap()
+        .len();
+    // Enough customers for more than two pages' worth of bytes.
+    let count = 2 * MAX_PAGE_BYTES / one + 10;
+    let mut created = Vec::new();
+    for i in 0..count {
+        let resp = app
+            .send_post(
+                "/v1/customers",
+                &partner.user,
+                &largest_customer(&format!("large{i}.example.com")),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        created.push(body["id"].as_str().unwrap().to_owned());
+    }
+
+    for (path, key) in [
+        ("/v1/customers?size=1000", "id"),
+        (
+            "/v1/auditrecords?size=1000&startDate=2000-01-01",
+            "customerId",
+        ),
+    ] {
+        let pages = every_page(&app, path, &partner.app).await;
+        assert!(pages.len() >= 3, "{path}: {} pages", pages.len());
+        let mut seen = Vec::new();
+        for (n, body) in pages.iter().enumerate() {
+            let items = body["items"].as_array().unwrap();
+            assert!(!items.is_empty(), "{path}: page {n} is empty");
+            assert_eq!(body["totalCount"], items.len());
+            let bytes: usize = items
+                .iter()
+                .map(|i| serde_json::to_vec(i).unwrap().len())
+                .sum();
+            assert!(
+                bytes <= MAX_PAGE_BYTES,
+                "{path}: page {n} holds {bytes} bytes"
+            );
+            if let Some(following) = pages.get(n + 1) {
+                // Cut by bytes: the next page's first item would not have fit in this one.
+                let next_item = serde_json::to_vec(&following["items"][0]).unwrap().len();
+                assert!(
+                    bytes + next_item > MAX_PAGE_BYTES,
+                    "{path}: page {n} stopped early"
+                );
+                assert!(items.len() < 1000);
+            }
+            seen.extend(ids(body, key));
+        }
+        // Nothing skipped, nothing repeated, in creation order.
+        assert_eq!(seen, created, "{path}");
+    }
+}
+
 crate::common::backend_tests!(
     continuation_tokens_are_opaque_and_bound_to_the_caller,
     review_queue_tokens_are_bound_to_the_reviewer_tenant,
+    pages_of_large_items_are_cut_by_bytes_and_continue_exactly,
 );
