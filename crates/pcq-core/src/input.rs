@@ -11,9 +11,10 @@ use serde_json::{Map, Value};
 use crate::enums::{EducationSegment, Qualification};
 use crate::fault::{ApiFault, truncate};
 use crate::limits::{
-    DEFAULT_MAX_CREATES, MAX_CREATES_LIMIT, MAX_DOMAIN_CHARS, MAX_DOMAIN_LABEL_CHARS,
-    MAX_ORGANIZATION_NAME_CHARS, MAX_VALIDATION_CODE_CHARS, MAX_VALIDATION_ID_DIGITS,
-    MAX_WEBHOOK_URL_CHARS, MAX_WEBSITE_CHARS,
+    ADDRESS_TEXT, BILLING_PROFILE_TEXT, COMPANY_PROFILE_TEXT, DEFAULT_MAX_CREATES,
+    MAX_CREATES_LIMIT, MAX_DOMAIN_CHARS, MAX_DOMAIN_LABEL_CHARS, MAX_ORGANIZATION_NAME_CHARS,
+    MAX_PROFILE_OTHER_BYTES, MAX_VALIDATION_CODE_CHARS, MAX_VALIDATION_ID_DIGITS,
+    MAX_WEBHOOK_URL_CHARS, MAX_WEBSITE_CHARS, TextLimit,
 };
 
 /// The generation of the POST qualifications contract pcq enforces. Written `"2021"` or
@@ -321,8 +322,28 @@ impl NewCustomer {
             )
         })?;
         let domain = parse_domain(raw_domain)?;
+        check_text(company, "companyProfile", COMPANY_PROFILE_TEXT)?;
 
         let billing = object.get_object("billingProfile")?;
+        if let Some(billing) = billing {
+            check_text(billing, "billingProfile", BILLING_PROFILE_TEXT)?;
+            match billing.get("defaultAddress")? {
+                None => {}
+                Some(Value::Object(address)) => check_text(
+                    LooseObject::new(address),
+                    "billingProfile.defaultAddress",
+                    ADDRESS_TEXT,
+                )?,
+                Some(other) => {
+                    return Err(ApiFault::invalid_input(format!(
+                        "The property 'billingProfile.defaultAddress' must be an Address object, \
+                         not {}.",
+                        json_type(other)
+                    ))
+                    .with_param("field", "billingProfile.defaultAddress"));
+                }
+            }
+        }
         let company_name = match company.get_str("companyName")? {
             Some(name) => Some(name.trim().to_owned()),
             None => match billing {
@@ -343,6 +364,21 @@ impl NewCustomer {
             profile
         });
 
+        check_other_bytes(
+            &company_profile,
+            "companyProfile",
+            COMPANY_PROFILE_TEXT,
+            None,
+        )?;
+        if let Some(profile) = &billing_profile {
+            check_other_bytes(
+                profile,
+                "billingProfile",
+                BILLING_PROFILE_TEXT,
+                Some(("defaultAddress", ADDRESS_TEXT)),
+            )?;
+        }
+
         Ok(NewCustomer {
             domain,
             company_name,
@@ -350,6 +386,95 @@ impl NewCustomer {
             billing_profile,
         })
     }
+}
+
+/// Checks the limited text properties of a profile at `path`: each, when present, a string of
+/// at most its characters as sent (whitespace counts: the profiles are kept as sent).
+fn check_text(profile: LooseObject<'_>, path: &str, limits: &[TextLimit]) -> Result<(), ApiFault> {
+    for limit in limits {
+        let field = || format!("{path}.{}", limit.name);
+        match profile.get(limit.name)? {
+            None => {}
+            // A character takes one to four bytes: most texts need no counting.
+            Some(Value::String(text))
+                if text.len() > limit.max_chars && text.chars().count() > limit.max_chars =>
+            {
+                return Err(ApiFault::invalid_input(format!(
+                    "The property '{}' is longer than {} characters.",
+                    field(),
+                    limit.max_chars
+                ))
+                .with_param("field", field())
+                .with_param("maxLength", limit.max_chars.to_string()));
+            }
+            Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(ApiFault::invalid_input(format!(
+                    "The property '{}' must be a string, not {}.",
+                    field(),
+                    json_type(other)
+                ))
+                .with_param("field", field()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the other properties of a stored profile (those without a limit of their own,
+/// and those of its `nested` object) take at most [`MAX_PROFILE_OTHER_BYTES`] of JSON.
+fn check_other_bytes(
+    profile: &Map<String, Value>,
+    path: &str,
+    limited: &[TextLimit],
+    nested: Option<(&str, &[TextLimit])>,
+) -> Result<(), ApiFault> {
+    if other_bytes(profile, limited, nested) > MAX_PROFILE_OTHER_BYTES {
+        return Err(ApiFault::invalid_input(format!(
+            "The other properties of '{path}' take more than {MAX_PROFILE_OTHER_BYTES} bytes of \
+             JSON; pcq keeps them as sent, up to that size."
+        ))
+        .with_param("field", path)
+        .with_param("maxBytes", MAX_PROFILE_OTHER_BYTES.to_string()));
+    }
+    Ok(())
+}
+
+/// The bytes of JSON the keys and values of `profile` take, but for its limited properties, and
+/// for the `nested` object those of its own other properties.
+fn other_bytes(
+    profile: &Map<String, Value>,
+    limited: &[TextLimit],
+    nested: Option<(&str, &[TextLimit])>,
+) -> usize {
+    profile
+        .iter()
+        .filter(|(key, _)| !limited.iter().any(|l| l.name.eq_ignore_ascii_case(key)))
+        .map(|(key, value)| match (nested, value) {
+            (Some((name, inner)), Value::Object(map)) if name.eq_ignore_ascii_case(key) => {
+                other_bytes(map, inner, None)
+            }
+            _ => json_len(key.as_str()) + json_len(value),
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// The length of a value's JSON, without writing it anywhere.
+fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a string or a JSON value to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Checks and lower-cases a domain name such as `contoso.onmicrosoft.com`.
@@ -881,6 +1006,62 @@ mod tests {
             let fault = NewCustomer::parse(&body).unwrap_err();
             assert_eq!((fault.status, fault.code), (400, 800002), "{body}");
         }
+    }
+
+    #[test]
+    fn customer_fields_are_bounded_and_named() {
+        let with = |path: &[&str], value: Value| {
+            let mut body = json!({"companyProfile": {"domain": "bounded.example.com"}});
+            let (last, parents) = path.split_last().unwrap();
+            let mut at = &mut body;
+            for key in parents {
+                at = at
+                    .as_object_mut()
+                    .unwrap()
+                    .entry(*key)
+                    .or_insert_with(|| json!({}));
+            }
+            at.as_object_mut()
+                .unwrap()
+                .insert((*last).to_owned(), value);
+            NewCustomer::parse(&body)
+        };
+        for (path, limits) in [
+            (&["companyProfile"][..], COMPANY_PROFILE_TEXT),
+            (&["billingProfile"][..], BILLING_PROFILE_TEXT),
+            (&["billingProfile", "defaultAddress"][..], ADDRESS_TEXT),
+        ] {
+            for limit in limits {
+                let mut at = path.to_vec();
+                at.push(limit.name);
+                let field = at.join(".");
+                assert!(
+                    with(&at, json!("ß".repeat(limit.max_chars))).is_ok(),
+                    "{field}"
+                );
+                for long in ["ß", " "] {
+                    let fault = with(&at, json!(long.repeat(limit.max_chars + 1))).unwrap_err();
+                    assert_eq!(fault.parameters["field"], field);
+                    assert_eq!(fault.parameters["maxLength"], limit.max_chars.to_string());
+                }
+                let fault = with(&at, json!(7)).unwrap_err();
+                assert_eq!(fault.parameters["field"], field);
+            }
+        }
+        // Other properties: their keys and values, up to the bound exactly.
+        let note = |len: usize| json!("n".repeat(len));
+        let exact = MAX_PROFILE_OTHER_BYTES - "\"note\"\"\"".len();
+        for path in [
+            &["companyProfile", "note"][..],
+            &["billingProfile", "note"][..],
+            &["billingProfile", "defaultAddress", "note"][..],
+        ] {
+            assert!(with(path, note(exact)).is_ok(), "{path:?}");
+            let fault = with(path, note(exact + 1)).unwrap_err();
+            assert_eq!(fault.parameters["field"], path[0]);
+        }
+        let fault = with(&["billingProfile", "defaultAddress"], json!("x")).unwrap_err();
+        assert_eq!(fault.parameters["field"], "billingProfile.defaultAddress");
     }
 
     #[test]

@@ -20,9 +20,10 @@ use utoipa::openapi::schema::{
 use crate::enums::{EducationSegment, Qualification, VETTING_REASONS};
 use crate::input::{NewCustomer, NewValidationCode, QualificationRequest, ReviewDecision};
 use crate::limits::{
-    DEFAULT_MAX_CREATES, MAX_ACADEMIC_SUFFIX_LEN, MAX_ACADEMIC_SUFFIXES, MAX_CREATES_LIMIT,
-    MAX_DOMAIN_CHARS, MAX_DOMAIN_LABEL_CHARS, MAX_ORGANIZATION_NAME_CHARS,
-    MAX_VALIDATION_CODE_CHARS, MAX_VALIDATION_ID_DIGITS, MAX_WEBSITE_CHARS,
+    ADDRESS_TEXT, BILLING_PROFILE_TEXT, COMPANY_PROFILE_TEXT, DEFAULT_MAX_CREATES,
+    MAX_ACADEMIC_SUFFIX_LEN, MAX_ACADEMIC_SUFFIXES, MAX_CREATES_LIMIT, MAX_DOMAIN_CHARS,
+    MAX_DOMAIN_LABEL_CHARS, MAX_ORGANIZATION_NAME_CHARS, MAX_PROFILE_OTHER_BYTES,
+    MAX_VALIDATION_CODE_CHARS, MAX_VALIDATION_ID_DIGITS, MAX_WEBSITE_CHARS, TextLimit,
 };
 use crate::vetting::{DURATION_PATTERN, Mode, Outcome};
 
@@ -78,6 +79,30 @@ pub fn names<'a>(description: &str, names: impl IntoIterator<Item = &'a str>) ->
         .description(Some(description))
         .enum_values(Some(names))
         .into()
+}
+
+/// Adds `extra` and a nullable string property for each of `limits` (with its `maxLength`) to
+/// `object`, in the order of their names.
+fn with_text(
+    object: ObjectBuilder,
+    limits: &[TextLimit],
+    extra: Vec<(&'static str, RefOr<Schema>)>,
+) -> ObjectBuilder {
+    let mut properties: Vec<(&'static str, RefOr<Schema>)> = limits
+        .iter()
+        .map(|limit| {
+            let text =
+                property(Type::String, true, limit.description).max_length(Some(limit.max_chars));
+            (limit.name, text.into())
+        })
+        .chain(extra)
+        .collect();
+    properties.sort_by_key(|(name, _)| *name);
+    properties
+        .into_iter()
+        .fold(object, |object, (name, schema)| {
+            object.property(name, schema)
+        })
 }
 
 /// Pushes the schema `T` and the schemas it refers to, under the names they are referred to by.
@@ -231,34 +256,62 @@ schema_only!(
             "[A-Za-z0-9]([A-Za-z0-9-]{{0,{}}}[A-Za-z0-9])?",
             MAX_DOMAIN_LABEL_CHARS - 2
         );
-        object("Company profile of a new customer.")
-            .property(
-                "companyName",
-                property(Type::String, true, "The company name."),
-            )
-            .property(
-                "domain",
-                property(
-                    Type::String,
-                    false,
-                    "The customer's domain, e.g. `contoso.onmicrosoft.com`: at least two labels \
-                     of letters,\ndigits and inner hyphens.",
-                )
-                .max_length(Some(MAX_DOMAIN_CHARS))
-                .pattern(Some(format!("^({label}\\.)+{label}$"))),
-            )
-            .required("domain")
-            .into()
+        let domain = property(
+            Type::String,
+            false,
+            "The customer's domain, e.g. `contoso.onmicrosoft.com`: at least two labels \
+             of letters,\ndigits and inner hyphens.",
+        )
+        .max_length(Some(MAX_DOMAIN_CHARS))
+        .pattern(Some(format!("^({label}\\.)+{label}$")));
+        with_text(
+            object(&format!(
+                "Company profile of a new customer. Other properties are kept as sent, up to \
+                 {MAX_PROFILE_OTHER_BYTES} bytes of JSON."
+            )),
+            COMPANY_PROFILE_TEXT,
+            vec![("domain", domain.into())],
+        )
+        .required("domain")
+        .into()
     }
 );
 
-schema_of!(NewCustomer as "CustomerCreateBody" uses [CompanyProfileBody] {
+schema_only!(
+    /// The billing profile's address (`defaultAddress` of [`BillingProfileBody`]).
+    AddressBody {
+        with_text(
+            object("The address bills are sent to (Partner Center's `Address`)."),
+            ADDRESS_TEXT,
+            Vec::new(),
+        )
+        .into()
+    }
+);
+
+schema_only!(
+    /// The billing profile of a new customer (`billingProfile` of [`NewCustomer`]).
+    BillingProfileBody uses [AddressBody] {
+        with_text(
+            object(&format!(
+                "Billing profile of a new customer, kept as sent. Other properties (its own and \
+                 its address's) take at most {MAX_PROFILE_OTHER_BYTES} bytes of JSON together."
+            )),
+            BILLING_PROFILE_TEXT,
+            vec![(
+                "defaultAddress",
+                optional_reference::<AddressBody>("The address bills are sent to."),
+            )],
+        )
+        .into()
+    }
+);
+
+schema_of!(NewCustomer as "CustomerCreateBody" uses [CompanyProfileBody, BillingProfileBody] {
     object("Body of `POST /v1/customers`.")
         .property(
             "billingProfile",
-            property(
-                Type::Object,
-                true,
+            optional_reference::<BillingProfileBody>(
                 "Billing profile (email, culture, language, companyName, defaultAddress, …), \
                  kept as sent.",
             ),

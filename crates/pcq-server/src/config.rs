@@ -269,6 +269,9 @@ pub struct PagingConfig {
     pub default_size: u32,
     /// Largest page size.
     pub max_size: u32,
+    /// Most bytes of JSON the items of one page take: a page of large items ends earlier than
+    /// `size` (with one item at least) and continues where it stopped.
+    pub max_page_bytes: usize,
 }
 
 /// `[store]`
@@ -470,6 +473,12 @@ impl Config {
             self.paging.default_size >= 1 && self.paging.default_size <= self.paging.max_size,
             "paging.default_size must be between 1 and paging.max_size"
         );
+        between(
+            "paging.max_page_bytes",
+            self.paging.max_page_bytes,
+            1024,
+            64 * 1024 * 1024,
+        )?;
         at_least("store.sqlite_readers", self.store.sqlite_readers, 1)?;
         at_least("store.sqlite_max_batch", self.store.sqlite_max_batch, 1)?;
         Ok(())

@@ -64,6 +64,8 @@ pub struct AppInner {
     pub allow_private_targets: bool,
     /// Per-partner request throttling.
     pub throttle: http::throttle::Throttle,
+    /// Continuation tokens and page cutting, with the store's key.
+    pub pager: http::paging::Pager,
     signer: OnceCell<Arc<WebhookSigner>>,
 }
 
@@ -136,7 +138,7 @@ pub async fn shared_key(
     }
     let pem = tokio::task::spawn_blocking(generate)
         .await
-        .context("generating a signing key")??;
+        .context("generating a key")??;
     Ok(store.write(keys::KeepKey { name, pem }).await?.output)
 }
 
@@ -308,6 +310,14 @@ impl Application {
             external_issuers(&config.auth).await?,
         );
         let dev_partner = store.write(DevPartner).await?.output;
+        let token_key = shared_key(
+            &store,
+            keys::CONTINUATION_TOKEN_KEY,
+            http::paging::Pager::generate_key,
+        )
+        .await?;
+        let pager = http::paging::Pager::new(&token_key, &config.paging)
+            .context("loading the continuation token key")?;
         let clock = Clock::system();
         clock.set_offset_micros(store.read(service::clock::StoredOffset).await?);
         let policy = PolicyCell::new(config.vetting.clone());
@@ -359,6 +369,7 @@ impl Application {
             http,
             allow_private_targets,
             throttle,
+            pager,
             signer: OnceCell::new(),
         }));
         Ok(Application { listener, state })

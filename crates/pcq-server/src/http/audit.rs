@@ -9,7 +9,7 @@ use pcq_core::wire::{Attributes, AuditRecord, Collection, KeyValue};
 use serde_json::Value;
 
 use super::extract::{Caller, QueryParams};
-use super::paging::{self, ContinuationToken, page_size};
+use super::paging::{self, ContinuationToken, List, page_size};
 use crate::AppState;
 use crate::error::Error;
 use crate::service::audit::{AuditPage, FindAuditRecord};
@@ -134,6 +134,7 @@ pub async fn list_audit_records(
     headers: HeaderMap,
 ) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
+    let lister = state.pager.lister(List::AuditRecords, caller.tenant_id);
     let now = state.pipeline.now();
     let from = date(&query, "startDate", false)?.unwrap_or(now.plus_micros(-DEFAULT_WINDOW_MICROS));
     let until = date(&query, "endDate", true)?.unwrap_or(Timestamp::from_micros(i64::MAX));
@@ -155,7 +156,7 @@ pub async fn list_audit_records(
         resource_type: None,
         customer_name_contains: None,
         customer_name_is: None,
-        after_seq: paging::seq_position(&headers)?,
+        after_seq: lister.seq_position(&headers)?,
         limit: paging::limit(size),
     };
     if let Some(id) = query.get("customerId") {
@@ -165,7 +166,7 @@ pub async fn list_audit_records(
         apply_filter(filter, &mut audit)?;
     }
     let rows = state.pipeline.read(AuditPage(audit)).await?;
-    Reply::ok(&paging::page(
+    Reply::ok(&lister.page(
         rows,
         size,
         paging::self_uri("/v1/auditrecords", query.raw()),

@@ -6,7 +6,7 @@ use pcq_core::NewCustomer;
 use pcq_core::wire::{Collection, Customer};
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams};
-use super::paging::{self, ContinuationToken, page_size};
+use super::paging::{self, ContinuationToken, List, page_size};
 use crate::AppState;
 use crate::error::Error;
 use crate::service::Actor;
@@ -73,15 +73,16 @@ pub async fn list_customers(
     headers: HeaderMap,
 ) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
+    let lister = state.pager.lister(List::Customers, caller.tenant_id);
     let rows = state
         .pipeline
         .read(CustomerPage {
             partner: caller.tenant_id,
-            after_seq: paging::seq_position(&headers)?,
+            after_seq: lister.seq_position(&headers)?,
             limit: paging::limit(size),
         })
         .await?;
-    Reply::ok(&paging::page(
+    Reply::ok(&lister.page(
         rows,
         size,
         format!("/v1/customers?size={size}"),

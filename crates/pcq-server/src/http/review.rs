@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{Caller, Ctx, CustomerId, JsonBody, QueryParams, ReviewerCaller};
-use super::paging::{self, ContinuationToken, page_size};
+use super::paging::{self, ContinuationToken, List, page_size};
 use crate::AppState;
 use crate::error::Error;
 use crate::service::Actor;
@@ -107,11 +107,12 @@ fn decode_position(raw: &str) -> Option<(Timestamp, Uuid, Qualification)> {
 )]
 pub async fn queue(
     State(state): State<AppState>,
-    ReviewerCaller(_reviewer): ReviewerCaller,
+    ReviewerCaller(reviewer): ReviewerCaller,
     query: QueryParams,
     headers: HeaderMap,
 ) -> Result<Reply, Error> {
     let size = page_size(&query, &state.config.paging)?;
+    let lister = state.pager.lister(List::ReviewQueue, reviewer.tenant_id);
     let now = state.pipeline.now();
     let partner = query
         .get("partnerId")
@@ -153,7 +154,7 @@ pub async fn queue(
                 })
         })
         .transpose()?;
-    let after = match paging::position(&headers)? {
+    let after = match lister.position(&headers)? {
         None => None,
         Some(p) => Some(decode_position(&p).ok_or_else(ApiFault::invalid_continuation_token)?),
     };
@@ -167,7 +168,7 @@ pub async fn queue(
             limit: paging::limit(size),
         }))
         .await?;
-    Reply::ok(&paging::page(
+    Reply::ok(&lister.page(
         rows,
         size,
         paging::self_uri("/_pcq/review/queue", query.raw()),

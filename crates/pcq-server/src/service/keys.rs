@@ -1,8 +1,9 @@
-//! Signing keys kept in the store, for stores that several nodes share: every node must sign
-//! development tokens and webhook events with the same keys, and no node-local file can hold
-//! them. The first node to need a key stores one; the others take that one.
+//! Keys kept in the store, for stores that several nodes share: every node must sign
+//! development tokens and webhook events with the same keys, and open the continuation tokens
+//! the others seal, and no node-local file can hold them. The first node to need a key stores
+//! one; the others take that one.
 
-pub use crate::store::settings::{DEV_ISSUER_KEY, WEBHOOK_SIGNING_KEY};
+pub use crate::store::settings::{CONTINUATION_TOKEN_KEY, DEV_ISSUER_KEY, WEBHOOK_SIGNING_KEY};
 
 use crate::error::Error;
 use crate::store::{Op, Tx};

@@ -1,6 +1,6 @@
 //! Node-wide settings and keys, in the key-value `meta` table: the development partner tenant,
-//! the sandbox clock offset, the run-time vetting policy, and the signing keys every node of a
-//! shared store must agree on.
+//! the sandbox clock offset, the run-time vetting policy, the signing keys every node of a
+//! shared store must agree on, and the key of continuation tokens.
 
 use pcq_core::vetting::VettingPolicy;
 use uuid::Uuid;
@@ -18,6 +18,9 @@ const POLICY_KEY: &str = "vetting_policy";
 pub const DEV_ISSUER_KEY: &str = "dev_issuer_key_pem";
 /// Meta key of the webhook signing RSA key (PKCS#8 PEM).
 pub const WEBHOOK_SIGNING_KEY: &str = "webhook_signing_key_pem";
+/// Meta key of the key continuation tokens are sealed with (AES-256, base64), on every store:
+/// nodes sharing a database must open each other's tokens.
+pub const CONTINUATION_TOKEN_KEY: &str = "continuation_token_key";
 
 /// What the store holds about the run-time policy: a version that grows with every change, and
 /// the policy (`None`: the configured one is in force).
@@ -113,7 +116,7 @@ impl Tx<'_> {
         Ok(state)
     }
 
-    /// A stored signing key ([`DEV_ISSUER_KEY`], [`WEBHOOK_SIGNING_KEY`]).
+    /// A stored key ([`DEV_ISSUER_KEY`], [`WEBHOOK_SIGNING_KEY`], [`CONTINUATION_TOKEN_KEY`]).
     pub async fn signing_key(&mut self, name: &'static str) -> StoreResult<Option<String>> {
         self.meta_get(name).await
     }

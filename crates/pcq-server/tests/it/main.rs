@@ -7,6 +7,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod customer_limits;
 mod golden;
 mod http_errors;
 mod http_fuzz;
@@ -16,6 +17,7 @@ mod isolation;
 mod limits;
 mod load;
 mod openapi;
+mod paging;
 mod review;
 mod rules;
 mod store;
