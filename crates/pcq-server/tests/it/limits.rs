@@ -296,6 +296,20 @@ async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.addr).await.unwrap()
 }
 
+/// The HTTP/2 connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The preface and an empty SETTINGS frame: what an HTTP/2 client sends first.
+const H2_START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// A server that gives request heads 2 seconds and idle connections a minute.
+async fn two_second_heads() -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.limits.header_read_timeout_seconds = 2.0;
+        c.limits.idle_timeout_seconds = 60.0;
+    })
+    .await
+}
+
 fn health_request() -> &'static [u8] {
     b"GET /_pcq/health HTTP/1.1\r\nHost: pcq\r\n\r\n"
 }
@@ -537,11 +551,7 @@ async fn a_request_that_takes_too_long_gets_408() {
 
 #[tokio::test]
 async fn slow_header_clients_are_cut_off_while_others_are_served() {
-    let app = TestApp::spawn_with(|c| {
-        c.limits.header_read_timeout_seconds = 2.0;
-        c.limits.idle_timeout_seconds = 60.0;
-    })
-    .await;
+    let app = two_second_heads().await;
     // One client never finishes its head; another sends it a byte at a time, forever.
     let mut silent = connect(&app).await;
     silent
@@ -594,18 +604,11 @@ async fn slow_header_clients_are_cut_off_while_others_are_served() {
 /// preface, stops after it, or starts its HTTP/1 head late and slowly.
 #[tokio::test]
 async fn every_protocol_must_start_within_the_header_timeout() {
-    let app = TestApp::spawn_with(|c| {
-        c.limits.header_read_timeout_seconds = 2.0;
-        c.limits.idle_timeout_seconds = 60.0;
-    })
-    .await;
+    let app = two_second_heads().await;
     let started = Instant::now();
     let mut silent = connect(&app).await;
     let mut preface_only = connect(&app).await;
-    preface_only
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        .await
-        .unwrap();
+    preface_only.write_all(H2_PREFACE).await.unwrap();
     // Writes `bytes` one at a time, 100 ms apart, until the server closes the connection;
     // then how long after `started` it closed.
     async fn trickle(mut stream: TcpStream, bytes: Vec<u8>, started: Instant) -> Duration {
@@ -618,9 +621,7 @@ async fn every_protocol_must_start_within_the_header_timeout() {
         closed_after(&mut stream, started).await
     }
     // The HTTP/2 preface and a SETTINGS frame, a byte at a time: 33 bytes take 3.3 s.
-    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    h2.extend_from_slice(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
-    let h2_trickle = trickle(connect(&app).await, h2, started);
+    let h2_trickle = trickle(connect(&app).await, H2_START.to_vec(), started);
     // An HTTP/1 head that starts after 1.5 s and then arrives a byte at a time.
     let late = connect(&app).await;
     let h1_late = async {
@@ -638,10 +639,7 @@ async fn every_protocol_must_start_within_the_header_timeout() {
         stream.write_all(health_request()).await.unwrap();
         assert_eq!(read_response(&mut stream).await.unwrap().status, 200);
         let mut stream = connect(&app).await;
-        stream
-            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-            .await
-            .unwrap();
+        stream.write_all(H2_START).await.unwrap();
         let mut frame = [0u8; 9];
         stream.read_exact(&mut frame).await.unwrap();
         assert_eq!(frame[3], 0x04, "an HTTP/2 SETTINGS frame: {frame:?}");
@@ -737,10 +735,7 @@ async fn http2_with_prior_knowledge_is_spoken() {
     let app = TestApp::spawn().await;
     let mut stream = connect(&app).await;
     // The connection preface and an empty SETTINGS frame.
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
+    stream.write_all(H2_START).await.unwrap();
     let mut frame = [0u8; 9];
     tokio::time::timeout(DEADLINE, stream.read_exact(&mut frame))
         .await
