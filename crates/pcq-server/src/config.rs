@@ -170,6 +170,8 @@ pub struct WebhooksConfig {
     pub backoff_seconds: u64,
     /// Longest backoff in seconds.
     pub max_backoff_seconds: u64,
+    /// Most deliveries of one partner in flight at once, across nodes.
+    pub max_in_flight_per_partner: u32,
 }
 
 /// `[limits]`
@@ -387,6 +389,12 @@ impl Config {
         at_least("worker.poll_interval_ms", self.worker.poll_interval_ms, 10)?;
         at_least("worker.batch_size", self.worker.batch_size, 1)?;
         between("webhooks.max_attempts", self.webhooks.max_attempts, 1, 100)?;
+        between(
+            "webhooks.max_in_flight_per_partner",
+            self.webhooks.max_in_flight_per_partner,
+            1,
+            1000,
+        )?;
         between(
             "webhooks.timeout_seconds",
             self.webhooks.timeout_seconds,
