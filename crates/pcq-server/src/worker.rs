@@ -75,11 +75,12 @@ impl Worker {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.state.config.worker.poll_interval_ms);
         let room = i64::from(self.state.config.worker.batch_size);
-        let mut deliveries = Deliveries::new(self.state.clone());
+        let mut deliveries = Deliveries::new(self.state.clone(), true);
         let mut next_poll = tokio::time::Instant::now();
         // Whether vetting decisions, or deliveries, may be due.
         let (mut decide, mut claim) = (true, true);
         while !*stop.borrow() {
+            deliveries.report();
             if decide {
                 decide = false;
                 if let Err(e) = self.decide_due().await {
@@ -127,15 +128,19 @@ impl Worker {
         if let Err(e) = deliveries.record().await {
             tracing::warn!(error = %e, "recording webhook attempts on stopping failed");
         }
+        deliveries.finished.clear();
+        deliveries.in_flight.detach_all();
+        deliveries.report();
     }
 
     /// Works until nothing is due (webhook attempts that fail are rescheduled, not retried in
-    /// the same drain).
+    /// the same drain) and the attempts this node's background worker has in flight are
+    /// recorded, so that what a drain returns, every delivery it could see has settled.
     pub async fn drain(&self) -> Result<Progress, Error> {
         let mut total = Progress::default();
         for _ in 0..MAX_DRAIN_STEPS {
             let progress = self.step().await?;
-            if progress.is_idle() {
+            if progress.is_idle() && !self.state.pipeline.background_attempts_recorded().await {
                 return Ok(total);
             }
             total.add(progress);
@@ -152,7 +157,7 @@ impl Worker {
             vetting_decisions: self.decide_due().await?,
             ..Progress::default()
         };
-        let mut deliveries = Deliveries::new(self.state.clone());
+        let mut deliveries = Deliveries::new(self.state.clone(), false);
         deliveries
             .claim(i64::from(self.state.config.worker.batch_size))
             .await?;
@@ -197,15 +202,18 @@ struct Deliveries {
     finished: Vec<AttemptOutcome>,
     /// The partner the last claim ended with: the next claim's round resumes after it.
     after: Option<Uuid>,
+    /// Whether these are the background worker's (whose count drains wait for).
+    background: bool,
 }
 
 impl Deliveries {
-    fn new(state: AppState) -> Self {
+    fn new(state: AppState, background: bool) -> Self {
         Deliveries {
             state,
             in_flight: JoinSet::new(),
             finished: Vec::new(),
             after: None,
+            background,
         }
     }
 
@@ -236,7 +244,18 @@ impl Deliveries {
             self.in_flight
                 .spawn(attempt(self.state.clone(), delivery, token.clone()));
         }
+        self.report();
         Ok(count)
+    }
+
+    /// Tells the pipeline how many of the background worker's attempts are started and not
+    /// recorded (drains wait for them).
+    fn report(&self) {
+        if self.background {
+            self.state
+                .pipeline
+                .set_background_attempts(self.in_flight.len() + self.finished.len());
+        }
     }
 
     /// Takes in the attempts that have finished, without waiting.
@@ -272,7 +291,10 @@ impl Deliveries {
             .write(FinishAttempts(outcomes.clone()))
             .await
         {
-            Ok(recorded) => Ok((recorded, delivered)),
+            Ok(recorded) => {
+                self.report();
+                Ok((recorded, delivered))
+            }
             Err(e) => {
                 self.finished = outcomes;
                 Err(e)

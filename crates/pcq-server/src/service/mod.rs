@@ -216,6 +216,8 @@ pub struct Pipeline {
     /// Where links point.
     pub links: Links,
     wake: Notify,
+    /// Webhook attempts of this node's background worker started and not recorded yet.
+    background_attempts: tokio::sync::watch::Sender<usize>,
 }
 
 impl Pipeline {
@@ -227,6 +229,7 @@ impl Pipeline {
             policy,
             links,
             wake: Notify::new(),
+            background_attempts: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -284,6 +287,26 @@ impl Pipeline {
     /// Resolves when a commit left work for the worker.
     pub async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// Tells how many webhook attempts of the background worker are started and not recorded.
+    pub fn set_background_attempts(&self, n: usize) {
+        self.background_attempts.send_if_modified(|current| {
+            let changed = *current != n;
+            *current = n;
+            changed
+        });
+    }
+
+    /// Resolves once no attempt of the background worker is waiting to be recorded; `true`
+    /// when it had to wait for one.
+    pub async fn background_attempts_recorded(&self) -> bool {
+        let mut attempts = self.background_attempts.subscribe();
+        if *attempts.borrow_and_update() == 0 {
+            return false;
+        }
+        let _ = attempts.wait_for(|n| *n == 0).await;
+        true
     }
 }
 

@@ -382,7 +382,10 @@ impl Tx<'_> {
             { q.real_now },
             ") ORDER BY next_attempt_at, seq LIMIT ",
             { n },
-            (postgres " FOR UPDATE SKIP LOCKED"),
+            // Not SKIP LOCKED: a concurrent claim's rows are waited for (and the claim then runs
+            // again), never skipped, so a partner's later deliveries cannot pass its earlier
+            // ones and two claims cannot both take its last free places.
+            (postgres " FOR UPDATE"),
             ") UPDATE webhook_deliveries SET lease_until = ",
             { q.lease_until },
             ", lease_owner = ",
