@@ -177,6 +177,69 @@ impl super::sql::FromRow for PartnerDue {
     }
 }
 
+/// Most outcomes one update records (five values each).
+pub const FINISH_ROWS: usize = 200;
+
+/// A delivery an update recorded an attempt of, and its count of attempts.
+struct Finished {
+    id: Uuid,
+    attempts: i64,
+}
+
+impl super::sql::FromRow for Finished {
+    fn from_row(row: &dyn super::sql::Row) -> StoreResult<Self> {
+        use super::sql::Column;
+        Ok(Finished {
+            id: Column::read(row, 0)?,
+            attempts: Column::read(row, 1)?,
+        })
+    }
+}
+
+/// The update that records `outcomes` (each delivery once), releasing their leases: each
+/// outcome's values, typed, in a list joined to the row of its delivery that its claim still
+/// holds.
+fn finish_statement(outcomes: &[AttemptOutcome]) -> Statement<'_> {
+    use super::sql::{Arg, Sql, TextBuilder};
+    let mut text = TextBuilder::default();
+    let mut args = Vec::with_capacity(outcomes.len() * 5);
+    text.push("WITH v (id, token, status, next_attempt_at, finished_at) AS (VALUES ");
+    for (n, o) in outcomes.iter().enumerate() {
+        text.push(if n == 0 { "(" } else { ", (" });
+        for (i, ty) in ["TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT"]
+            .iter()
+            .enumerate()
+        {
+            text.push(if i == 0 { "CAST(" } else { ", CAST(" });
+            text.bind();
+            text.push(" AS ");
+            text.push(ty);
+            text.push(")");
+        }
+        text.push(")");
+        let finished = (o.status != DeliveryStatus::Pending).then_some(o.attempt.at);
+        args.extend([
+            Arg::from(o.attempt.delivery_id),
+            Arg::from(&o.token),
+            Arg::from(o.status),
+            Arg::from(o.next_attempt_at),
+            Arg::from(finished),
+        ]);
+    }
+    text.push(
+        ") UPDATE webhook_deliveries SET status = v.status, \
+         attempts = webhook_deliveries.attempts + 1, next_attempt_at = v.next_attempt_at, \
+         finished_at = v.finished_at, lease_until = NULL, lease_owner = NULL FROM v \
+         WHERE webhook_deliveries.id = v.id AND webhook_deliveries.lease_owner = v.token \
+         AND webhook_deliveries.status = 'pending' \
+         RETURNING webhook_deliveries.id, webhook_deliveries.attempts",
+    );
+    Statement {
+        sql: Sql::Built(text.finish()),
+        args,
+    }
+}
+
 /// A delivery and its attempts.
 pub type DeliveryWithAttempts = (DeliveryRow, Vec<AttemptRow>);
 
@@ -403,36 +466,39 @@ impl Tx<'_> {
     /// number is its delivery's count of attempts. An outcome whose claim no longer holds its
     /// delivery (the lease ran out and another claim took it) is dropped. Returns, for each
     /// outcome, whether it was recorded.
+    ///
+    /// One update records up to [`FINISH_ROWS`] outcomes (their values joined to the rows they
+    /// change, each on its claim's token), and one insert adds their attempts.
     pub async fn finish_delivery_attempts(
         &mut self,
         outcomes: &[AttemptOutcome],
     ) -> StoreResult<Vec<bool>> {
-        let mut recorded = Vec::with_capacity(outcomes.len());
+        let mut recorded = vec![false; outcomes.len()];
         let mut rows = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            let finished = (o.status != DeliveryStatus::Pending).then_some(o.attempt.at);
-            let number: Option<i64> = self
-                .fetch_optional(sql!(
-                    "UPDATE webhook_deliveries SET status = ",
-                    { o.status },
-                    ", attempts = attempts + 1, next_attempt_at = ",
-                    { o.next_attempt_at },
-                    ", finished_at = ",
-                    { finished },
-                    ", lease_until = NULL, lease_owner = NULL WHERE id = ",
-                    { o.attempt.delivery_id },
-                    " AND lease_owner = ",
-                    { &o.token },
-                    " AND status = 'pending' RETURNING attempts",
-                ))
-                .await?;
-            recorded.push(number.is_some());
-            if let Some(number) = number {
-                rows.push(AttemptRow {
-                    attempt: number,
-                    ..o.attempt.clone()
-                });
+        let mut start = 0;
+        while start < outcomes.len() {
+            // A chunk names each delivery once: two outcomes of one delivery (a late one of a
+            // claim whose lease was taken over, and the current one) go in different updates.
+            let mut ids = std::collections::HashSet::new();
+            let mut end = start;
+            while end < outcomes.len()
+                && end - start < FINISH_ROWS
+                && ids.insert(outcomes[end].attempt.delivery_id)
+            {
+                end += 1;
             }
+            let chunk = &outcomes[start..end];
+            let finished: Vec<Finished> = self.fetch_all(finish_statement(chunk)).await?;
+            for done in finished {
+                if let Some(i) = chunk.iter().position(|o| o.attempt.delivery_id == done.id) {
+                    recorded[start + i] = true;
+                    rows.push(AttemptRow {
+                        attempt: done.attempts,
+                        ..chunk[i].attempt.clone()
+                    });
+                }
+            }
+            start = end;
         }
         for chunk in rows.chunks(super::sql::BULK_ROWS) {
             self.execute(Statement::insert_rows(chunk, "")).await?;
