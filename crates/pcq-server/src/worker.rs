@@ -396,19 +396,29 @@ async fn post(state: &AppState, delivery: &DeliveryRow) -> Result<(u16, String),
     Ok((code, text.chars().take(500).collect()))
 }
 
-/// A signing job for the background threads.
-type SignJob = Box<dyn FnOnce() + Send>;
+/// A job for the background threads.
+type Job = Box<dyn FnOnce() + Send>;
 
-/// Signs `payload` on one of the signing threads. An RSA signature takes about a millisecond
-/// of CPU; those threads run at the lowest scheduling priority (on Linux), so when requests
-/// and deliveries compete for the CPU, requests go first and deliveries take the time left.
+/// Signs `payload` on one of the background threads.
 async fn sign_in_background(
     signer: Arc<WebhookSigner>,
     payload: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
-    static THREADS: OnceLock<mpsc::Sender<SignJob>> = OnceLock::new();
+    at_low_priority(move || signer.sign(&payload).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Runs `job` on one of the process's background threads, which run at the lowest scheduling
+/// priority (on Linux): when requests and webhook work compete for the CPU, requests go first
+/// and the webhook work takes the time left. An RSA signature takes about a millisecond of
+/// CPU, creating a key a second or so.
+pub(crate) async fn at_low_priority<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    static THREADS: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
     let jobs = THREADS.get_or_init(|| {
-        let (send, receive) = mpsc::channel::<SignJob>();
+        let (send, receive) = mpsc::channel::<Job>();
         let receive = Arc::new(Mutex::new(receive));
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         for n in 0..threads {
@@ -429,19 +439,19 @@ async fn sign_in_background(
                     }
                 });
             if let Err(e) = spawned {
-                tracing::error!(error = %e, "could not start a webhook signing thread");
+                tracing::error!(error = %e, "could not start a background thread");
             }
         }
         send
     });
     let (done, result) = oneshot::channel();
     jobs.send(Box::new(move || {
-        let _ = done.send(signer.sign(&payload).map_err(|e| e.to_string()));
+        let _ = done.send(job());
     }))
-    .map_err(|_| "no webhook signing thread is running".to_owned())?;
+    .map_err(|_| anyhow::anyhow!("no background thread is running"))?;
     result
         .await
-        .map_err(|_| "the webhook signing thread stopped".to_owned())?
+        .map_err(|_| anyhow::anyhow!("the background thread stopped"))
 }
 
 /// Lowers the calling thread's scheduling priority as far as it goes (nice 19). On Linux the
