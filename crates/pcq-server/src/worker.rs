@@ -80,7 +80,6 @@ impl Worker {
         // Whether vetting decisions, or deliveries, may be due.
         let (mut decide, mut claim) = (true, true);
         while !*stop.borrow() {
-            deliveries.report();
             if decide {
                 decide = false;
                 if let Err(e) = self.decide_due().await {
@@ -124,18 +123,20 @@ impl Worker {
         // Attempts still in flight are abandoned: their leases run out and another claim makes
         // them again. Those that finished are recorded.
         deliveries.in_flight.abort_all();
-        deliveries.collect();
+        while let Some(done) = deliveries.in_flight.join_next().await {
+            deliveries.push(done);
+        }
         if let Err(e) = deliveries.record().await {
             tracing::warn!(error = %e, "recording webhook attempts on stopping failed");
+            let left = std::mem::take(&mut deliveries.finished);
+            deliveries.settled(left.len());
         }
-        deliveries.finished.clear();
-        deliveries.in_flight.detach_all();
-        deliveries.report();
     }
 
     /// Works until nothing is due (webhook attempts that fail are rescheduled, not retried in
-    /// the same drain) and the attempts this node's background worker has in flight are
-    /// recorded, so that what a drain returns, every delivery it could see has settled.
+    /// the same drain) and the attempts this node's background worker had in flight by then
+    /// are recorded (not those it starts meanwhile), so that when a drain returns, every
+    /// delivery it could see has settled.
     pub async fn drain(&self) -> Result<Progress, Error> {
         let mut total = Progress::default();
         for _ in 0..MAX_DRAIN_STEPS {
@@ -240,21 +241,20 @@ impl Deliveries {
             self.after = Some(last.partner_tenant_id);
         }
         let count = claimed.len();
+        if self.background {
+            self.state.pipeline.background_attempts_started(count);
+        }
         for delivery in claimed {
             self.in_flight
                 .spawn(attempt(self.state.clone(), delivery, token.clone()));
         }
-        self.report();
         Ok(count)
     }
 
-    /// Tells the pipeline how many of the background worker's attempts are started and not
-    /// recorded (drains wait for them).
-    fn report(&self) {
+    /// Counts attempts the background worker settled (drains wait for them).
+    fn settled(&self, n: usize) {
         if self.background {
-            self.state
-                .pipeline
-                .set_background_attempts(self.in_flight.len() + self.finished.len());
+            self.state.pipeline.background_attempts_settled(n);
         }
     }
 
@@ -269,8 +269,12 @@ impl Deliveries {
         match done {
             Ok(outcome) => self.finished.push(outcome),
             // Its lease runs out and another claim makes the attempt again.
-            Err(e) if e.is_panic() => tracing::error!(error = %e, "a webhook attempt panicked"),
-            Err(_) => {}
+            Err(e) => {
+                if e.is_panic() {
+                    tracing::error!(error = %e, "a webhook attempt panicked");
+                }
+                self.settled(1);
+            }
         }
     }
 
@@ -292,7 +296,7 @@ impl Deliveries {
             .await
         {
             Ok(recorded) => {
-                self.report();
+                self.settled(outcomes.len());
                 Ok((recorded, delivered))
             }
             Err(e) => {

@@ -216,8 +216,9 @@ pub struct Pipeline {
     /// Where links point.
     pub links: Links,
     wake: Notify,
-    /// Webhook attempts of this node's background worker started and not recorded yet.
-    background_attempts: tokio::sync::watch::Sender<usize>,
+    /// Webhook attempts this node's background worker has started, and how many of them it
+    /// has settled (recorded, or left to their leases).
+    background_attempts: tokio::sync::watch::Sender<(u64, u64)>,
 }
 
 impl Pipeline {
@@ -229,7 +230,7 @@ impl Pipeline {
             policy,
             links,
             wake: Notify::new(),
-            background_attempts: tokio::sync::watch::Sender::new(0),
+            background_attempts: tokio::sync::watch::Sender::new((0, 0)),
         }
     }
 
@@ -289,23 +290,32 @@ impl Pipeline {
         self.wake.notified().await;
     }
 
-    /// Tells how many webhook attempts of the background worker are started and not recorded.
-    pub fn set_background_attempts(&self, n: usize) {
-        self.background_attempts.send_if_modified(|current| {
-            let changed = *current != n;
-            *current = n;
-            changed
-        });
+    /// The background worker started `n` webhook attempts.
+    pub fn background_attempts_started(&self, n: usize) {
+        if n > 0 {
+            self.background_attempts
+                .send_modify(|(started, _)| *started += n as u64);
+        }
     }
 
-    /// Resolves once no attempt of the background worker is waiting to be recorded; `true`
-    /// when it had to wait for one.
+    /// The background worker settled `n` webhook attempts: recorded them, or gave them up to
+    /// their leases.
+    pub fn background_attempts_settled(&self, n: usize) {
+        if n > 0 {
+            self.background_attempts
+                .send_modify(|(_, settled)| *settled += n as u64);
+        }
+    }
+
+    /// Resolves once the background worker has settled every attempt it had started when
+    /// called (not those it starts meanwhile); `true` when it had to wait for one.
     pub async fn background_attempts_recorded(&self) -> bool {
         let mut attempts = self.background_attempts.subscribe();
-        if *attempts.borrow_and_update() == 0 {
+        let (target, settled) = *attempts.borrow_and_update();
+        if settled >= target {
             return false;
         }
-        let _ = attempts.wait_for(|n| *n == 0).await;
+        let _ = attempts.wait_for(|(_, settled)| *settled >= target).await;
         true
     }
 }
