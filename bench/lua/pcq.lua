@@ -7,6 +7,13 @@
 --                   every request on a customer of the pool that has not been used before
 --           mixed   90% get, 10% post (drawn at random per request)
 --           create  POST /v1/customers with a domain no other request uses
+--           async   POST /v1/customers, then POST /v1/customers/{new id}/qualifications
+--                   {"qualification":"Education"} for the customer just created, over and over;
+--                   each thread stops once it has made POOL_SIZE / THREADS such pairs;
+--                   "seconds" and "rps" then cover the first request to the last answer, which
+--                   "first_us" and "last_us" give in microseconds since the epoch. Needs
+--                   WRK_ASYNC=1, WRK_ASYNC_DONE naming a file each thread adds a line to when
+--                   it has finished (wrk runs until its -d or SIGINT), one connection per thread
 -- RUN       1 to 65535, distinct for every wrk run against one server: it makes the
 --           MS-RequestId and domain of every request unique (warm-up and measured runs differ)
 -- TOKEN     bearer token sent with every request
@@ -50,6 +57,23 @@ function setup(thread)
 end
 
 local scenario, run, readers, pool_next, pool_from, pool_to
+-- async: the customer the thread created last, whose Education request comes next, and how
+-- many pairs the thread has made and is to make. async_first and async_last (globals, for
+-- done()) are when the thread sent its first request and had its last answer.
+local async_customer, async_pairs, async_quota = nil, 0, 0
+async_first, async_last = nil, nil
+
+-- The wall clock in microseconds (wrk's own clock is not available to scripts).
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_usec; } pcq_timeval;
+int gettimeofday(pcq_timeval *tv, void *tz);
+]]
+local timeval = ffi.new("pcq_timeval")
+local function now_us()
+   ffi.C.gettimeofday(timeval, nil)
+   return tonumber(timeval.tv_sec) * 1000000 + tonumber(timeval.tv_usec)
+end
 local sent = 0
 local get_headers, post_headers
 
@@ -67,6 +91,7 @@ function init(args)
    pool_from = from + thread_index * block
    pool_to = pool_from + block
    pool_next = pool_from
+   async_quota = block
    math.randomseed(run * 65536 + thread_index)
    get_headers = { ["Authorization"] = "Bearer " .. token }
    post_headers = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
@@ -102,8 +127,40 @@ local function create_customer()
    return wrk.format("POST", "/v1/customers", post_headers, body)
 end
 
+local EDUCATION = '{"qualification":"Education"}'
+
+local function async_request()
+   if not async_first then async_first = now_us() end
+   if async_customer then
+      post_headers["MS-RequestId"] = unique()
+      return wrk.format("POST", "/v1/customers/" .. async_customer .. "/qualifications",
+         post_headers, EDUCATION)
+   end
+   return create_customer()
+end
+
+-- The answer to an async request: a created customer's id, or the end of a pair.
+local function async_response(status, body)
+   if async_customer == nil then
+      if status == 201 then async_customer = string.match(body, '^{"id":"([^"]+)"') end
+      return
+   end
+   async_customer = nil
+   async_pairs = async_pairs + 1
+   if async_pairs >= async_quota then
+      async_last = now_us()
+      -- One line per finished thread: bench/run interrupts wrk once every thread has one.
+      local file = io.open(os.getenv("WRK_ASYNC_DONE"), "a")
+      file:write(thread_index, "\n")
+      file:close()
+      wrk.thread:stop()
+   end
+end
+
 function request()
-   if scenario == "get" then
+   if scenario == "async" then
+      return async_request()
+   elseif scenario == "get" then
       return get_qualifications()
    elseif scenario == "post" then
       return post_qualification()
@@ -116,15 +173,31 @@ function request()
    error("unknown scenario " .. tostring(scenario))
 end
 
-if os.getenv("WRK_STATUSES") == "1" then
-   statuses = {}
-   function response(status)
-      statuses[status] = (statuses[status] or 0) + 1
+-- response() is defined only when needed: with it, wrk parses every answer's headers and body.
+-- The async scenario needs it (WRK_ASYNC=1 says so before init() names the scenario).
+local count_statuses = os.getenv("WRK_STATUSES") == "1"
+if count_statuses then statuses = {} end
+if count_statuses or os.getenv("WRK_ASYNC") == "1" then
+   function response(status, headers, body)
+      if count_statuses then statuses[status] = (statuses[status] or 0) + 1 end
+      if scenario == "async" then async_response(status, body) end
    end
 end
 
 function done(summary, latency, requests)
    local seconds = summary.duration / 1e6
+   -- async: the time from the first request to the last answer, over every thread.
+   local first, last
+   for _, thread in ipairs(threads) do
+      local f, l = thread:get("async_first"), thread:get("async_last")
+      if f and (not first or f < first) then first = f end
+      if l and (not last or l > last) then last = l end
+   end
+   local timing = ""
+   if first and last then
+      seconds = (last - first) / 1e6
+      timing = string.format(',"first_us":%.0f,"last_us":%.0f', first, last)
+   end
    local e = summary.errors
    local function ms(p) return latency:percentile(p) / 1000 end
    local by_status, counted = {}, {}
@@ -140,7 +213,8 @@ function done(summary, latency, requests)
    io.write(string.format(
       '{"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,' ..
       '"max_ms":%.3f,"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d},' ..
-      '"statuses":{%s}}\n',
+      '"statuses":{%s}%s}\n',
       summary.requests, seconds, summary.requests / seconds, ms(50), ms(90), ms(99),
-      latency.max / 1000, e.connect, e.read, e.write, e.timeout, e.status, table.concat(counted, ",")))
+      latency.max / 1000, e.connect, e.read, e.write, e.timeout, e.status, table.concat(counted, ","),
+      timing))
 end

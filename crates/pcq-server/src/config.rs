@@ -176,6 +176,8 @@ pub struct WebhooksConfig {
     pub backoff_seconds: u64,
     /// Longest backoff in seconds.
     pub max_backoff_seconds: u64,
+    /// Most deliveries of one partner in flight at once, across nodes.
+    pub max_in_flight_per_partner: u32,
 }
 
 /// `[limits]`
@@ -407,6 +409,12 @@ impl Config {
                 "webhooks.proxy must be an http:// or https:// URL, or empty for none"
             );
         }
+        between(
+            "webhooks.max_in_flight_per_partner",
+            self.webhooks.max_in_flight_per_partner,
+            1,
+            1000,
+        )?;
         between(
             "webhooks.timeout_seconds",
             self.webhooks.timeout_seconds,

@@ -83,25 +83,32 @@ impl Deref for AppState {
 
 impl AppState {
     /// The webhook signer, loaded (or created) on first use: from the store when nodes share
-    /// it, else from the data directory.
+    /// it, else from the data directory. Creating a key takes a second or so of CPU: it runs on
+    /// the worker's background threads, at the lowest priority, like signing.
     pub async fn webhook_signer(&self) -> anyhow::Result<Arc<WebhookSigner>> {
         let config = &self.config;
         self.signer
             .get_or_try_init(|| async {
                 if self.pipeline.store.is_shared() {
-                    let pem = shared_key(&self.pipeline.store, keys::WEBHOOK_SIGNING_KEY, || {
-                        webhook_signing::generate_key_pem()
-                    })
-                    .await?;
-                    let signer =
-                        tokio::task::spawn_blocking(move || WebhookSigner::from_key_pem(&pem))
-                            .await
-                            .context("loading the webhook signing key")??;
+                    let store = &self.pipeline.store;
+                    let name = keys::WEBHOOK_SIGNING_KEY;
+                    let pem = match store.read(keys::StoredKey(name)).await? {
+                        Some(pem) => pem,
+                        None => {
+                            let pem = worker::at_low_priority(webhook_signing::generate_key_pem)
+                                .await
+                                .context("generating the webhook signing key")??;
+                            store.write(keys::KeepKey { name, pem }).await?.output
+                        }
+                    };
+                    let signer = worker::at_low_priority(move || WebhookSigner::from_key_pem(&pem))
+                        .await
+                        .context("loading the webhook signing key")??;
                     return Ok(Arc::new(signer));
                 }
                 let dir = (!config.in_memory || config.data_dir_explicit)
                     .then(|| config.data_dir.clone());
-                let signer = tokio::task::spawn_blocking(move || match dir {
+                let signer = worker::at_low_priority(move || match dir {
                     Some(dir) => WebhookSigner::load_or_create(&dir),
                     None => WebhookSigner::ephemeral(),
                 })

@@ -6,26 +6,26 @@
 //! its outcome is recorded afterwards. A node that dies mid-delivery leaves the lease to expire,
 //! after which another attempt is made.
 
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use pcq_core::time::Timestamp;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::Error;
 use crate::service::vetting::DecideDue;
 use crate::service::webhooks::{ClaimDeliveries, FinishAttempts};
-use crate::store::{AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus};
-use crate::webhook_signing::ALGORITHM;
+use crate::store::{AttemptOutcome, AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus};
+use crate::webhook_signing::{ALGORITHM, WebhookSigner};
 
 /// The shortest time a claimed delivery stays with its claim (real time).
 const LEASE: Duration = Duration::from_secs(120);
-/// Most deliveries of one partner a claim takes: they are posted one after another.
-const PER_PARTNER_CLAIM: u64 = 4;
 /// Most steps one drain takes (a guard against work that keeps coming).
 const MAX_DRAIN_STEPS: usize = 10_000;
 
@@ -66,34 +66,82 @@ impl Worker {
         Worker { state }
     }
 
-    /// Runs until `stop` turns true: a step whenever work is due, an idle wait otherwise.
+    /// Runs until `stop` turns true. Vetting decisions are made whenever the worker is woken
+    /// and every `worker.poll_interval_ms`. Deliveries run on their own: up to
+    /// `worker.batch_size` attempts of this node are in flight at once (at most
+    /// `webhooks.max_in_flight_per_partner` of one partner's, across nodes); whenever some
+    /// finish, their outcomes are recorded together and due deliveries are claimed for the
+    /// places they freed, so a slow receiver holds up only its own partner's places.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.state.config.worker.poll_interval_ms);
+        let room = i64::from(self.state.config.worker.batch_size);
+        let mut deliveries = Deliveries::new(self.state.clone(), true);
+        let mut next_poll = tokio::time::Instant::now();
+        // Whether vetting decisions, or deliveries, may be due.
+        let (mut decide, mut claim) = (true, true);
         while !*stop.borrow() {
-            let idle = match self.step().await {
-                Ok(progress) => progress.is_idle(),
-                Err(e) => {
+            if decide {
+                decide = false;
+                if let Err(e) = self.decide_due().await {
                     tracing::error!(error = %e, "worker step failed");
-                    true
-                }
-            };
-            if idle {
-                tokio::select! {
-                    () = tokio::time::sleep(poll) => {}
-                    () = self.state.pipeline.woken() => {}
-                    _ = stop.changed() => {}
                 }
             }
+            deliveries.collect();
+            if !deliveries.finished.is_empty() {
+                match deliveries.record().await {
+                    // Their places are free again.
+                    Ok(_) => claim = true,
+                    Err(e) => tracing::error!(error = %e, "recording webhook attempts failed"),
+                }
+            }
+            let free = room - deliveries.in_flight.len() as i64;
+            if claim && free > 0 {
+                claim = match deliveries.claim(free).await {
+                    // It took all it could: more may be due.
+                    Ok(claimed) => claimed as i64 == free,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming webhook deliveries failed");
+                        false
+                    }
+                };
+                if claim {
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(next_poll) => {
+                    next_poll = tokio::time::Instant::now() + poll;
+                    (decide, claim) = (true, true);
+                }
+                () = self.state.pipeline.woken() => (decide, claim) = (true, true),
+                Some(done) = deliveries.in_flight.join_next(), if !deliveries.in_flight.is_empty() => {
+                    deliveries.push(done);
+                }
+                _ = stop.changed() => {}
+            }
+        }
+        // Attempts still in flight are abandoned: their leases run out and another claim makes
+        // them again. Those that finished are recorded.
+        deliveries.in_flight.abort_all();
+        while let Some(done) = deliveries.in_flight.join_next().await {
+            deliveries.push(done);
+        }
+        if let Err(e) = deliveries.record().await {
+            tracing::warn!(error = %e, "recording webhook attempts on stopping failed");
+            let left = std::mem::take(&mut deliveries.finished);
+            deliveries.settled(left.len());
         }
     }
 
     /// Works until nothing is due (webhook attempts that fail are rescheduled, not retried in
-    /// the same drain).
+    /// the same drain) and the attempts this node's background worker had in flight by then
+    /// are recorded (not those it starts meanwhile), so that when a drain returns, every
+    /// delivery it could see has settled.
     pub async fn drain(&self) -> Result<Progress, Error> {
         let mut total = Progress::default();
         for _ in 0..MAX_DRAIN_STEPS {
             let progress = self.step().await?;
-            if progress.is_idle() {
+            if progress.is_idle() && !self.state.pipeline.background_attempts_recorded().await {
                 return Ok(total);
             }
             total.add(progress);
@@ -103,12 +151,33 @@ impl Worker {
     }
 
     /// One step: takes up settings other nodes may have changed, decides due vetting decisions,
-    /// and attempts one batch of due webhook deliveries.
+    /// and attempts one claim of due webhook deliveries (all at once), recording their outcomes
+    /// together.
     pub async fn step(&self) -> Result<Progress, Error> {
+        let mut progress = Progress {
+            vetting_decisions: self.decide_due().await?,
+            ..Progress::default()
+        };
+        let mut deliveries = Deliveries::new(self.state.clone(), false);
+        deliveries
+            .claim(i64::from(self.state.config.worker.batch_size))
+            .await?;
+        while let Some(done) = deliveries.in_flight.join_next().await {
+            deliveries.push(done);
+        }
+        let (attempts, delivered) = deliveries.record().await?;
+        progress.webhook_attempts += attempts;
+        progress.webhooks_delivered += delivered;
+        Ok(progress)
+    }
+
+    /// Takes up settings other nodes may have changed and makes every due vetting decision;
+    /// returns how many it made.
+    async fn decide_due(&self) -> Result<usize, Error> {
         let pipeline = &self.state.pipeline;
         crate::settings::refresh(pipeline).await?;
-        let mut progress = Progress::default();
         let limit = i64::from(self.state.config.worker.batch_size);
+        let mut decisions = 0;
         loop {
             let (seen, decided) = pipeline
                 .write(DecideDue {
@@ -118,18 +187,39 @@ impl Worker {
                     links: pipeline.links.clone(),
                 })
                 .await?;
-            progress.vetting_decisions += decided;
+            decisions += decided;
             if (seen as i64) < limit {
-                break;
+                return Ok(decisions);
             }
         }
-        let (attempts, delivered) = self.deliver_due(limit).await?;
-        progress.webhook_attempts += attempts;
-        progress.webhooks_delivered += delivered;
-        Ok(progress)
+    }
+}
+
+/// The webhook attempts of one node: those in flight, each in a task of its own, and those
+/// finished but not recorded yet.
+struct Deliveries {
+    state: AppState,
+    in_flight: JoinSet<AttemptOutcome>,
+    finished: Vec<AttemptOutcome>,
+    /// The partner the last claim ended with: the next claim's round resumes after it.
+    after: Option<Uuid>,
+    /// Whether these are the background worker's (whose count drains wait for).
+    background: bool,
+}
+
+impl Deliveries {
+    fn new(state: AppState, background: bool) -> Self {
+        Deliveries {
+            state,
+            in_flight: JoinSet::new(),
+            finished: Vec::new(),
+            after: None,
+            background,
+        }
     }
 
-    async fn deliver_due(&self, limit: i64) -> Result<(usize, usize), Error> {
+    /// Claims up to `limit` due deliveries and starts their attempts; returns how many.
+    async fn claim(&mut self, limit: i64) -> Result<usize, Error> {
         let state = &self.state;
         let pipeline = &state.pipeline;
         let token = Uuid::new_v4().to_string();
@@ -143,150 +233,255 @@ impl Worker {
                     .plus_micros(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)),
                 token: token.clone(),
                 limit,
-                per_partner: PER_PARTNER_CLAIM as i64,
+                per_partner: i64::from(state.config.webhooks.max_in_flight_per_partner),
+                after: self.after,
             }))
             .await?;
-        if claimed.is_empty() {
-            return Ok((0, 0));
+        if let Some(last) = claimed.last() {
+            self.after = Some(last.partner_tenant_id);
         }
-        // One partner's events go out in order, one at a time; partners in parallel.
-        let mut by_partner: Vec<Vec<&DeliveryRow>> = Vec::new();
-        for delivery in &claimed {
-            match by_partner
-                .iter_mut()
-                .find(|g| g[0].partner_tenant_id == delivery.partner_tenant_id)
-            {
-                Some(group) => group.push(delivery),
-                None => by_partner.push(vec![delivery]),
-            }
+        let count = claimed.len();
+        if self.background {
+            self.state.pipeline.background_attempts_started(count);
         }
-        let outcomes: Vec<_> =
-            futures_util::future::join_all(by_partner.into_iter().map(|group| async move {
-                let mut outcomes = Vec::with_capacity(group.len());
-                for delivery in group {
-                    outcomes.push(self.attempt(delivery).await);
-                }
-                outcomes
-            }))
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        let delivered = outcomes
-            .iter()
-            .filter(|o| o.1 == DeliveryStatus::Delivered)
-            .count();
-        let attempts = pipeline.write(FinishAttempts { token, outcomes }).await?;
-        Ok((attempts, delivered))
+        for delivery in claimed {
+            self.in_flight
+                .spawn(attempt(self.state.clone(), delivery, token.clone()));
+        }
+        Ok(count)
     }
 
-    /// Attempts one delivery; returns the attempt, the delivery's new status and when to try
-    /// next.
-    async fn attempt(&self, delivery: &DeliveryRow) -> (AttemptRow, DeliveryStatus, Timestamp) {
-        let state = &self.state;
-        let config = &state.config.webhooks;
-        let number = delivery.attempts + 1;
-        let (code, message, system_error) = match self.post(delivery).await {
-            Ok((code, message)) => (Some(code), message, false),
-            Err(message) => (None, message, true),
-        };
-        let at = state.pipeline.now();
-        let ok = code.is_some_and(|c| (200..300).contains(&c));
-        let status = if ok {
-            DeliveryStatus::Delivered
-        } else if number >= i64::from(config.max_attempts) {
-            DeliveryStatus::Failed
-        } else {
-            DeliveryStatus::Pending
-        };
-        let next = at.plus_micros(backoff_micros(
-            config.backoff_seconds,
-            config.max_backoff_seconds,
-            number,
-        ));
-        if !ok {
-            tracing::warn!(
-                delivery = %delivery.id,
-                attempt = number,
-                url = %crate::webhook_targets::loggable(&delivery.webhook_url),
-                code = ?code,
-                %message,
-                "webhook delivery attempt failed"
-            );
+    /// Counts attempts the background worker settled (drains wait for them).
+    fn settled(&self, n: usize) {
+        if self.background {
+            self.state.pipeline.background_attempts_settled(n);
         }
-        let attempt = AttemptRow {
+    }
+
+    /// Takes in the attempts that have finished, without waiting.
+    fn collect(&mut self) {
+        while let Some(done) = self.in_flight.try_join_next() {
+            self.push(done);
+        }
+    }
+
+    fn push(&mut self, done: Result<AttemptOutcome, tokio::task::JoinError>) {
+        match done {
+            Ok(outcome) => self.finished.push(outcome),
+            // Its lease runs out and another claim makes the attempt again.
+            Err(e) => {
+                if e.is_panic() {
+                    tracing::error!(error = %e, "a webhook attempt panicked");
+                }
+                self.settled(1);
+            }
+        }
+    }
+
+    /// Records the finished attempts in one write; returns how many were recorded and how
+    /// many of the finished ones were delivered. On failure they are kept for the next try.
+    async fn record(&mut self) -> Result<(usize, usize), Error> {
+        if self.finished.is_empty() {
+            return Ok((0, 0));
+        }
+        let outcomes = std::mem::take(&mut self.finished);
+        let delivered = outcomes
+            .iter()
+            .filter(|o| o.status == DeliveryStatus::Delivered)
+            .count();
+        match self
+            .state
+            .pipeline
+            .write(FinishAttempts(outcomes.clone()))
+            .await
+        {
+            Ok(recorded) => {
+                self.settled(outcomes.len());
+                Ok((recorded, delivered))
+            }
+            Err(e) => {
+                self.finished = outcomes;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Attempts one delivery claimed under `token`: the attempt, the delivery's new status and
+/// when to try next.
+async fn attempt(state: AppState, delivery: DeliveryRow, token: String) -> AttemptOutcome {
+    let config = &state.config.webhooks;
+    let number = delivery.attempts + 1;
+    let (code, message, system_error) = match post(&state, &delivery).await {
+        Ok((code, message)) => (Some(code), message, false),
+        Err(message) => (None, message, true),
+    };
+    let at = state.pipeline.now();
+    let ok = code.is_some_and(|c| (200..300).contains(&c));
+    let status = if ok {
+        DeliveryStatus::Delivered
+    } else if number >= i64::from(config.max_attempts) {
+        DeliveryStatus::Failed
+    } else {
+        DeliveryStatus::Pending
+    };
+    let next = at.plus_micros(backoff_micros(
+        config.backoff_seconds,
+        config.max_backoff_seconds,
+        number,
+    ));
+    if !ok {
+        tracing::warn!(
+            delivery = %delivery.id,
+            attempt = number,
+            url = %crate::webhook_targets::loggable(&delivery.webhook_url),
+            code = ?code,
+            %message,
+            "webhook delivery attempt failed"
+        );
+    }
+    AttemptOutcome {
+        token,
+        attempt: AttemptRow {
             delivery_id: delivery.id,
             attempt: number,
             at,
             response_code: code.map(i64::from),
             response_message: message,
             system_error,
-        };
-        (attempt, status, next)
+        },
+        status,
+        next_attempt_at: next,
     }
+}
 
-    /// POSTs the signed event; the receiver's status and the start of its answer, or why no
-    /// answer came.
-    async fn post(&self, delivery: &DeliveryRow) -> Result<(u16, String), String> {
-        let state = &self.state;
-        if crate::webhook_targets::has_credentials(&delivery.webhook_url) {
-            return Err(
-                "the WebhookUrl carries a user name or password, which pcq does not \
-                        send; register it again without them"
-                    .to_owned(),
-            );
+/// POSTs the signed event; the receiver's status and the start of its answer, or why no
+/// answer came.
+async fn post(state: &AppState, delivery: &DeliveryRow) -> Result<(u16, String), String> {
+    if crate::webhook_targets::has_credentials(&delivery.webhook_url) {
+        return Err(
+            "the WebhookUrl carries a user name or password, which pcq does not send; \
+                    register it again without them"
+                .to_owned(),
+        );
+    }
+    if !state.allow_private_targets {
+        if let Some(why) = crate::webhook_targets::refused_literal(&delivery.webhook_url) {
+            return Err(format!("the receiver's address is not allowed: {why}"));
         }
-        if !state.allow_private_targets {
-            if let Some(why) = crate::webhook_targets::refused_literal(&delivery.webhook_url) {
-                return Err(format!("the receiver's address is not allowed: {why}"));
+    }
+    let signer = state.webhook_signer().await.map_err(|e| format!("{e:#}"))?;
+    let signature = sign_in_background(signer, delivery.payload.clone()).await?;
+    let mut response = state
+        .http
+        .post(&delivery.webhook_url)
+        .header("Content-Type", "application/json")
+        .header(
+            "Authorization",
+            format!("Signature {}", STANDARD.encode(signature)),
+        )
+        .header(
+            "X-MS-Certificate-Url",
+            format!(
+                "{}/_pcq/webhooks/certificate",
+                state.pipeline.links.public_url
+            ),
+        )
+        .header("X-MS-Signature-Algorithm", ALGORITHM)
+        .body(delivery.payload.clone())
+        .send()
+        .await
+        .map_err(|e| describe_send_error(&e.without_url()))?;
+    let code = response.status().as_u16();
+    // Keep only the start of the answer; never read an unbounded body.
+    let mut head = Vec::new();
+    while head.len() < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                head.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - head.len())])
+            }
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    Ok((code, text.chars().take(500).collect()))
+}
+
+/// A job for the background threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Signs `payload` on one of the background threads.
+async fn sign_in_background(
+    signer: Arc<WebhookSigner>,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    at_low_priority(move || signer.sign(&payload).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Runs `job` on one of the process's background threads, which run at the lowest scheduling
+/// priority (on Linux): when requests and webhook work compete for the CPU, requests go first
+/// and the webhook work takes the time left. An RSA signature takes about a millisecond of
+/// CPU, creating a key a second or so.
+pub(crate) async fn at_low_priority<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    static THREADS: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    let jobs = THREADS.get_or_init(|| {
+        let (send, receive) = mpsc::channel::<Job>();
+        let receive = Arc::new(Mutex::new(receive));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        for n in 0..threads {
+            let receive = receive.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pcq-sign-{n}"))
+                .spawn(move || {
+                    lowest_priority();
+                    loop {
+                        let job = match receive.lock() {
+                            Ok(jobs) => jobs.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a background thread");
             }
         }
-        let signer = state.webhook_signer().await.map_err(|e| format!("{e:#}"))?;
-        let signature = signer.sign(&delivery.payload).map_err(|e| e.to_string())?;
-        let mut response = state
-            .http
-            .post(&delivery.webhook_url)
-            .header("Content-Type", "application/json")
-            .header(
-                "Authorization",
-                format!("Signature {}", STANDARD.encode(signature)),
-            )
-            .header(
-                "X-MS-Certificate-Url",
-                format!(
-                    "{}/_pcq/webhooks/certificate",
-                    state.pipeline.links.public_url
-                ),
-            )
-            .header("X-MS-Signature-Algorithm", ALGORITHM)
-            .body(delivery.payload.clone())
-            .send()
-            .await
-            .map_err(|e| describe_send_error(&e.without_url()))?;
-        let code = response.status().as_u16();
-        // Keep only the start of the answer; never read an unbounded body.
-        let mut head = Vec::new();
-        while head.len() < MAX_ANSWER_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    head.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER_BYTES - head.len())])
-                }
-                _ => break,
-            }
-        }
-        let text = String::from_utf8_lossy(&head);
-        Ok((code, text.chars().take(500).collect()))
+        send
+    });
+    let (done, result) = oneshot::channel();
+    jobs.send(Box::new(move || {
+        let _ = done.send(job());
+    }))
+    .map_err(|_| anyhow::anyhow!("no background thread is running"))?;
+    result
+        .await
+        .map_err(|_| anyhow::anyhow!("the background thread stopped"))
+}
+
+/// Lowers the calling thread's scheduling priority as far as it goes (nice 19). On Linux the
+/// nice value belongs to the thread, so the rest of the process keeps its priority.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its arguments; `who` 0 names the calling thread.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
     }
 }
 
 /// The most of a receiver's answer pcq reads.
 const MAX_ANSWER_BYTES: usize = 4096;
 
-/// How long a claim holds its deliveries: well beyond the time one partner's deliveries can
-/// take one after another.
+/// How long a claim holds its deliveries: well beyond the time an attempt can take (its
+/// signature, then the receiver's timeout).
 fn lease_for(timeout_seconds: u64) -> Duration {
-    let sequence = PER_PARTNER_CLAIM.saturating_mul(timeout_seconds.saturating_add(5));
-    Duration::from_secs(sequence.saturating_add(60).max(LEASE.as_secs()))
+    Duration::from_secs(timeout_seconds.saturating_add(60).max(LEASE.as_secs()))
 }
 
 /// The wait after attempt `number` (1 for the first): `base`, doubling, at most `max`.
@@ -335,7 +530,7 @@ mod tests {
     #[test]
     fn leases_outlast_an_attempt() {
         assert_eq!(lease_for(10), LEASE);
-        assert!(lease_for(300) > Duration::from_secs(300 * PER_PARTNER_CLAIM));
+        assert!(lease_for(300) > Duration::from_secs(300));
         assert!(lease_for(u64::MAX) > LEASE);
     }
 }

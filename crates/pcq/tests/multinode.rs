@@ -336,14 +336,16 @@ async fn both_nodes_deliver_each_webhook_event_once() {
     const EVENTS_EACH: usize = 12;
     let receiver = Receiver::start().await;
     // Both nodes run their workers, polling often and claiming little at a time, so both
-    // deliver while events are being written. Test events are sent far faster than Partner
-    // Center's 2 per minute: no throttling.
+    // deliver while events are being written; one delivery of a partner in flight at a time
+    // (across both nodes), so each partner's events keep their order. Test events are sent far
+    // faster than Partner Center's 2 per minute: no throttling.
     let cluster = Cluster::start(
         &server,
         &["--no-throttle"],
         &[
             ("PCQ_WORKER__POLL_INTERVAL_MS", "20"),
             ("PCQ_WORKER__BATCH_SIZE", "2"),
+            ("PCQ_WEBHOOKS__MAX_IN_FLIGHT_PER_PARTNER", "1"),
         ],
     )
     .await;

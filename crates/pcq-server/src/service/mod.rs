@@ -216,6 +216,9 @@ pub struct Pipeline {
     /// Where links point.
     pub links: Links,
     wake: Notify,
+    /// Webhook attempts this node's background worker has started, and how many of them it
+    /// has settled (recorded, or left to their leases).
+    background_attempts: tokio::sync::watch::Sender<(u64, u64)>,
 }
 
 impl Pipeline {
@@ -227,6 +230,7 @@ impl Pipeline {
             policy,
             links,
             wake: Notify::new(),
+            background_attempts: tokio::sync::watch::Sender::new((0, 0)),
         }
     }
 
@@ -284,6 +288,35 @@ impl Pipeline {
     /// Resolves when a commit left work for the worker.
     pub async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// The background worker started `n` webhook attempts.
+    pub fn background_attempts_started(&self, n: usize) {
+        if n > 0 {
+            self.background_attempts
+                .send_modify(|(started, _)| *started += n as u64);
+        }
+    }
+
+    /// The background worker settled `n` webhook attempts: recorded them, or gave them up to
+    /// their leases.
+    pub fn background_attempts_settled(&self, n: usize) {
+        if n > 0 {
+            self.background_attempts
+                .send_modify(|(_, settled)| *settled += n as u64);
+        }
+    }
+
+    /// Resolves once the background worker has settled every attempt it had started when
+    /// called (not those it starts meanwhile); `true` when it had to wait for one.
+    pub async fn background_attempts_recorded(&self) -> bool {
+        let mut attempts = self.background_attempts.subscribe();
+        let (target, settled) = *attempts.borrow_and_update();
+        if settled >= target {
+            return false;
+        }
+        let _ = attempts.wait_for(|(_, settled)| *settled >= target).await;
+        true
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, json_bytes};
 use crate::store::{
-    AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus, DeliveryWithAttempts, Isolation, Op,
+    AttemptOutcome, ClaimQuery, DeliveryRow, DeliveryStatus, DeliveryWithAttempts, Isolation, Op,
     Reply, Tx, WebhookRegistrationRow,
 };
 
@@ -94,49 +94,38 @@ pub async fn enqueue(tx: &mut Tx<'_>, event: Event<'_>) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Leases due deliveries to one claim: one partner's deliveries are in at most one claim at a
-/// time, so they go out in order even with several nodes delivering.
+/// Leases due deliveries to one claim, a fair share of each partner's and never more than
+/// `per_partner` of one partner's in flight across every claim (of this node and others); see
+/// `Tx::claim_deliveries`.
 #[derive(Clone)]
 pub struct ClaimDeliveries(pub ClaimQuery);
 
 impl Op for ClaimDeliveries {
     type Output = Vec<DeliveryRow>;
-    // Serializable (the default): a claim leaves alone the partners whose deliveries another
-    // claim holds, so two claims racing for one partner must not both succeed.
+    // Serializable (the default): a claim counts the deliveries of a partner other claims hold,
+    // so two claims racing for one partner must not both take its last free places.
 
     async fn run(self, tx: &mut Tx<'_>) -> Result<Vec<DeliveryRow>, Error> {
         Ok(tx.claim_deliveries(&self.0).await?)
     }
 }
 
-/// Records the outcome of the attempts of one claim. Outcomes of deliveries the claim no longer
-/// holds are dropped; returns how many were recorded.
+/// Records the outcomes of attempts, of one claim or several, in one transaction. Outcomes of
+/// deliveries their claim no longer holds are dropped; returns how many were recorded.
 #[derive(Clone)]
-pub struct FinishAttempts {
-    /// The claim's token.
-    pub token: String,
-    /// Each attempt, the delivery's new status, and when to try next.
-    pub outcomes: Vec<(AttemptRow, DeliveryStatus, Timestamp)>,
-}
+pub struct FinishAttempts(pub Vec<AttemptOutcome>);
 
 impl Op for FinishAttempts {
     type Output = usize;
-    /// Each outcome is recorded by a conditional update on the claim's token.
+    /// Each outcome is recorded by a conditional update on its claim's token.
     const ISOLATION: Isolation = Isolation::ReadCommitted;
 
     async fn run(self, tx: &mut Tx<'_>) -> Result<usize, Error> {
-        let mut recorded = 0;
-        for (attempt, status, next) in &self.outcomes {
-            if tx
-                .finish_delivery_attempt(attempt, &self.token, *status, *next)
-                .await?
-            {
-                recorded += 1;
-            } else {
-                tracing::warn!(delivery = %attempt.delivery_id, "a delivery attempt finished after its lease was taken over; its result is dropped");
-            }
+        let recorded = tx.finish_delivery_attempts(&self.0).await?;
+        for (outcome, _) in self.0.iter().zip(&recorded).filter(|(_, r)| !**r) {
+            tracing::warn!(delivery = %outcome.attempt.delivery_id, "a delivery attempt finished after its lease was taken over; its result is dropped");
         }
-        Ok(recorded)
+        Ok(recorded.into_iter().filter(|r| *r).count())
     }
 }
 

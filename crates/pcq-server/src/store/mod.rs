@@ -44,7 +44,7 @@ pub use tx::{Effects, Tx};
 pub use validation_codes::ValidationCodeRow;
 pub use vetting_jobs::VettingJobRow;
 pub use webhooks::{
-    AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus, DeliveryWithAttempts,
+    AttemptOutcome, AttemptRow, ClaimQuery, DeliveryRow, DeliveryStatus, DeliveryWithAttempts,
     WebhookRegistrationRow,
 };
 

@@ -376,6 +376,11 @@ impl TextBuilder {
         self.postgres.push_str(sql);
     }
 
+    /// Appends SQL only SQLite runs (such as `INDEXED BY`, which PostgreSQL does not know).
+    pub fn push_sqlite(&mut self, sql: &str) {
+        self.sqlite.push_str(sql);
+    }
+
     /// A parameter.
     pub fn bind(&mut self) {
         use std::fmt::Write;
@@ -403,8 +408,13 @@ impl TextBuilder {
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        // A statement that starts with common table expressions writes when its main part does.
+        let main_writes = first == "WITH"
+            && [") INSERT ", ") UPDATE ", ") DELETE "]
+                .iter()
+                .any(|w| self.sqlite.contains(w));
         Text {
-            writes: matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE"),
+            writes: matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE") || main_writes,
             sqlite: self.sqlite,
             postgres: self.postgres,
             params: self.params,
@@ -521,6 +531,7 @@ pub const fn insert_arity<T: Table>() -> usize {
 /// A statement: its parts separated by commas, each one of
 /// - `"text"` or `(CONST)`: SQL text;
 /// - `(postgres "text")`: SQL text only PostgreSQL runs (row locks);
+/// - `(sqlite "text")`: SQL text only SQLite runs (`INDEXED BY`);
 /// - `{value}`: a parameter, bound to `value` (anything [`Arg`] converts from);
 /// - `[Row: value]`: the insert columns' parameters of a [`Table`] row, bound to its values.
 ///
@@ -555,6 +566,9 @@ macro_rules! sql_text {
     };
     ($text:ident, (postgres $sql:expr)) => {
         $text.push_postgres($sql)
+    };
+    ($text:ident, (sqlite $sql:expr)) => {
+        $text.push_sqlite($sql)
     };
     ($text:ident, ($sql:expr)) => {
         $text.push($sql)
@@ -629,6 +643,12 @@ mod tests {
     fn writes_are_told_apart_from_reads() {
         let statement = sql!("  update meta SET value = ", { "v" });
         assert!(statement.sql.text().writes);
+        let statement = sql!("WITH picked AS (SELECT 1) UPDATE meta SET value = ", {
+            "v"
+        },);
+        assert!(statement.sql.text().writes);
+        let statement = sql!("WITH RECURSIVE walk (n) AS (SELECT 1) SELECT n FROM walk");
+        assert!(!statement.sql.text().writes);
     }
 
     #[test]

@@ -451,7 +451,7 @@ async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     use pcq_core::time::Timestamp;
     use pcq_server::service::webhooks::{ClaimDeliveries, FinishAttempts};
     use pcq_server::store::ClaimQuery;
-    use pcq_server::store::{AttemptRow, DeliveryStatus};
+    use pcq_server::store::{AttemptOutcome, AttemptRow, DeliveryStatus};
 
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -470,6 +470,7 @@ async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
             token: token.to_owned(),
             limit: 10,
             per_partner: 4,
+            after: None,
         })
     };
     let store = &app.state.pipeline;
@@ -489,33 +490,36 @@ async fn a_result_that_arrives_after_its_lease_was_taken_over_is_dropped() {
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, first[0].id);
 
-    let outcome = |message: &str, code: Option<i64>, status| {
-        (
-            AttemptRow {
-                delivery_id: first[0].id,
-                attempt: 1,
-                at: now,
-                response_code: code,
-                response_message: message.to_owned(),
-                system_error: code.is_none(),
-            },
-            status,
-            now.plus_micros(10_000_000),
-        )
+    let outcome = |token: &str, message: &str, code: Option<i64>, status| AttemptOutcome {
+        token: token.to_owned(),
+        attempt: AttemptRow {
+            delivery_id: first[0].id,
+            attempt: 1,
+            at: now,
+            response_code: code,
+            response_message: message.to_owned(),
+            system_error: code.is_none(),
+        },
+        status,
+        next_attempt_at: now.plus_micros(10_000_000),
     };
     let recorded = store
-        .write(FinishAttempts {
-            token: "second".to_owned(),
-            outcomes: vec![outcome("receiver timed out", None, DeliveryStatus::Pending)],
-        })
+        .write(FinishAttempts(vec![outcome(
+            "second",
+            "receiver timed out",
+            None,
+            DeliveryStatus::Pending,
+        )]))
         .await
         .unwrap();
     assert_eq!(recorded, 1);
     let late = store
-        .write(FinishAttempts {
-            token: "first".to_owned(),
-            outcomes: vec![outcome("OK", Some(200), DeliveryStatus::Delivered)],
-        })
+        .write(FinishAttempts(vec![outcome(
+            "first",
+            "OK",
+            Some(200),
+            DeliveryStatus::Delivered,
+        )]))
         .await
         .unwrap();
     assert_eq!(late, 0, "the late result is not recorded");
@@ -631,6 +635,7 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
             token: "claim".to_owned(),
             limit: 10,
             per_partner: 4,
+            after: None,
         }))
         .await
         .unwrap();
@@ -642,8 +647,8 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     assert_eq!(busy_ids, ["busy-0", "busy-1", "busy-2", "busy-3"]);
     assert_eq!(claimed.len(), 5, "and the other partner's one");
 
-    // While that claim holds them, another claim (another node) leaves both partners alone,
-    // so busy-4 cannot overtake busy-0.
+    // While that claim holds them, another claim (another node) takes nothing more of the
+    // busy partner's, which has as many in flight as one partner may have.
     let other = app
         .state
         .pipeline
@@ -654,10 +659,165 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
             token: "other".to_owned(),
             limit: 10,
             per_partner: 4,
+            after: None,
         }))
         .await
         .unwrap();
     assert!(other.is_empty(), "{other:?}");
+}
+
+async fn one_partners_deliveries_are_in_flight_several_at_a_time() {
+    // Long enough that posting one after another cannot pass for posting together.
+    let app = TestApp::spawn_with(|c| c.webhooks.timeout_seconds = 300).await;
+    let partner = app.partner();
+    let receiver = Receiver::start().await;
+    app.register_webhook(&partner, &receiver.url, &EVENTS).await;
+    for i in 0..3 {
+        let correlation = format!("together-{i}");
+        let resp = app.send_test_event(&partner, Some(&correlation)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    // The receiver holds every answer: the three posts arrive only if pcq does not wait for
+    // one answer before it sends the next.
+    receiver.hold();
+    let drain = tokio::spawn(
+        app.req(Method::POST, "/_pcq/admin/worker/drain", &app.admin_token())
+            .send(),
+    );
+    receiver
+        .wait_for(3, std::time::Duration::from_secs(30))
+        .await;
+    receiver.release();
+    let (status, progress) = status_json(drain.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            progress["webhookAttempts"].as_u64(),
+            progress["webhooksDelivered"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    let log = app.deliveries(&partner).await;
+    assert!(log.iter().all(|d| d["status"] == "completed"), "{log:?}");
+}
+
+async fn a_slow_receiver_does_not_hold_back_other_partners_deliveries() {
+    let app = TestApp::spawn_with(|c| {
+        c.worker.enabled = true;
+        c.worker.poll_interval_ms = 20;
+        // Long enough that waiting for the slow receiver cannot pass unnoticed.
+        c.webhooks.timeout_seconds = 300;
+    })
+    .await;
+    let (slow, quick) = (app.partner(), app.partner());
+    let slow_receiver = Receiver::start().await;
+    let quick_receiver = Receiver::start().await;
+    app.register_webhook(&slow, &slow_receiver.url, &EVENTS)
+        .await;
+    app.register_webhook(&quick, &quick_receiver.url, &EVENTS)
+        .await;
+
+    slow_receiver.hold();
+    let resp = app.send_test_event(&slow, Some("slow")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    slow_receiver
+        .wait_for(1, std::time::Duration::from_secs(30))
+        .await;
+    // While pcq waits for the slow receiver's answer, another partner's events go out.
+    for i in 0..2 {
+        let correlation = format!("quick-{i}");
+        let resp = app.send_test_event(&quick, Some(&correlation)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        quick_receiver
+            .wait_for(i + 1, std::time::Duration::from_secs(60))
+            .await;
+    }
+    assert_eq!(slow_receiver.received().len(), 1);
+    slow_receiver.release();
+}
+
+/// Queues `n` test events of `partner` in one transaction.
+#[derive(Clone)]
+struct QueueTestEvents {
+    partner: Uuid,
+    n: usize,
+}
+
+impl pcq_server::store::Op for QueueTestEvents {
+    type Output = ();
+
+    async fn run(self, tx: &mut pcq_server::store::Tx<'_>) -> Result<(), pcq_server::error::Error> {
+        use pcq_server::service::webhooks::{Event, TEST_CREATED, enqueue};
+        let at = pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+        for i in 0..self.n {
+            let correlation = format!("backlog-{i}");
+            let queued = enqueue(
+                tx,
+                Event {
+                    partner: self.partner,
+                    name: TEST_CREATED,
+                    resource_uri: "https://pcq.example/x",
+                    audit_uri: None,
+                    correlation_id: Some(&correlation),
+                    at: at.plus_micros(-1_000_000),
+                },
+            )
+            .await?;
+            assert!(queued);
+        }
+        Ok(())
+    }
+}
+
+async fn a_claim_takes_every_partners_earliest_delivery_before_more_of_a_backlog() {
+    use pcq_core::time::Timestamp;
+    use pcq_server::service::webhooks::ClaimDeliveries;
+    use pcq_server::store::ClaimQuery;
+
+    let app = TestApp::spawn().await;
+    let (busy, quiet) = (app.partner(), app.partner());
+    for partner in [&busy, &quiet] {
+        app.register_webhook(partner, "https://hooks.example.com/pc", &EVENTS)
+            .await;
+    }
+    // The busy partner's backlog was queued before the quiet partner's one event.
+    app.state
+        .pipeline
+        .write(QueueTestEvents {
+            partner: busy.tenant,
+            n: 300,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        app.send_test_event(&quiet, Some("quiet")).await.status(),
+        StatusCode::OK
+    );
+
+    let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    let claimed = app
+        .state
+        .pipeline
+        .write(ClaimDeliveries(ClaimQuery {
+            now: app.state.pipeline.now(),
+            real_now: real,
+            lease_until: real.plus_micros(60_000_000),
+            token: "small".to_owned(),
+            limit: 4,
+            per_partner: 4,
+            after: None,
+        }))
+        .await
+        .unwrap();
+    let claimed: Vec<_> = claimed
+        .iter()
+        .map(|d| d.correlation_id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(claimed.len(), 4);
+    assert!(
+        claimed.iter().any(|c| c == "quiet"),
+        "the quiet partner's event is in the first claim: {claimed:?}"
+    );
 }
 
 crate::common::backend_tests!(
@@ -671,4 +831,7 @@ crate::common::backend_tests!(
     a_result_that_arrives_after_its_lease_was_taken_over_is_dropped,
     private_targets_are_refused_when_not_allowed,
     a_claim_takes_a_few_of_each_partners_deliveries_in_order,
+    one_partners_deliveries_are_in_flight_several_at_a_time,
+    a_slow_receiver_does_not_hold_back_other_partners_deliveries,
+    a_claim_takes_every_partners_earliest_delivery_before_more_of_a_backlog,
 );
