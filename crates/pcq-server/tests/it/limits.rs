@@ -646,6 +646,7 @@ async fn every_protocol_must_start_within_the_header_timeout() {
     };
     let ((silent_for, preface_for), h2_for, h1_for, ()) =
         tokio::join!(quiet, h2_trickle, h1_late, others);
+    // The late HTTP/1 head would get until 3.5 s if its time started with its first byte.
     for (name, elapsed) in [
         ("silent", silent_for),
         ("preface only", preface_for),
@@ -653,7 +654,7 @@ async fn every_protocol_must_start_within_the_header_timeout() {
         ("late HTTP/1 head", h1_for),
     ] {
         assert!(
-            (Duration::from_millis(1800)..Duration::from_millis(3000)).contains(&elapsed),
+            (Duration::from_millis(1800)..Duration::from_millis(3400)).contains(&elapsed),
             "the {name} connection closed after {elapsed:?}"
         );
     }
