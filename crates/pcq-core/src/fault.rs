@@ -67,8 +67,20 @@ pub struct ApiFault {
     pub description: String,
     /// Whether repeating the same request may succeed.
     pub is_retryable: bool,
-    /// Values the description refers to.
-    pub parameters: BTreeMap<String, String>,
+    /// Values the description refers to: strings, or numbers where the value is a quantity.
+    pub parameters: BTreeMap<String, serde_json::Value>,
+}
+
+// The schema of the values in `Envelope::parameters` (which holds `serde_json::Value`s), for the
+// OpenAPI document only.
+/// A string, or a whole number where the value is a quantity (`retryAfterSeconds`).
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ParameterValue {
+    Text(String),
+    Number(u64),
 }
 
 /// The wire form of an [`ApiFault`].
@@ -90,9 +102,14 @@ pub struct Envelope {
     /// Whether repeating the same request may succeed.
     #[serde(default)]
     pub is_retryable: bool,
-    /// Values the description refers to.
+    /// Values the description refers to: strings, or numbers where the value is a quantity
+    /// (`retryAfterSeconds`).
     #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = BTreeMap<String, ParameterValue>, inline)
+    )]
+    pub parameters: BTreeMap<String, serde_json::Value>,
     /// Always empty; present because Partner Center clients expect the key.
     #[serde(default)]
     pub data: Vec<serde_json::Value>,
@@ -166,6 +183,14 @@ impl ApiFault {
     /// Adds a named parameter that the description refers to.
     #[must_use]
     pub fn with_param(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.parameters
+            .insert(key.to_owned(), serde_json::Value::String(value.into()));
+        self
+    }
+
+    /// Adds a numeric parameter (a JSON number on the wire), such as `retryAfterSeconds`.
+    #[must_use]
+    pub fn with_number_param(mut self, key: &str, value: u64) -> Self {
         self.parameters.insert(key.to_owned(), value.into());
         self
     }
@@ -789,7 +814,7 @@ impl ApiFault {
             ),
         )
         .with_param("routeFamily", family)
-        .with_param("retryAfterSeconds", retry_after_seconds.to_string())
+        .with_number_param("retryAfterSeconds", retry_after_seconds)
         .retryable()
     }
 

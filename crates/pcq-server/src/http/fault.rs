@@ -82,6 +82,7 @@ pub fn fault_response(fault: &ApiFault) -> Response {
         if let Some(value) = fault
             .parameters
             .get("allow")
+            .and_then(|a| a.as_str())
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             headers.insert(header::ALLOW, value);
@@ -92,7 +93,7 @@ pub fn fault_response(fault: &ApiFault) -> Response {
         let seconds = fault
             .parameters
             .get("retryAfterSeconds")
-            .and_then(|s| s.parse::<u64>().ok())
+            .and_then(serde_json::Value::as_u64)
             .unwrap_or(1)
             .max(1);
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

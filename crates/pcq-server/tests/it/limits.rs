@@ -65,10 +65,8 @@ async fn assert_throttled(resp: reqwest::Response, family: &str, max_seconds: u6
     assert_eq!(fault.error_name, "TooManyRequests");
     assert!(fault.is_retryable);
     assert_eq!(fault.parameters["routeFamily"], family);
-    assert_eq!(
-        fault.parameters["retryAfterSeconds"],
-        retry_after.to_string()
-    );
+    // A number on the wire, as Partner Center clients read it.
+    assert_eq!(fault.parameters["retryAfterSeconds"], retry_after);
     let description = fault.description.as_str();
     assert!(
         description.contains(&format!("Try again in {retry_after} seconds")),

@@ -293,7 +293,7 @@ async fn a_denial_needs_a_documented_reason_and_can_be_requested_again() {
             fault.error_name.as_str(),
             fault.parameters["round"].as_str()
         ),
-        ("VettingRoundChanged", "2")
+        ("VettingRoundChanged", Some("2"))
     );
     app.assert_education_status(&partner, customer, VettingStatus::InReview)
         .await;
