@@ -695,3 +695,41 @@ async fn webhook_credentials_and_queries_stay_out_of_answers_and_logs() {
     );
     assert!(!logged.contains("s3cret-in-query"), "{logged}");
 }
+
+#[test]
+fn token_says_on_stderr_when_it_creates_a_new_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    let partner = "6affab8f-68fe-4688-916b-a96207c95998";
+    let run = || {
+        let out = PCQ
+            .command()
+            .args(["token", "--tenant", partner])
+            .current_dir(cwd.path())
+            .env_remove("PCQ_DATABASE_URL")
+            .env_remove("PCQ_DATA_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        // Only the token on stdout, whatever stderr says.
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        assert_eq!(stdout.trim().split('.').count(), 3, "{stdout}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+
+    let first = run();
+    assert!(
+        first.contains("created a new development signing key")
+            && first.contains("pcq-data")
+            && first.contains("dev-issuer.key")
+            && first.contains("refuses")
+            && first.contains("--data-dir"),
+        "{first}"
+    );
+    assert!(cwd.path().join("pcq-data/dev-issuer.key").exists());
+
+    // The key exists now: nothing to say.
+    let second = run();
+    assert!(second.is_empty(), "{second}");
+}
