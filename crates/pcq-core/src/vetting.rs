@@ -22,7 +22,8 @@ pub enum Mode {
     After,
     /// When the customer's qualifications have been read `after_reads` times.
     AfterReads,
-    /// At once, by the academic-domain rules (outcome `domain_rules`).
+    /// By the worker right after the request (the request answers InReview), by the
+    /// academic-domain rules (outcome `domain_rules`).
     DomainRules,
 }
 
