@@ -261,7 +261,104 @@ async fn a_reset_loads_the_seed_again() {
     assert_eq!(answer["seeded"], false, "{answer}");
 }
 
+/// One generated step: which partner, what it does, and a number that picks the customer.
+type Step = (usize, u8, u8);
+
+/// Plays `steps` by two partners on a fresh node, then resets the first: the second reads the
+/// same answers as before, and the first reads nothing.
+async fn play(steps: Vec<Step>) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert_eq;
+    let app = TestApp::spawn().await;
+    let partners = [app.partner(), app.partner()];
+    let mut customers: [Vec<Uuid>; 2] = [Vec::new(), Vec::new()];
+    for (who, kind, n) in steps {
+        let partner = &partners[who];
+        match kind {
+            0 => {
+                let domain = format!("c{n}-p{who}.example.edu");
+                let (status, body) = status_json(
+                    app.send_post("/v1/customers", &partner.user, &customer_body(&domain))
+                        .await,
+                )
+                .await;
+                if status == StatusCode::CREATED {
+                    customers[who].push(body["id"].as_str().unwrap().parse().unwrap());
+                }
+            }
+            1 if !customers[who].is_empty() => {
+                let customer = customers[who][usize::from(n) % customers[who].len()];
+                app.post_qualification(partner, customer, &json!({"qualification": "Education"}))
+                    .await;
+            }
+            2 => {
+                app.issue_code(partner, i64::from(n) + 1).await;
+            }
+            3 => {
+                app.post_registration(
+                    partner,
+                    &format!("http://127.0.0.1:9/hook-{n}"),
+                    &["test-created", "customer-qualification-updated"],
+                )
+                .await;
+            }
+            4 => {
+                app.send_test_event(partner, None).await;
+            }
+            _ => {
+                app.drain().await;
+            }
+        }
+    }
+    let before = reads(&app, &partners[1], &customers[1]).await;
+    let answer = reset(&app, Some(partners[0].tenant)).await;
+    prop_assert_eq!(
+        answer["removed"]["customers"].as_u64(),
+        Some(customers[0].len() as u64)
+    );
+    prop_assert_eq!(reads(&app, &partners[1], &customers[1]).await, before);
+    prop_assert_eq!(app.customer_count(&partners[0]).await, 0);
+    prop_assert_eq!(app.codes(&partners[0]).await, vec![]);
+    prop_assert_eq!(app.audit(&partners[0], "").await, Vec::<Value>::new());
+    Ok(())
+}
+
+/// Random operations by two partners, then a reset of one (proptest's runner is synchronous: it
+/// runs on a blocking thread and drives each case on the test's runtime).
+async fn a_partner_reset_never_changes_what_another_partner_reads() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+    let backend = crate::common::backend();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(match backend {
+            crate::common::Backend::Sqlite => 12,
+            crate::common::Backend::Postgres => 6,
+        });
+    let handle = tokio::runtime::Handle::current();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut runner = TestRunner::new(ProptestConfig {
+            cases,
+            max_shrink_iters: 100,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        let step = (0usize..2, 0u8..6, 0u8..4);
+        runner
+            .run(&prop::collection::vec(step, 1..24), |steps| {
+                handle.block_on(crate::common::with_backend(backend, play(steps)))
+            })
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .expect("the property runs");
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
 backend_tests!(
+    a_partner_reset_never_changes_what_another_partner_reads,
     a_full_reset_empties_every_kind_and_keeps_the_keys,
     a_full_reset_returns_the_clock_and_the_policy_to_the_configured_ones,
     a_partner_reset_leaves_other_partners_and_the_settings_alone,
