@@ -261,6 +261,35 @@ async fn a_reset_loads_the_seed_again() {
     assert_eq!(answer["seeded"], false, "{answer}");
 }
 
+/// On PostgreSQL, where nodes share the store: another node takes up the reset clock and policy
+/// on its next refresh, although the offset went back.
+async fn other_nodes_take_up_a_reset_clock_and_policy() {
+    if crate::common::backend() != crate::common::Backend::Postgres {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let mut config = app.state.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let other = TestApp::start(config).await;
+    app.advance("2d").await;
+    app.set_policy(json!({"policy": "immediate"})).await;
+    let refresh = || pcq_server::settings::refresh(&other.state.pipeline);
+    refresh().await.unwrap();
+    assert_eq!(other.state.pipeline.clock.offset_micros(), 172_800_000_000);
+    assert!(other.state.pipeline.policy.is_overridden());
+
+    reset(&app, None).await;
+    refresh().await.unwrap();
+    assert_eq!(other.state.pipeline.clock.offset_micros(), 0);
+    assert!(!other.state.pipeline.policy.is_overridden());
+    // The clock moves forward from there on both nodes.
+    other.advance("1h").await;
+    pcq_server::settings::refresh(&app.state.pipeline)
+        .await
+        .unwrap();
+    assert_eq!(app.state.pipeline.clock.offset_micros(), 3_600_000_000);
+}
+
 /// One generated step: which partner, what it does, and a number that picks the customer.
 type Step = (usize, u8, u8);
 
@@ -358,6 +387,7 @@ async fn a_partner_reset_never_changes_what_another_partner_reads() {
 }
 
 backend_tests!(
+    other_nodes_take_up_a_reset_clock_and_policy,
     a_partner_reset_never_changes_what_another_partner_reads,
     a_full_reset_empties_every_kind_and_keeps_the_keys,
     a_full_reset_returns_the_clock_and_the_policy_to_the_configured_ones,
