@@ -52,6 +52,7 @@ pub async fn issue_validation_code(
 pub struct ResetQuery {
     /// Only this partner's data (its tenant id); without it, every partner's data, the clock
     /// and the vetting policy.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub partner: Option<String>,
 }
 
