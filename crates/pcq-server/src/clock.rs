@@ -4,7 +4,7 @@
 //! so the sandbox can move time for the whole server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use pcq_core::time::Timestamp;
 use time::OffsetDateTime;
@@ -13,6 +13,10 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_micros: Arc<AtomicI64>,
+    /// How many times the stored clock was reset, as this node last saw it.
+    epoch: Arc<AtomicU64>,
+    /// The sum of the offset's forward moves: it never goes back, even when a reset does.
+    forward_micros: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -34,7 +38,36 @@ impl Clock {
 
     /// Sets how far pcq's time is ahead of the system's.
     pub fn set_offset_micros(&self, micros: i64) {
-        self.offset_micros.store(micros, Ordering::Relaxed);
+        let old = self.offset_micros.swap(micros, Ordering::Relaxed);
+        self.moved_forward(old, micros);
+    }
+
+    /// How far the offset has moved forward in all (never less than before: time measured
+    /// with it, such as the throttle's, does not run backwards when the clock is reset).
+    pub fn forward_micros(&self) -> i64 {
+        self.forward_micros.load(Ordering::Relaxed)
+    }
+
+    fn moved_forward(&self, old: i64, new: i64) {
+        if new > old {
+            let by = new.saturating_sub(old);
+            let _ = self
+                .forward_micros
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
+                    Some(f.saturating_add(by))
+                });
+        }
+    }
+
+    /// Takes up a stored offset: between resets the clock only moves forward, so a larger
+    /// offset is newer; a reset (a larger `epoch`) replaces the offset whatever it is.
+    pub fn observe(&self, offset: i64, epoch: u64) {
+        let old = if self.epoch.fetch_max(epoch, Ordering::Relaxed) < epoch {
+            self.offset_micros.swap(offset, Ordering::Relaxed)
+        } else {
+            self.offset_micros.fetch_max(offset, Ordering::Relaxed)
+        };
+        self.moved_forward(old, offset);
     }
 }
 
@@ -50,5 +83,18 @@ mod tests {
         other.set_offset_micros(3_600_000_000);
         assert!(clock.now().as_micros() - before.as_micros() >= 3_600_000_000);
         assert_eq!(clock.offset_micros(), 3_600_000_000);
+    }
+
+    #[test]
+    fn a_reset_moves_the_clock_back_once() {
+        let clock = Clock::system();
+        clock.observe(5, 0);
+        clock.observe(3, 0);
+        assert_eq!(clock.offset_micros(), 5);
+        clock.observe(0, 1);
+        assert_eq!(clock.offset_micros(), 0);
+        clock.observe(2, 1);
+        assert_eq!(clock.offset_micros(), 2);
+        assert_eq!(clock.forward_micros(), 7);
     }
 }

@@ -66,6 +66,8 @@ pub struct AppInner {
     pub throttle: http::throttle::Throttle,
     /// Continuation tokens and page cutting, with the store's key.
     pub pager: http::paging::Pager,
+    /// The seed the node was started with, loaded again by a sandbox reset.
+    pub seed: std::sync::OnceLock<Seed>,
     signer: OnceCell<Arc<WebhookSigner>>,
 }
 
@@ -377,6 +379,7 @@ impl Application {
             allow_private_targets,
             throttle,
             pager,
+            seed: std::sync::OnceLock::new(),
             signer: OnceCell::new(),
         }));
         Ok(Application { listener, state })
@@ -394,9 +397,10 @@ impl Application {
         &self.state
     }
 
-    /// Loads a seed into the store.
+    /// Loads a seed into the store; a sandbox reset loads the first one given again.
     pub async fn seed(&self, seed: Seed) -> anyhow::Result<SeedSummary> {
         let pipeline = &self.state.pipeline;
+        let _ = self.state.seed.set(seed.clone());
         let summary = pipeline
             .write(ApplySeed {
                 seed,

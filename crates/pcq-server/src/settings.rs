@@ -9,7 +9,7 @@ use pcq_core::vetting::VettingPolicy;
 
 use crate::error::Error;
 use crate::service::Pipeline;
-use crate::service::clock::StoredOffset;
+use crate::service::clock::StoredClock;
 use crate::service::vetting::StoredPolicy;
 use crate::store::PolicyState;
 
@@ -82,12 +82,11 @@ impl PolicyCell {
 }
 
 /// Takes up the stored clock offset and vetting policy, if they are newer than this node's.
-/// The clock only moves forward, so the larger offset is the newer.
+/// Between resets the clock only moves forward, so the larger offset is the newer; a reset
+/// counts up the clock's epoch, which replaces the offset whatever it is.
 pub async fn refresh(pipeline: &Pipeline) -> Result<(), Error> {
-    let offset = pipeline.read(StoredOffset).await?;
-    if offset > pipeline.clock.offset_micros() {
-        pipeline.clock.set_offset_micros(offset);
-    }
+    let (offset, epoch) = pipeline.read(StoredClock).await?;
+    pipeline.clock.observe(offset, epoch);
     pipeline.policy.observe(pipeline.read(StoredPolicy).await?);
     Ok(())
 }

@@ -31,7 +31,7 @@ enum Command {
     /// Apply the database migrations this version needs, and exit (pcq serve also applies
     /// them at start).
     Migrate(MigrateArgs),
-    /// Operator tools that work on the store directly.
+    /// Operator tools: filling the store directly, resetting the sandbox over the HTTP API.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -80,6 +80,19 @@ enum AdminCommand {
     /// Fill the store with generated customers, each with an approved qualification (to try
     /// pcq with a large store). Works with pcq serve running or not.
     Load(load::LoadArgs),
+    /// Reset the sandbox over the HTTP API (role Pcq.Admin): remove every partner's data (or
+    /// one partner's), return the clock and the vetting policy to the configured ones and load
+    /// the seed again.
+    Reset {
+        /// Only this partner's data.
+        #[arg(long, value_name = "GUID")]
+        partner: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: review::Connection,
+    },
 }
 
 #[derive(Args)]
@@ -149,6 +162,16 @@ fn main() -> ExitCode {
         Command::Admin {
             command: AdminCommand::Load(args),
         } => load::load(args),
+        Command::Admin {
+            command:
+                AdminCommand::Reset {
+                    partner,
+                    json,
+                    connection,
+                },
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(reset(partner, json, connection))),
         Command::Review {
             command,
             connection,
@@ -163,6 +186,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `pcq admin reset`: one POST to `/_pcq/admin/reset`.
+async fn reset(
+    partner: Option<String>,
+    json: bool,
+    connection: review::Connection,
+) -> anyhow::Result<()> {
+    let client = review::Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
+    let query: Vec<(&str, String)> = partner.map(|p| ("partner", p)).into_iter().collect();
+    let answer = client.post("/_pcq/admin/reset", &query).await?;
+    if json {
+        review::print(&answer);
+        return Ok(());
+    }
+    let removed = answer["removed"]
+        .as_object()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let whose = match answer["partner"].as_str() {
+        Some(p) => format!("partner {p}"),
+        None => "every partner".to_owned(),
+    };
+    let seeded = if answer["seeded"] == true {
+        "; the seed was loaded again"
+    } else {
+        ""
+    };
+    println!("reset {whose}: removed {removed}{seeded}");
+    Ok(())
 }
 
 /// `config` with a command's `--data-dir` and `--database-url` on top.

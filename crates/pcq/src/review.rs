@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use pcq_server::auth::{ROLE_REVIEWER, TokenSpec};
+use pcq_server::auth::{ROLE_ADMIN, ROLE_REVIEWER, TokenSpec};
 use serde_json::{Value, json};
 
 /// Where the pcq to talk to is, and how to sign in.
@@ -19,8 +19,8 @@ pub struct Connection {
         global = true
     )]
     url: String,
-    /// Bearer token with the Pcq.Reviewer role; without one, a development token is minted with
-    /// the key in the data directory.
+    /// Bearer token with the role the command needs (Pcq.Reviewer, or Pcq.Admin for pcq admin
+    /// reset); without one, a development token is minted with the key in the data directory.
     #[arg(long, env = "PCQ_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// Data directory holding the development signing key [default: from the configuration].
@@ -80,14 +80,16 @@ pub struct Decided {
     json: bool,
 }
 
-struct Client {
+/// pcq's HTTP API, signed in as the connection says.
+pub struct Client {
     http: reqwest::Client,
     url: String,
     token: String,
 }
 
 impl Client {
-    async fn new(connection: &Connection) -> anyhow::Result<Self> {
+    /// Signs in with the connection's token, or mints a development token holding `role`.
+    pub async fn new(connection: &Connection, role: &str) -> anyhow::Result<Self> {
         pcq_server::install_tls_provider();
         let token = match &connection.token {
             Some(t) => t.clone(),
@@ -100,8 +102,12 @@ impl Client {
                 let issuer = pcq_server::tool_dev_issuer(&config).await?;
                 issuer.mint(&TokenSpec {
                     tenant: uuid::Uuid::nil(),
-                    user: Some("reviewer@pcq.local".to_owned()),
-                    roles: vec![ROLE_REVIEWER.to_owned()],
+                    user: Some(if role == ROLE_ADMIN {
+                        "admin@pcq.local".to_owned()
+                    } else {
+                        "reviewer@pcq.local".to_owned()
+                    }),
+                    roles: vec![role.to_owned()],
                     wids: vec![],
                     audience: config.auth.audience.clone(),
                     ttl_seconds: 600,
@@ -116,6 +122,13 @@ impl Client {
             url: connection.url.trim_end_matches('/').to_owned(),
             token,
         })
+    }
+
+    /// POSTs to `path` (with the query) and answers the JSON body; a failure names the status
+    /// and the envelope's description.
+    pub async fn post(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let request = self.http.post(format!("{}{path}", self.url)).query(query);
+        Ok(self.send(request).await?.1)
     }
 
     async fn send(
@@ -138,7 +151,8 @@ impl Client {
     }
 }
 
-fn print(value: &Value) {
+/// Prints JSON, indented.
+pub fn print(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
@@ -147,7 +161,7 @@ fn print(value: &Value) {
 
 /// Runs a review command.
 pub async fn run(command: ReviewCommand, connection: Connection) -> anyhow::Result<()> {
-    let client = Client::new(&connection).await?;
+    let client = Client::new(&connection, ROLE_REVIEWER).await?;
     match command {
         ReviewCommand::List {
             partner,

@@ -267,3 +267,64 @@ async fn a_crash_while_deciding_loses_nothing_and_decides_nothing_twice() {
         "seeded, then decided once: {history}"
     );
 }
+
+#[tokio::test]
+async fn admin_reset_empties_the_sandbox_and_loads_the_seed_again() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("seed.json"),
+        r#"{"partners": [{"tenantId": "dev", "customers": [
+            {"companyProfile": {"domain": "seeded.example.edu", "companyName": "Seeded"}}]}]}"#,
+    )
+    .unwrap();
+    let served = PCQ.serve_in(cwd.path(), &["--seed", "seed.json"]);
+    let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
+    let (status, _) = served
+        .post(
+            "/v1/customers",
+            &user,
+            json!({"companyProfile": {"domain": "added.example.edu"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let (ok, stdout, stderr) = pcq(cwd.path(), &["admin", "reset", "--url", &served.url]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("reset every partner: removed "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("customers 2"), "{stdout}");
+    assert!(stdout.contains("the seed was loaded again"), "{stdout}");
+    let (_, list) = served.get("/v1/customers", &user).await;
+    assert_eq!(list["totalCount"], 1);
+    assert_eq!(
+        list["items"][0]["companyProfile"]["domain"],
+        "seeded.example.edu"
+    );
+
+    let (ok, stdout, stderr) = pcq(
+        cwd.path(),
+        &[
+            "admin",
+            "reset",
+            "--url",
+            &served.url,
+            "--partner",
+            &served.partner,
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["partner"], served.partner);
+    assert_eq!(answer["removed"]["customers"], 1);
+
+    // A partner's token is refused.
+    let (ok, _, stderr) = pcq(
+        cwd.path(),
+        &["admin", "reset", "--url", &served.url, "--token", &user],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("403"), "{stderr}");
+}

@@ -5,7 +5,7 @@ use pcq_core::wire::ValidationCode;
 use pcq_core::{ApiFault, NewValidationCode};
 use serde_json::json;
 
-use super::extract::{AdminCaller, Ctx, JsonBody};
+use super::extract::{AdminCaller, Ctx, JsonBody, QueryParams};
 use super::openapi::HealthBody;
 use crate::AppState;
 use crate::error::Error;
@@ -44,6 +44,63 @@ pub async fn issue_validation_code(
         now: pipeline.now(),
     });
     pipeline.request(write, op).await
+}
+
+/// The query of a reset.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResetQuery {
+    /// Only this partner's data (its tenant id); without it, every partner's data, the clock
+    /// and the vetting policy.
+    #[param(value_type = Option<uuid::Uuid>)]
+    pub partner: Option<String>,
+}
+
+/// Resets the sandbox: removes every customer, qualification and its history, validation code,
+/// vetting job, audit record, webhook registration and event, and idempotency record; returns
+/// the clock and the vetting policy to the configured ones; loads the node's seed again (sandbox
+/// control). Keys stay, so issued tokens keep working. With `partner`, only that partner's data
+/// is removed (and its part of the seed loaded again).
+#[utoipa::path(
+    post,
+    path = "/_pcq/admin/reset",
+    tag = "sandbox",
+    params(ResetQuery),
+    responses((status = 200, description = "What was removed", body = crate::service::reset::ResetOutcome)),
+    security(("bearer" = []))
+)]
+pub async fn reset(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    query: QueryParams,
+) -> Result<Reply, Error> {
+    let partner = query
+        .get("partner")
+        .map(|value| {
+            pcq_core::ids::parse_guid(value).ok_or_else(|| {
+                ApiFault::invalid_input(format!(
+                    "The partner tenant id '{}' is not a GUID.",
+                    value.chars().take(80).collect::<String>()
+                ))
+                .with_param("field", "partner")
+            })
+        })
+        .transpose()?;
+    let now = match partner {
+        Some(_) => state.pipeline.now(),
+        // The clock goes back to the system's time in the same transaction.
+        None => pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc()),
+    };
+    let outcome = state
+        .pipeline
+        .write(crate::service::reset::Reset {
+            partner,
+            seed: state.seed.get().cloned(),
+            dev_partner: state.dev_partner,
+            now,
+        })
+        .await?;
+    Reply::ok(&outcome)
 }
 
 /// What the health and readiness endpoints say.

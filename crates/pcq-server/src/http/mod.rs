@@ -65,6 +65,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             admin::delete_policy
         ))
         .routes(routes!(admin::drain_worker))
+        .routes(routes!(admin::reset))
         .routes(routes!(audit::list_audit_records))
         .routes(routes!(audit::get_audit_record))
         .routes(routes!(review::queue))

@@ -138,7 +138,7 @@ impl RouteFamily {
 }
 
 /// The buckets' time: monotonic time since the node started plus the sandbox clock's offset
-/// (which only ever grows), in nanoseconds.
+/// (its forward moves: a reset of the sandbox clock does not take it back), in nanoseconds.
 #[derive(Debug, Clone)]
 pub struct BucketClock {
     started: Instant,
@@ -162,7 +162,7 @@ impl governor::clock::Clock for BucketClock {
         let real = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let followed = self
             .sandbox
-            .offset_micros()
+            .forward_micros()
             .clamp(0, MAX_FOLLOWED_OFFSET_MICROS)
             .unsigned_abs()
             * 1_000;

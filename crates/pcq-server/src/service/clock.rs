@@ -18,6 +18,19 @@ impl Op for StoredOffset {
     }
 }
 
+/// Reads the stored offset and how many times the clock was reset.
+#[derive(Clone)]
+pub struct StoredClock;
+
+impl Op for StoredClock {
+    type Output = (i64, u64);
+    const BRIEF_READ: bool = true;
+
+    async fn run(self, tx: &mut Tx<'_>) -> Result<(i64, u64), Error> {
+        Ok((tx.clock_offset().await?, tx.clock_epoch().await?))
+    }
+}
+
 /// The latest time pcq's clock may show: 9999-12-31T23:59:59Z (dates must stay writable as
 /// four-digit years).
 pub const LATEST_MICROS: i64 = 253_402_300_799_000_000;

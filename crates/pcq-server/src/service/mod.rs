@@ -14,6 +14,7 @@ pub mod keys;
 pub mod load;
 pub mod qualifications;
 pub mod render;
+pub mod reset;
 pub mod review;
 pub mod seed;
 pub mod validation_codes;

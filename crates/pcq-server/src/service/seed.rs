@@ -166,6 +166,25 @@ impl Seed {
         Ok(seed)
     }
 
+    /// The part of the seed that belongs to `partner` (`dev_partner` stands for the
+    /// development partner's placeholder).
+    pub fn for_partner(&self, partner: Uuid, dev_partner: Uuid) -> Seed {
+        Seed {
+            customers: self
+                .customers
+                .iter()
+                .filter(|c| c.partner.resolve(dev_partner) == partner)
+                .cloned()
+                .collect(),
+            codes: self
+                .codes
+                .iter()
+                .filter(|(p, _)| p.resolve(dev_partner) == partner)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Number of customers and codes in the seed.
     pub fn len(&self) -> usize {
         self.customers.len() + self.codes.len()

@@ -18,6 +18,7 @@ pub mod customers;
 pub mod idempotency;
 pub mod postgres;
 pub mod qualifications;
+pub mod reset;
 #[cfg(test)]
 mod schema_check;
 pub mod settings;

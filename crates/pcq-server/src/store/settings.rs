@@ -12,6 +12,9 @@ use super::{StoreError, StoreResult, Tx};
 const DEV_PARTNER_KEY: &str = "dev_partner_tenant_id";
 /// Meta key of the clock offset in microseconds.
 const OFFSET_KEY: &str = "clock_offset_micros";
+/// Meta key of how many times the clock was reset (other nodes take a smaller offset up only
+/// under a larger epoch).
+const CLOCK_EPOCH_KEY: &str = "clock_epoch";
 /// Meta key of the vetting policy set at run time (with its version).
 const POLICY_KEY: &str = "vetting_policy";
 /// Meta key of the development issuer's Ed25519 key (PKCS#8 PEM).
@@ -89,6 +92,25 @@ impl Tx<'_> {
     pub async fn set_clock_offset(&mut self, offset: i64) -> StoreResult<()> {
         self.meta_put(OFFSET_KEY, &offset.to_string()).await?;
         self.clock_moved(offset);
+        Ok(())
+    }
+
+    /// How many times the sandbox clock was reset (0 when never).
+    pub async fn clock_epoch(&mut self) -> StoreResult<u64> {
+        Ok(self
+            .meta_get(CLOCK_EPOCH_KEY)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Returns the sandbox clock to the system's time under the next epoch; the node takes it
+    /// up once the transaction commits, other nodes on their next refresh.
+    pub async fn reset_clock(&mut self) -> StoreResult<()> {
+        let epoch = self.clock_epoch().await? + 1;
+        self.meta_put(CLOCK_EPOCH_KEY, &epoch.to_string()).await?;
+        self.meta_put(OFFSET_KEY, "0").await?;
+        self.clock_moved(0);
         Ok(())
     }
 

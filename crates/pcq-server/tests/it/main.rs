@@ -18,6 +18,7 @@ mod limits;
 mod load;
 mod openapi;
 mod paging;
+mod reset;
 mod review;
 mod rules;
 mod store;

@@ -456,6 +456,13 @@ impl TestApp {
             .expect("seed loads");
     }
 
+    /// Loads seed JSON as `pcq serve --seed` does: a reset loads it again.
+    pub async fn seed_as_started(&self, json: &str) {
+        let seed = pcq_server::service::seed::Seed::from_json(json).expect("valid seed");
+        assert!(self.state.seed.set(seed).is_ok(), "one seed per node");
+        self.seed(json).await;
+    }
+
     /// GETs `path` with a bearer token.
     pub async fn fetch(&self, path: &str, token: &str) -> Response {
         self.get(path, token).send().await.unwrap()
