@@ -367,28 +367,38 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let config = tool_config(args.config.as_deref(), args.data_dir, args.database_url)?;
-    let tenant = pcq_core::ids::parse_guid(&args.tenant)
-        .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    // Without a database the key is the data directory's file: when this call creates it, a pcq
-    // already running on another directory will refuse the token, so say where it went.
+/// The development issuer a command mints tokens with (`tool` names the command in what it
+/// says). Without a database the key is the data directory's file: when this call creates it, a
+/// pcq already running on another directory will refuse the tokens, so it says where the key
+/// went.
+pub(crate) async fn minting_issuer(
+    config: &Config,
+    tool: &str,
+) -> anyhow::Result<std::sync::Arc<pcq_server::auth::dev_issuer::DevIssuer>> {
     let key_file = config
         .database_url
         .is_empty()
         .then(|| config.data_dir.join(pcq_server::auth::dev_issuer::KEY_FILE))
         .filter(|path| !path.exists());
-    let issuer = runtime.block_on(tool_dev_issuer(&config))?;
+    let issuer = tool_dev_issuer(config).await?;
     if let Some(path) = key_file.filter(|path| path.exists()) {
         let shown = std::fs::canonicalize(&path).unwrap_or(path);
         eprintln!(
-            "pcq token: created a new development signing key in {}; a pcq already running on \
+            "{tool}: created a new development signing key in {}; a pcq already running on \
              another data directory refuses tokens signed with it (name that directory with \
-             --data-dir, or run pcq token where pcq serve runs)",
+             --data-dir, or run {tool} where pcq serve runs)",
             shown.display()
         );
     }
+    Ok(issuer)
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let config = tool_config(args.config.as_deref(), args.data_dir, args.database_url)?;
+    let tenant = pcq_core::ids::parse_guid(&args.tenant)
+        .with_context(|| format!("--tenant {:?} is not a GUID", args.tenant))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let issuer = runtime.block_on(minting_issuer(&config, "pcq token"))?;
     let spec = TokenSpec {
         tenant,
         user: if args.app_only {

@@ -99,7 +99,12 @@ impl Client {
                     connection.data_dir.clone(),
                     connection.database_url.clone(),
                 )?;
-                let issuer = pcq_server::tool_dev_issuer(&config).await?;
+                let tool = if role == ROLE_ADMIN {
+                    "pcq admin"
+                } else {
+                    "pcq review"
+                };
+                let issuer = crate::minting_issuer(&config, tool).await?;
                 issuer.mint(&TokenSpec {
                     tenant: uuid::Uuid::nil(),
                     user: Some(if role == ROLE_ADMIN {

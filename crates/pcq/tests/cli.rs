@@ -733,3 +733,36 @@ fn token_says_on_stderr_when_it_creates_a_new_key() {
     let second = run();
     assert!(second.is_empty(), "{second}");
 }
+
+/// `pcq review` and `pcq admin` mint their tokens with the same key and say so too when they
+/// create it (here against an address where nothing listens, so the command itself fails).
+#[test]
+fn review_and_admin_say_on_stderr_when_they_create_a_new_key() {
+    for (args, tool) in [
+        (&["review", "list"][..], "pcq review"),
+        (&["admin", "reset"][..], "pcq admin"),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let out = PCQ
+            .command()
+            .args(args)
+            .args(["--url", &url])
+            .current_dir(cwd.path())
+            .env_remove("PCQ_DATABASE_URL")
+            .env_remove("PCQ_DATA_DIR")
+            .env_remove("PCQ_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!("{tool}: created a new development signing key"))
+                && stderr.contains("--data-dir"),
+            "{args:?}: {stderr}"
+        );
+        assert!(cwd.path().join("pcq-data/dev-issuer.key").exists());
+    }
+}
