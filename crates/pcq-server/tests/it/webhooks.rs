@@ -598,11 +598,34 @@ async fn private_targets_are_refused_when_not_allowed() {
     assert!(message.contains("not allowed"), "{log:?}");
 }
 
-async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
+/// Claims due deliveries directly, as a node's worker does, under the claim `token` (a lease of
+/// a minute of real time): at most `limit`, at most `per_partner` of one partner in flight.
+async fn claim(
+    app: &TestApp,
+    token: &str,
+    limit: i64,
+    per_partner: i64,
+) -> Vec<pcq_server::store::DeliveryRow> {
     use pcq_core::time::Timestamp;
     use pcq_server::service::webhooks::ClaimDeliveries;
     use pcq_server::store::ClaimQuery;
+    let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
+    app.state
+        .pipeline
+        .write(ClaimDeliveries(ClaimQuery {
+            now: app.state.pipeline.now(),
+            real_now: real,
+            lease_until: real.plus_micros(60_000_000),
+            token: token.to_owned(),
+            limit,
+            per_partner,
+            after: None,
+        }))
+        .await
+        .unwrap()
+}
 
+async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
     let app = TestApp::spawn().await;
     let busy = app.partner();
     let quiet = app.partner();
@@ -624,21 +647,7 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
         StatusCode::OK
     );
 
-    let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
-    let claimed = app
-        .state
-        .pipeline
-        .write(ClaimDeliveries(ClaimQuery {
-            now: app.state.pipeline.now(),
-            real_now: real,
-            lease_until: real.plus_micros(60_000_000),
-            token: "claim".to_owned(),
-            limit: 10,
-            per_partner: 4,
-            after: None,
-        }))
-        .await
-        .unwrap();
+    let claimed = claim(&app, "claim", 10, 4).await;
     let busy_ids: Vec<_> = claimed
         .iter()
         .filter(|d| d.partner_tenant_id == busy.tenant)
@@ -649,20 +658,7 @@ async fn a_claim_takes_a_few_of_each_partners_deliveries_in_order() {
 
     // While that claim holds them, another claim (another node) takes nothing more of the
     // busy partner's, which has as many in flight as one partner may have.
-    let other = app
-        .state
-        .pipeline
-        .write(ClaimDeliveries(ClaimQuery {
-            now: app.state.pipeline.now(),
-            real_now: real,
-            lease_until: real.plus_micros(60_000_000),
-            token: "other".to_owned(),
-            limit: 10,
-            per_partner: 4,
-            after: None,
-        }))
-        .await
-        .unwrap();
+    let other = claim(&app, "other", 10, 4).await;
     assert!(other.is_empty(), "{other:?}");
 }
 
@@ -770,10 +766,6 @@ impl pcq_server::store::Op for QueueTestEvents {
 }
 
 async fn a_claim_takes_every_partners_earliest_delivery_before_more_of_a_backlog() {
-    use pcq_core::time::Timestamp;
-    use pcq_server::service::webhooks::ClaimDeliveries;
-    use pcq_server::store::ClaimQuery;
-
     let app = TestApp::spawn().await;
     let (busy, quiet) = (app.partner(), app.partner());
     for partner in [&busy, &quiet] {
@@ -794,21 +786,7 @@ async fn a_claim_takes_every_partners_earliest_delivery_before_more_of_a_backlog
         StatusCode::OK
     );
 
-    let real = Timestamp::from_datetime(time::OffsetDateTime::now_utc());
-    let claimed = app
-        .state
-        .pipeline
-        .write(ClaimDeliveries(ClaimQuery {
-            now: app.state.pipeline.now(),
-            real_now: real,
-            lease_until: real.plus_micros(60_000_000),
-            token: "small".to_owned(),
-            limit: 4,
-            per_partner: 4,
-            after: None,
-        }))
-        .await
-        .unwrap();
+    let claimed = claim(&app, "small", 4, 4).await;
     let claimed: Vec<_> = claimed
         .iter()
         .map(|d| d.correlation_id.clone().unwrap_or_default())
