@@ -9,8 +9,6 @@
 //! Usage: `pcq-ceiling [ADDRESS]` (default `127.0.0.1:0`); it prints
 //! `pcq-ceiling listening on http://ADDRESS` once it accepts connections.
 
-use std::io::Write as _;
-
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
@@ -50,23 +48,8 @@ fn router() -> Router {
 }
 
 fn main() -> anyhow::Result<()> {
-    let address = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-        let bound = listener.local_addr().context("reading the bound address")?;
-        let mut out = std::io::stdout();
-        writeln!(out, "pcq-ceiling listening on http://{bound}")
-            .and_then(|()| out.flush())
-            .context("printing the address")?;
-        axum::serve(listener, router())
-            .await
-            .context("serving HTTP")
-    })
+    pcq_ceiling::serve("pcq-ceiling", runtime, router())
 }
 
 #[cfg(test)]

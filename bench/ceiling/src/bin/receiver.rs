@@ -8,7 +8,6 @@
 //! Usage: `pcq-bench-receiver [ADDRESS]` (default `127.0.0.1:0`); it prints
 //! `pcq-bench-receiver listening on http://ADDRESS` once it accepts connections.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,24 +53,13 @@ fn router(counts: Arc<Counts>) -> Router {
 }
 
 fn main() -> anyhow::Result<()> {
-    let address = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-        let bound = listener.local_addr().context("reading the bound address")?;
-        let mut out = std::io::stdout();
-        writeln!(out, "pcq-bench-receiver listening on http://{bound}")
-            .and_then(|()| out.flush())
-            .context("printing the address")?;
-        axum::serve(listener, router(Arc::new(Counts::default())))
-            .await
-            .context("serving HTTP")
-    })
+    pcq_ceiling::serve(
+        "pcq-bench-receiver",
+        runtime,
+        router(Arc::new(Counts::default())),
+    )
 }
