@@ -954,4 +954,36 @@ mod tests {
         let fault = ApiFault::invalid_customer_id(&long);
         assert!(fault.description.len() < 400);
     }
+
+    #[test]
+    fn injected_faults_take_their_status_code() {
+        let throttled = ApiFault::injected(429, "f", None, false);
+        assert_eq!(
+            (throttled.status, throttled.code),
+            (429, codes::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(
+            throttled.parameters["retryAfterSeconds"],
+            serde_json::json!(1)
+        );
+        assert!(throttled.is_retryable);
+        let unavailable = ApiFault::injected(503, "f", Some(9), true);
+        assert_eq!(unavailable.error_name, "ServiceUnavailable");
+        assert_eq!(
+            unavailable.parameters["retryAfterSeconds"],
+            serde_json::json!(9)
+        );
+        assert_eq!(unavailable.parameters["faultId"], "f");
+        assert!(unavailable.description.contains("was carried out"));
+        let teapot = ApiFault::injected(418, "f", None, false);
+        assert_eq!(
+            (teapot.code, teapot.is_retryable),
+            (codes::INVALID_INPUT, false)
+        );
+        assert!(!teapot.parameters.contains_key("retryAfterSeconds"));
+        assert_eq!(
+            ApiFault::injected(404, "f", None, false).code,
+            codes::NOT_FOUND
+        );
+    }
 }

@@ -609,10 +609,11 @@ impl Rule {
     }
 }
 
-/// The faults a node applies: the stored version and the rules made from it.
+/// The faults a node applies: the stored version they were read at (`None` before the first
+/// read; `Some(None)` when no fault was ever stored) and the rules made from them.
 #[derive(Debug, Default)]
 struct Copy {
-    version: Option<String>,
+    version: Option<Option<String>>,
     rules: Vec<Arc<Rule>>,
 }
 
@@ -677,15 +678,19 @@ impl FaultSet {
                 rule.map(Arc::new)
             })
             .collect();
-        self.copy.store(Arc::new(Copy { version, rules }));
+        self.copy.store(Arc::new(Copy {
+            version: Some(version),
+            rules,
+        }));
         Ok(())
     }
 }
 
-/// The stored faults and their version, unless the version is `seen` (`None` then).
+/// The stored faults and their version, unless the version is the one `seen` (`None` then;
+/// a `seen` of `None` reads them whatever the version).
 #[derive(Clone)]
 pub struct StoredFaults {
-    seen: Option<String>,
+    seen: Option<Option<String>>,
 }
 
 impl Op for StoredFaults {
@@ -694,7 +699,7 @@ impl Op for StoredFaults {
 
     async fn run(self, tx: &mut Tx<'_>) -> Result<Self::Output, Error> {
         let version = tx.faults_version().await?;
-        if self.seen.is_some() && version == self.seen {
+        if self.seen.as_ref() == Some(&version) {
             return Ok(None);
         }
         Ok(Some((version, tx.faults().await?)))
