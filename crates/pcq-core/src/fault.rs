@@ -818,6 +818,66 @@ impl ApiFault {
         .retryable()
     }
 
+    /// The Partner Center code and `errorName` pcq answers a bare `status` with (the codes of
+    /// the table in docs/errors.md: `InvalidRequest` for a 4xx it has no code of its own for).
+    pub fn status_code_and_name(status: u16) -> (u32, &'static str) {
+        match status {
+            401 | 403 => (codes::ACCESS_DENIED, "AccessDenied"),
+            404 => (codes::NOT_FOUND, "NotFound"),
+            405 => (codes::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            408 => (codes::REQUEST_TIMEOUT, "RequestTimeout"),
+            409 => (codes::CONFLICT, "Conflict"),
+            413 => (codes::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            415 => (codes::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+            429 => (codes::TOO_MANY_REQUESTS, "TooManyRequests"),
+            431 => (codes::HEADERS_TOO_LARGE, "RequestHeaderFieldsTooLarge"),
+            503 => (codes::UNEXPECTED, "ServiceUnavailable"),
+            500..=599 => (codes::UNEXPECTED, "UnexpectedServiceError"),
+            _ => (codes::INVALID_INPUT, "InvalidRequest"),
+        }
+    }
+
+    /// A fault injected on purpose (sandbox control `/_pcq/admin/faults`): `status` with its
+    /// Partner Center code, naming the fault; retryable as the status is (408, 429, 5xx). A 429
+    /// carries `retryAfterSeconds` (1 when none is given), as throttling does. `carried_out`:
+    /// the fault fired after the request took effect.
+    pub fn injected(
+        status: u16,
+        fault_id: &str,
+        retry_after_seconds: Option<u64>,
+        carried_out: bool,
+    ) -> Self {
+        let (code, name) = Self::status_code_and_name(status);
+        let what = if carried_out {
+            "was carried out, and this answer replaces its own (a retry with the same \
+             MS-RequestId gets the stored answer)"
+        } else {
+            "was not carried out"
+        };
+        let mut fault = Self::new(
+            status,
+            code,
+            name,
+            format!(
+                "pcq answered {status} on purpose: the injected fault {fault_id} matched this \
+                 request, which {what}. Remove the fault with DELETE \
+                 /_pcq/admin/faults/{fault_id}."
+            ),
+        )
+        .with_param("faultId", fault_id);
+        let retry_after = match (status, retry_after_seconds) {
+            (429, None) => Some(1),
+            (_, given) => given.map(|s| s.max(1)),
+        };
+        if let Some(seconds) = retry_after {
+            fault = fault.with_number_param("retryAfterSeconds", seconds);
+        }
+        if matches!(status, 408 | 429 | 500..=599) {
+            fault = fault.retryable();
+        }
+        fault
+    }
+
     /// Something failed inside pcq; the client did nothing wrong.
     pub fn unexpected() -> Self {
         Self::new(
@@ -893,5 +953,37 @@ mod tests {
         let long = "x".repeat(500);
         let fault = ApiFault::invalid_customer_id(&long);
         assert!(fault.description.len() < 400);
+    }
+
+    #[test]
+    fn injected_faults_take_their_status_code() {
+        let throttled = ApiFault::injected(429, "f", None, false);
+        assert_eq!(
+            (throttled.status, throttled.code),
+            (429, codes::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(
+            throttled.parameters["retryAfterSeconds"],
+            serde_json::json!(1)
+        );
+        assert!(throttled.is_retryable);
+        let unavailable = ApiFault::injected(503, "f", Some(9), true);
+        assert_eq!(unavailable.error_name, "ServiceUnavailable");
+        assert_eq!(
+            unavailable.parameters["retryAfterSeconds"],
+            serde_json::json!(9)
+        );
+        assert_eq!(unavailable.parameters["faultId"], "f");
+        assert!(unavailable.description.contains("was carried out"));
+        let teapot = ApiFault::injected(418, "f", None, false);
+        assert_eq!(
+            (teapot.code, teapot.is_retryable),
+            (codes::INVALID_INPUT, false)
+        );
+        assert!(!teapot.parameters.contains_key("retryAfterSeconds"));
+        assert_eq!(
+            ApiFault::injected(404, "f", None, false).code,
+            codes::NOT_FOUND
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod http;
 pub mod serve;
 pub mod service;
@@ -382,6 +383,7 @@ impl Application {
             seed: std::sync::OnceLock::new(),
             signer: OnceCell::new(),
         }));
+        state.pipeline.faults.reload(&state.pipeline).await?;
         Ok(Application { listener, state })
     }
 

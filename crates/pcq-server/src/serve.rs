@@ -18,7 +18,10 @@
 //!   every other error answer;
 //! - a closing connection lingers: pcq ends its side and reads and discards what the client
 //!   still sends (at most [`LINGER_BYTES`] for at most [`LINGER_TIME`]) before closing, so that
-//!   a client still writing a body pcq refused (413) reads the answer instead of a reset.
+//!   a client still writing a body pcq refused (413) reads the answer instead of a reset;
+//! - a request can ask for its connection to be reset without an answer (an injected fault of
+//!   `"status": "reset"`) through the [`ConnectionHandle`] in its extensions: the connection,
+//!   with every request in flight on it, is dropped at once and the socket closed with a reset.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,7 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -56,6 +59,19 @@ const H2_MAX_SETTINGS: usize = 16_384;
 pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
 /// Longest a closing connection waits for its client to stop sending.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// A request's way to have its connection closed without an answer (in the request's
+/// extensions).
+#[derive(Debug, Clone)]
+pub struct ConnectionHandle(Arc<Notify>);
+
+impl ConnectionHandle {
+    /// Drops the connection this request came on (and every request in flight on it) and
+    /// resets the socket; nothing more is written to it.
+    pub fn reset(&self) {
+        self.0.notify_one();
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish its in-flight requests, and returns.
@@ -235,7 +251,10 @@ async fn serve_connection(
         activity: activity.clone(),
     });
     let in_service = activity.clone();
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let reset = Arc::new(Notify::new());
+    let handle = ConnectionHandle(reset.clone());
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(handle.clone());
         let handling = InFlight::start(in_service.clone());
         let answer = router.clone().oneshot(request);
         async move {
@@ -246,12 +265,18 @@ async fn serve_connection(
     });
     let mut connection = Box::pin(builder.serve_connection_with_upgrades(io, service));
     let mut idle_strikes = 0;
+    let mut resetting = false;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
+                break;
+            }
+            () = reset.notified() => {
+                tracing::debug!("resetting a connection, as a request asked");
+                resetting = true;
                 break;
             }
             _ = stopping.wait_for(|stop| *stop), if !*stopping.borrow() => {
@@ -285,7 +310,13 @@ async fn serve_connection(
     drop(connection);
     drop(stopping);
     if let Ok(stream) = given_back.await {
-        linger(stream).await;
+        if resetting {
+            // Closing with SO_LINGER 0 sends a reset; it does not block, nothing being unsent.
+            let _ = stream.set_zero_linger();
+            drop(stream);
+        } else {
+            linger(stream).await;
+        }
     }
 }
 

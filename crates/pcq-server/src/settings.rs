@@ -81,13 +81,15 @@ impl PolicyCell {
     }
 }
 
-/// Takes up the stored clock offset and vetting policy, if they are newer than this node's.
+/// Takes up the stored clock offset, vetting policy and injected faults, if they are newer than
+/// this node's.
 /// Between resets the clock only moves forward, so the larger offset is the newer; a reset
 /// counts up the clock's epoch, which replaces the offset whatever it is.
 pub async fn refresh(pipeline: &Pipeline) -> Result<(), Error> {
     let (offset, epoch) = pipeline.read(StoredClock).await?;
     pipeline.clock.observe(offset, epoch);
     pipeline.policy.observe(pipeline.read(StoredPolicy).await?);
+    pipeline.faults.refresh(pipeline).await?;
     Ok(())
 }
 

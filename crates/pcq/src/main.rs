@@ -11,6 +11,7 @@ use pcq_server::config::Config;
 use pcq_server::service::seed::Seed;
 use pcq_server::{Application, tool_dev_issuer};
 
+mod faults;
 mod load;
 mod review;
 
@@ -31,7 +32,8 @@ enum Command {
     /// Apply the database migrations this version needs, and exit (pcq serve also applies
     /// them at start).
     Migrate(MigrateArgs),
-    /// Operator tools: filling the store directly, resetting the sandbox over the HTTP API.
+    /// Operator tools: filling the store directly, resetting the sandbox and injecting faults
+    /// over the HTTP API.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -90,6 +92,14 @@ enum AdminCommand {
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        connection: review::Connection,
+    },
+    /// Inject faults over the HTTP API (role Pcq.Admin): answer matching requests with an
+    /// error status, close their connection, or slow them down.
+    Faults {
+        #[command(subcommand)]
+        command: faults::FaultsCommand,
         #[command(flatten)]
         connection: review::Connection,
     },
@@ -172,6 +182,15 @@ fn main() -> ExitCode {
         } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(reset(partner, json, connection))),
+        Command::Admin {
+            command:
+                AdminCommand::Faults {
+                    command,
+                    connection,
+                },
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(faults::run(command, connection))),
         Command::Review {
             command,
             connection,

@@ -136,6 +136,25 @@ impl Client {
         Ok(self.send(request).await?.1)
     }
 
+    /// POSTs `body` as JSON to `path` and answers the JSON body (failures as [`Client::post`]).
+    pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = self.http.post(format!("{}{path}", self.url)).json(body);
+        Ok(self.send(request).await?.1)
+    }
+
+    /// GETs `path` and answers the JSON body (failures as [`Client::post`]).
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let request = self.http.get(format!("{}{path}", self.url));
+        Ok(self.send(request).await?.1)
+    }
+
+    /// DELETEs `path` and answers the JSON body, null when there is none (failures as
+    /// [`Client::post`]).
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        let request = self.http.delete(format!("{}{path}", self.url));
+        Ok(self.send(request).await?.1)
+    }
+
     async fn send(
         &self,
         request: reqwest::RequestBuilder,

@@ -328,3 +328,106 @@ async fn admin_reset_empties_the_sandbox_and_loads_the_seed_again() {
     assert!(!ok);
     assert!(stderr.contains("403"), "{stderr}");
 }
+
+#[tokio::test]
+async fn admin_faults_add_list_rm_and_clear() {
+    let cwd = tempfile::tempdir().unwrap();
+    let served = PCQ.serve_in(cwd.path(), &[]);
+    let user = PCQ.token(Key::InWorkingDir(cwd.path()), &served.partner, &[]);
+    let faults = |args: &[&str]| {
+        let mut all = vec!["admin", "faults"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &served.url]);
+        pcq(cwd.path(), &all)
+    };
+
+    let (ok, stdout, stderr) = faults(&[
+        "add",
+        "--method",
+        "POST",
+        "--path",
+        "/v1/customers",
+        "--status",
+        "503",
+        "--retry-after",
+        "3",
+        "--count",
+        "1",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let added: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(added["status"], 503, "{added}");
+    assert_eq!(added["remaining"], 1, "{added}");
+    let body = json!({"companyProfile": {"domain": "faulted.example.edu"}});
+    let (status, envelope) = served.post("/v1/customers", &user, body.clone()).await;
+    assert_eq!(status, 503, "{envelope}");
+    assert_eq!(envelope["parameters"]["faultId"], added["id"]);
+    // Spent after one firing.
+    let (ok, stdout, _) = faults(&["list", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), json!([]));
+    let (status, _) = served.post("/v1/customers", &user, body).await;
+    assert_eq!(status, 201);
+
+    let (ok, stdout, stderr) = faults(&[
+        "add",
+        "--path",
+        "/v1/customers/*/qualifications",
+        "--status",
+        "reset",
+        "--when",
+        "after",
+        "--partner",
+        &served.partner,
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("added "), "{stdout}");
+    let id = stdout["added ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (ok, stdout, _) = faults(&["list"]);
+    assert!(ok);
+    assert!(
+        stdout.contains(&id) && stdout.contains("status reset"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&served.partner), "{stdout}");
+    assert!(stdout.trim_end().ends_with("1 fault"), "{stdout}");
+    let (ok, stdout, stderr) = faults(&["rm", &id]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), format!("removed fault {id}"));
+    let (ok, _, stderr) = faults(&["rm", &id]);
+    assert!(!ok);
+    assert!(stderr.contains("404"), "{stderr}");
+
+    // Refusals say why.
+    let (ok, _, stderr) = faults(&["add", "--path", "/v1/customers", "--status", "302"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("400") && stderr.contains("400 to 599"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = pcq(
+        cwd.path(),
+        &[
+            "admin",
+            "faults",
+            "list",
+            "--url",
+            &served.url,
+            "--token",
+            &user,
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("403"), "{stderr}");
+
+    let (ok, _, _) = faults(&["add", "--path", "/sample/*", "--delay-ms", "10"]);
+    assert!(ok);
+    let (ok, stdout, stderr) = faults(&["clear"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "removed 1 faults");
+}

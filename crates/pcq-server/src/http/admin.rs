@@ -57,10 +57,10 @@ pub struct ResetQuery {
 }
 
 /// Resets the sandbox: removes every customer, qualification and its history, validation code,
-/// vetting job, audit record, webhook registration and event, and idempotency record; returns
-/// the clock and the vetting policy to the configured ones; loads the node's seed again (sandbox
-/// control). Keys stay, so issued tokens keep working. With `partner`, only that partner's data
-/// is removed (and its part of the seed loaded again).
+/// vetting job, audit record, webhook registration and event, idempotency record and injected
+/// fault; returns the clock and the vetting policy to the configured ones; loads the node's seed
+/// again (sandbox control). Keys stay, so issued tokens keep working. With `partner`, only that partner's data
+/// and the faults scoped to it are removed (and its part of the seed loaded again).
 #[utoipa::path(
     post,
     path = "/_pcq/admin/reset",

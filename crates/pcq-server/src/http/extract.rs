@@ -184,10 +184,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
     };
     let principal = state.auth.authenticate(header).await?;
     super::throttle::admit(parts, state, &principal)?;
+    super::faults::after_authentication(parts, state, &principal).await?;
     Ok(principal)
 }
 
-/// Declares an extractor that authenticates the caller (401, then 429 when throttled) and then
+/// Declares an extractor that authenticates the caller (401, then 429 when throttled, then an
+/// injected fault scoped to the partner) and then
 /// lets `refuse` name the fault (403) for a principal the route does not admit.
 macro_rules! caller_extractor {
     ($(#[$doc:meta])* $name:ident, $refuse:expr) => {

@@ -6,6 +6,7 @@ pub mod context;
 pub mod customers;
 pub mod extract;
 pub mod fault;
+pub mod faults;
 pub mod limits;
 pub mod openapi;
 pub mod paging;
@@ -66,6 +67,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(admin::drain_worker))
         .routes(routes!(admin::reset))
+        .routes(routes!(
+            faults::add_fault,
+            faults::list_faults,
+            faults::clear_faults
+        ))
+        .routes(routes!(faults::remove_fault))
         .routes(routes!(audit::list_audit_records))
         .routes(routes!(audit::get_audit_record))
         .routes(routes!(review::queue))
@@ -87,8 +94,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole application: routes plus the middleware stack, outermost first:
-/// request ids and logging, the envelope safety net, the request head size limit, panic
-/// catching, the request timeout and the body limit. Throttling happens in the authenticating
+/// request ids and logging, the envelope safety net, the request head size limit, injected
+/// faults ([`faults::inject`]; those scoped to a partner fire in the authenticating
+/// extractors), panic catching, the request timeout and the body limit. Throttling happens in the authenticating
 /// extractors (see [`throttle`]), once the partner is known.
 ///
 /// The first two wrap the finished router (as the fallback service of an empty one), so they see
@@ -115,6 +123,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .fallback_service(inner)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            faults::inject,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::check_head_size,

@@ -216,6 +216,8 @@ pub struct Pipeline {
     pub policy: PolicyCell,
     /// Where links point.
     pub links: Links,
+    /// The injected faults, as this node last read them.
+    pub faults: crate::faults::FaultSet,
     wake: Notify,
     /// Webhook attempts this node's background worker has started, and how many of them it
     /// has settled (recorded, or left to their leases).
@@ -230,6 +232,7 @@ impl Pipeline {
             clock,
             policy,
             links,
+            faults: crate::faults::FaultSet::new(),
             wake: Notify::new(),
             background_attempts: tokio::sync::watch::Sender::new((0, 0)),
         }
@@ -245,10 +248,17 @@ impl Pipeline {
         self.store.read(op).await
     }
 
-    /// Runs `op` in a write transaction; once it is durable, applies its effects.
+    /// Runs `op` in a write transaction; once it is durable, applies its effects (reading the
+    /// injected faults again when it changed them, so this node applies them at once).
     pub async fn write<O: Op>(&self, op: O) -> Result<O::Output, Error> {
         let committed = self.store.write(op).await?;
+        let faults_changed = committed.effects.faults_changed;
         self.apply(committed.effects);
+        if faults_changed {
+            if let Err(e) = self.faults.reload(self).await {
+                tracing::warn!(error = %e, "could not read the injected faults again");
+            }
+        }
         Ok(committed.output)
     }
 

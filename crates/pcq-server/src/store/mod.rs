@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod customers;
+pub mod faults;
 pub mod idempotency;
 pub mod postgres;
 pub mod qualifications;
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 pub use audit::{AuditQuery, AuditRecordRow};
 pub use customers::CustomerRow;
+pub use faults::FaultRow;
 pub use idempotency::{IdemKey, IdemRecord, Reply};
 pub use postgres::PgStore;
 pub use qualifications::{QualificationEvent, QualificationRow, ReviewItemRow, ReviewQuery};

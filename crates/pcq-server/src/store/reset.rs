@@ -1,6 +1,6 @@
 //! Emptying the store for a sandbox reset: every table a partner's data lives in, all of it or
 //! one partner's rows, with one set-based `DELETE` per table (children before their parents).
-//! `meta` (keys and settings) is left alone here.
+//! `meta` (keys and settings) is left alone here, but for the faults' version.
 
 use uuid::Uuid;
 
@@ -31,6 +31,8 @@ pub struct Removed {
     pub webhook_attempts: u64,
     /// Stored answers of idempotent requests.
     pub idempotency_records: u64,
+    /// Injected faults (for one partner: those scoped to it).
+    pub faults: u64,
 }
 
 impl Tx<'_> {
@@ -53,6 +55,7 @@ impl Tx<'_> {
                 .await?,
             validation_codes: self.execute(sql!("DELETE FROM validation_codes")).await?,
             customers: self.execute(sql!("DELETE FROM customers")).await?,
+            faults: self.delete_faults(None).await?,
         })
     }
 
@@ -125,6 +128,7 @@ impl Tx<'_> {
                     partner
                 },))
                 .await?,
+            faults: self.delete_faults(Some(partner)).await?,
         })
     }
 }

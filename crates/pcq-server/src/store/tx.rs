@@ -16,6 +16,8 @@ pub struct Effects {
     pub clock_offset: Option<i64>,
     /// The run-time vetting policy changed to this stored state.
     pub policy: Option<PolicyState>,
+    /// The injected faults changed: the node reads them again.
+    pub faults_changed: bool,
 }
 
 /// The connection a transaction runs on.
@@ -67,6 +69,11 @@ impl<'c> Tx<'c> {
     pub fn policy_changed(&mut self, state: PolicyState) {
         self.effects.policy = Some(state);
         self.effects.wake_worker = true;
+    }
+
+    /// After the commit, read the injected faults again (they changed).
+    pub fn faults_changed_effect(&mut self) {
+        self.effects.faults_changed = true;
     }
 
     /// Counts the rows a statement returned as changed, when it is a write (`RETURNING`).

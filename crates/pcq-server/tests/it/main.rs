@@ -8,6 +8,7 @@ mod common;
 mod audit;
 mod auth;
 mod customer_limits;
+mod faults;
 mod golden;
 mod http_errors;
 mod http_fuzz;

@@ -81,6 +81,15 @@ async fn a_full_reset_empties_every_kind_and_keeps_the_keys() {
     let partner = app.partner();
     let customers = populate(&app, &partner, "full").await;
     app.drain().await;
+    for fault in [
+        json!({"path": "/v1/customers", "status": 503, "partner": partner.tenant.to_string()}),
+        json!({"path": "/sample/*", "status": 503}),
+    ] {
+        let resp = app
+            .send_post("/_pcq/admin/faults", &app.admin_token(), &fault)
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
 
     let answer = reset(&app, None).await;
     assert_eq!(answer["partner"], Value::Null);
@@ -91,6 +100,9 @@ async fn a_full_reset_empties_every_kind_and_keeps_the_keys() {
     assert_eq!(removed["webhookRegistrations"], 1, "{answer}");
     assert_eq!(removed["qualifications"], 1, "{answer}");
     assert_eq!(removed["vettingJobs"], 1, "{answer}");
+    assert_eq!(removed["faults"], 2, "{answer}");
+    let faults: Value = ok(app.fetch("/_pcq/admin/faults", &app.admin_token()).await).await;
+    assert_eq!(faults, json!([]));
     for kind in [
         "qualificationHistory",
         "auditRecords",
@@ -162,10 +174,23 @@ async fn a_partner_reset_leaves_other_partners_and_the_settings_alone() {
     app.advance("1d").await;
     app.set_policy(json!({"policy": "immediate"})).await;
     let before = reads(&app, &b, &b_customers).await;
+    let admin = app.admin_token();
+    for fault in [
+        json!({"path": "/sample/a", "status": 503, "partner": a.tenant.to_string()}),
+        json!({"path": "/sample/b", "status": 503, "partner": b.tenant.to_string()}),
+        json!({"path": "/sample/*", "status": 503}),
+    ] {
+        let resp = app.send_post("/_pcq/admin/faults", &admin, &fault).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
 
     let answer = reset(&app, Some(a.tenant)).await;
     assert_eq!(answer["partner"], a.tenant.to_string());
     assert_eq!(answer["removed"]["customers"], 2, "{answer}");
+    assert_eq!(answer["removed"]["faults"], 1, "{answer}");
+    let faults: Vec<Value> = ok(app.fetch("/_pcq/admin/faults", &admin).await).await;
+    let paths: Vec<&str> = faults.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/sample/b", "/sample/*"]);
     assert_eq!(answer["removed"]["webhookRegistrations"], 1, "{answer}");
 
     assert_eq!(reads(&app, &b, &b_customers).await, before);

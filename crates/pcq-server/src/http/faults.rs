@@ -1,0 +1,337 @@
+//! Injected faults over HTTP: the sandbox controls that add, list and remove them, and where
+//! requests meet them.
+//!
+//! [`inject`] is a middleware around the router: it looks the request's method and path up in
+//! the node's copy of the faults (one atomic load when there are none). A matching fault
+//! without a partner fires there, before authentication: `before`, it answers (or resets the
+//! connection) without running the handler; `after`, it lets the handler run and commit, then
+//! replaces the answer. Faults scoped to a partner are handed to the authenticating extractors
+//! ([`after_authentication`]), which fire them only for a request pcq verified as that
+//! partner's, after throttling; the middleware then finishes what they started. Every faulted
+//! answer carries `x-pcq-fault: <id>`. At most one fault fires per request, the oldest first.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use pcq_core::ApiFault;
+
+use super::extract::{AdminCaller, JsonBody};
+use super::fault::fault_response;
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::faults::{
+    Action, AddFault, ClearFaults, FaultSpec, FaultView, ListFaults, RemoveFault, Rule, When,
+};
+use crate::serve::ConnectionHandle;
+use crate::store::Reply;
+
+/// The header naming the fault that changed an answer.
+pub static FAULT_HEADER: HeaderName = HeaderName::from_static("x-pcq-fault");
+
+/// The faults scoped to a partner that matched a request's method and path, for the
+/// authenticating extractor, and the one it fired.
+#[derive(Clone)]
+struct PartnerFaults {
+    rules: Arc<Vec<Arc<Rule>>>,
+    fired: Arc<Mutex<Option<Arc<Rule>>>>,
+}
+
+impl PartnerFaults {
+    fn fired(&self) -> Option<Arc<Rule>> {
+        match self.fired.lock() {
+            Ok(fired) => fired.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_fired(&self, rule: Arc<Rule>) {
+        match self.fired.lock() {
+            Ok(mut fired) => *fired = Some(rule),
+            Err(poisoned) => *poisoned.into_inner() = Some(rule),
+        }
+    }
+}
+
+/// The fault a rule answers with.
+fn injected(rule: &Rule, status: u16, carried_out: bool) -> ApiFault {
+    ApiFault::injected(
+        status,
+        &rule.id.to_string(),
+        rule.retry_after_seconds,
+        carried_out,
+    )
+}
+
+/// Marks an answer as changed by `rule`, with the `Retry-After` it announces.
+fn tag(mut response: Response, rule: &Rule) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&rule.id.to_string()) {
+        headers.insert(FAULT_HEADER.clone(), value);
+    }
+    if let (Some(seconds), Some(Action::Status(_))) = (rule.retry_after_seconds, rule.action) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    response
+}
+
+/// What `rule` answers instead of the handler (or instead of its answer, `carried_out`):
+/// its status, or nothing at all, the connection being reset.
+async fn answer(
+    rule: &Rule,
+    action: Action,
+    carried_out: bool,
+    connection: Option<ConnectionHandle>,
+) -> Response {
+    match action {
+        Action::Status(status) => tag(fault_response(&injected(rule, status, carried_out)), rule),
+        Action::Reset => match connection {
+            Some(connection) => {
+                connection.reset();
+                // The connection loop drops this request with its connection.
+                std::future::pending().await
+            }
+            // Not served by pcq's connection loop (a router called directly): the closest
+            // answer there is.
+            None => tag(fault_response(&injected(rule, 503, carried_out)), rule),
+        },
+    }
+}
+
+/// Applies the faults matching a request (see the module's description).
+pub async fn inject(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let faults = &state.pipeline.faults;
+    let candidates = faults.candidates(request.method(), request.uri().path());
+    if candidates.is_empty() {
+        return next.run(request).await;
+    }
+    let connection = request.extensions().get::<ConnectionHandle>().cloned();
+    let (open, scoped): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|rule| rule.partner.is_none());
+    let mut fired = None;
+    for rule in open {
+        if rule.roll() && rule.spend(&state.pipeline).await {
+            fired = Some(rule);
+            break;
+        }
+    }
+    let pending = (fired.is_none() && !scoped.is_empty()).then(|| PartnerFaults {
+        rules: Arc::new(scoped),
+        fired: Arc::new(Mutex::new(None)),
+    });
+    if let Some(pending) = &pending {
+        request.extensions_mut().insert(pending.clone());
+    }
+    if let Some(rule) = &fired {
+        if rule.when == When::Before {
+            tokio::time::sleep(rule.delay).await;
+            return match rule.action {
+                Some(action) => answer(rule, action, false, connection).await,
+                None => tag(next.run(request).await, rule),
+            };
+        }
+    }
+    let response = next.run(request).await;
+    let Some(rule) = fired.or_else(|| pending.and_then(|p| p.fired())) else {
+        return response;
+    };
+    match (rule.when, rule.action) {
+        (When::After, action) => {
+            tokio::time::sleep(rule.delay).await;
+            match action {
+                Some(action) => answer(&rule, action, true, connection).await,
+                None => tag(response, &rule),
+            }
+        }
+        // Fired by the extractor before the handler: it answered the fault already (and
+        // waited out the delay), or asked for the connection to be reset.
+        (When::Before, Some(Action::Reset)) => {
+            answer(&rule, Action::Reset, false, connection).await
+        }
+        (When::Before, _) => tag(response, &rule),
+    }
+}
+
+/// Fires a fault scoped to the partner pcq just verified the request to come from, if one
+/// matched the request: `before`, after its delay, refuses the request with its status (the
+/// middleware resets the connection instead when the fault says so); `after`, notes it for
+/// the middleware.
+pub async fn after_authentication(
+    parts: &Parts,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(), ApiFault> {
+    let Some(pending) = parts.extensions.get::<PartnerFaults>() else {
+        return Ok(());
+    };
+    if pending.fired().is_some() {
+        return Ok(());
+    }
+    for rule in pending.rules.iter() {
+        if rule.partner != Some(principal.tenant_id) {
+            continue;
+        }
+        if !(rule.roll() && rule.spend(&state.pipeline).await) {
+            continue;
+        }
+        pending.set_fired(rule.clone());
+        if rule.when == When::Before {
+            tokio::time::sleep(rule.delay).await;
+            return match rule.action {
+                None => Ok(()),
+                Some(Action::Status(status)) => Err(injected(rule, status, false)),
+                // Replaced by the reset in the middleware; never sent.
+                Some(Action::Reset) => Err(injected(rule, 503, false)),
+            };
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// The body of `POST /_pcq/admin/faults` (every property but `path` optional; names in any
+/// letter case).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FaultBody {
+    /// The method to match (`GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, `OPTIONS`), or
+    /// `*` for any (the default).
+    #[schema(example = "POST")]
+    method: Option<String>,
+    /// A glob on the request path: `*` and `?` within a segment, `**` across segments, `[ab]`
+    /// and `{a,b}` choose. Requests to `/_pcq/admin/...`, `/_pcq/health`, `/_pcq/ready` and
+    /// `/_pcq/openapi.json` are never faulted.
+    #[schema(example = "/v1/customers/*/qualifications", max_length = 1000)]
+    path: String,
+    /// Only requests authenticated as this partner tenant (checked after authentication);
+    /// without it, every request (checked before authentication).
+    partner: Option<uuid::Uuid>,
+    /// The status to answer (400 to 599) with the Partner Center envelope, or `"reset"` to
+    /// close the connection without answering. Without it, the fault only delays.
+    status: Option<crate::faults::StatusView>,
+    /// `Retry-After` of the answer in seconds (a 429 without it sends 1).
+    #[schema(minimum = 1, maximum = 86400)]
+    retry_after_seconds: Option<u64>,
+    /// How long the answer is held back, in milliseconds.
+    #[schema(minimum = 0, maximum = 60000)]
+    delay_ms: Option<u64>,
+    /// The chance that a matching request is faulted (default 1).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    probability: Option<f64>,
+    /// How many times the fault fires, across every node, before it is removed; unlimited
+    /// without it.
+    #[schema(minimum = 1, maximum = 4294967295u64)]
+    count: Option<u64>,
+    /// Makes `probability` repeatable: the n-th matching request on a node is faulted or not
+    /// alike on every run.
+    #[schema(minimum = 0)]
+    seed: Option<u64>,
+    /// `before` (the default: the request is not carried out) or `after` (the request takes
+    /// effect and commits, then its answer is replaced or the connection closed).
+    #[schema(example = "before")]
+    when: Option<WhenBody>,
+}
+
+/// When a fault fires.
+#[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum WhenBody {
+    /// Before the request is carried out.
+    Before,
+    /// After the request took effect.
+    After,
+}
+
+/// How many faults were removed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FaultsRemoved {
+    /// How many.
+    pub removed: u64,
+}
+
+/// Adds a fault: matching requests are answered with its status, have their connection
+/// closed, or are slowed down (sandbox control).
+#[utoipa::path(
+    post,
+    path = "/_pcq/admin/faults",
+    tag = "sandbox",
+    request_body = FaultBody,
+    responses((status = 201, description = "The fault as stored", body = FaultView)),
+    security(("bearer" = []))
+)]
+pub async fn add_fault(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    body: JsonBody,
+) -> Result<Reply, Error> {
+    let spec = FaultSpec::parse(&body.value)?;
+    let row = spec.into_row(uuid::Uuid::new_v4(), state.pipeline.now());
+    let view = state.pipeline.write(AddFault(row)).await?;
+    Reply::created(&view)
+}
+
+/// The faults in force, oldest first, with how often each has fired (sandbox control).
+#[utoipa::path(
+    get,
+    path = "/_pcq/admin/faults",
+    tag = "sandbox",
+    responses((status = 200, description = "The faults", body = Vec<FaultView>)),
+    security(("bearer" = []))
+)]
+pub async fn list_faults(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<Reply, Error> {
+    Reply::ok(&state.pipeline.read(ListFaults).await?)
+}
+
+/// Removes every fault (sandbox control).
+#[utoipa::path(
+    delete,
+    path = "/_pcq/admin/faults",
+    tag = "sandbox",
+    responses((status = 200, description = "How many faults were removed", body = FaultsRemoved)),
+    security(("bearer" = []))
+)]
+pub async fn clear_faults(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<Reply, Error> {
+    let removed = state.pipeline.write(ClearFaults).await?;
+    Reply::ok(&FaultsRemoved { removed })
+}
+
+/// Removes one fault (sandbox control).
+#[utoipa::path(
+    delete,
+    path = "/_pcq/admin/faults/{fault_id}",
+    tag = "sandbox",
+    params(("fault_id" = uuid::Uuid, Path, description = "The fault's id")),
+    responses(
+        (status = 204, description = "The fault was removed"),
+        (status = 404, description = "No fault has that id", body = pcq_core::fault::Envelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove_fault(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Path(raw): Path<String>,
+) -> Result<Reply, Error> {
+    let id = pcq_core::ids::parse_guid(&raw).ok_or_else(|| {
+        ApiFault::invalid_input(format!(
+            "The fault id '{}' is not a GUID; GET /_pcq/admin/faults lists the faults' ids.",
+            raw.chars().take(80).collect::<String>()
+        ))
+        .with_param("field", "fault_id")
+    })?;
+    state.pipeline.write(RemoveFault(id)).await?;
+    Ok(Reply::no_content())
+}
