@@ -17,7 +17,9 @@ use super::fault::Rendered;
 use crate::AppState;
 use crate::error::Error;
 use crate::service::seed::Seed;
-use crate::service::state::{Document, DumpState, LoadSeed, LoadState, StateLoaded, check};
+use crate::service::state::{
+    Document, DumpState, LoadSeed, LoadState, StateFile, StateLoaded, check,
+};
 use crate::store::{Op, Reply};
 
 /// The path of the state controls.
@@ -213,7 +215,7 @@ pub async fn put_state(
         Document::State(checked) => {
             let op = LoadState {
                 partner,
-                file: path,
+                file: StateFile::Spooled(path),
                 checked,
             };
             write_blocking(app, op).await?
@@ -250,7 +252,7 @@ pub async fn put_state(
     Reply::ok(&loaded)
 }
 
-async fn write_blocking<O: Op<Output = StateLoaded>>(
+pub(crate) async fn write_blocking<O: Op<Output = StateLoaded>>(
     app: AppState,
     op: O,
 ) -> Result<StateLoaded, Error> {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io::{BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -765,13 +765,45 @@ impl Batcher {
     }
 }
 
+/// Where a checked document is.
+#[derive(Debug, Clone)]
+pub enum StateFile {
+    /// A request's body, spooled (removed when the last clone is dropped).
+    Spooled(Arc<tempfile::TempPath>),
+    /// A file given at start (`pcq serve --seed`).
+    Given(PathBuf),
+}
+
+impl StateFile {
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        match self {
+            StateFile::Spooled(temp) => temp,
+            StateFile::Given(path) => path,
+        }
+    }
+}
+
+/// Whether the store holds no customer (a state document given at start is loaded only then).
+#[derive(Clone)]
+pub struct HoldsNoCustomer;
+
+impl Op for HoldsNoCustomer {
+    type Output = bool;
+    const BRIEF_READ: bool = true;
+
+    async fn run(self, tx: &mut Tx<'_>) -> Result<bool, Error> {
+        Ok(tx.holds_no_customer().await?)
+    }
+}
+
 /// Replaces the whole store's state (or one partner's) with a checked document.
 #[derive(Clone)]
 pub struct LoadState {
     /// Only this partner's data.
     pub partner: Option<Uuid>,
-    /// The spooled document.
-    pub file: Arc<tempfile::TempPath>,
+    /// The document.
+    pub file: StateFile,
     /// What its check found.
     pub checked: Checked,
 }
@@ -865,7 +897,7 @@ impl Op for LoadState {
         // synchronous channel: this op waits for them without awaiting anything but its
         // statements.
         let (out, batches) = std::sync::mpsc::sync_channel(2);
-        let path = self.file.to_path_buf();
+        let path = self.file.path().to_path_buf();
         let reader = std::thread::Builder::new()
             .name("pcq-state-load".into())
             .spawn(move || {

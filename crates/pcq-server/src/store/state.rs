@@ -565,6 +565,14 @@ impl Tx<'_> {
         Ok(inserted)
     }
 
+    /// Whether the store holds no customer.
+    pub async fn holds_no_customer(&mut self) -> StoreResult<bool> {
+        let any: Option<i64> = self
+            .fetch_optional(sql!("SELECT seq FROM customers LIMIT 1"))
+            .await?;
+        Ok(any.is_none())
+    }
+
     /// The stored clock epoch, offset and policy text, for a dump: read here so that a dump
     /// never reads any other `meta` key.
     pub async fn state_settings(&mut self) -> StoreResult<(i64, Option<Value>)> {
