@@ -56,6 +56,8 @@ struct Populated {
     partner: Partner,
     customers: Vec<Uuid>,
     correlation: String,
+    /// An idempotent request (path, body, request id) and its answer.
+    retry: (String, Value, String, Value),
 }
 
 /// Gives `partner` every kind of data: qualifications in review, approved, denied and asked for
@@ -113,17 +115,16 @@ async fn populate(app: &TestApp, partner: Partner, tag: &str) -> Populated {
     let gov = app
         .create_customer(&partner, &format!("gov-{tag}.example.gov"))
         .await;
+    let request_id = Uuid::new_v4().to_string();
+    let path = format!("/v1/customers/{gov}/qualifications");
     let resp = app
-        .post(
-            &format!("/v1/customers/{gov}/qualifications"),
-            &partner.user,
-            &gcc(&code),
-        )
-        .header("MS-RequestId", Uuid::new_v4().to_string())
+        .post(&path, &partner.user, &gcc(&code))
+        .header("MS-RequestId", &request_id)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
+    let answer: Value = resp.json().await.unwrap();
     let correlation = Uuid::new_v4().to_string();
     let resp = app.send_test_event(&partner, Some(&correlation)).await;
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -131,6 +132,7 @@ async fn populate(app: &TestApp, partner: Partner, tag: &str) -> Populated {
         partner,
         customers: vec![in_review, approved, denied, again, gov],
         correlation,
+        retry: (path, gcc(&code), request_id, answer),
     }
 }
 
@@ -342,9 +344,18 @@ async fn a_dump_reset_and_load_leave_every_read_as_it_was() {
     // Dumped again, the document is the same.
     assert_eq!(dump(&app, None).await, document);
 
-    // A retry of a request answered before the load is answered from its stored record.
-    let idem = parsed["idempotencyRecords"][0].clone();
-    assert!(idem["body"].is_string(), "{idem}");
+    // A retry of a request answered before the load is answered from its stored record (a
+    // new request would be refused: the customer has GCC already).
+    let (path, body, request_id, answer) = &a.retry;
+    let resp = app
+        .post(path, &a.partner.user, body)
+        .header("MS-RequestId", request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(&resp.json::<Value>().await.unwrap(), answer);
+    assert_eq!(dump(&app, None).await, document);
 
     // The restored state goes on: a decision on a restored request in review.
     let resp = app
@@ -560,7 +571,37 @@ async fn a_load_larger_than_the_limit_is_refused() {
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
+/// On PostgreSQL, where nodes share the store: another node takes up the loaded clock and
+/// policy on its next refresh, although the offset went back.
+async fn other_nodes_take_up_a_loaded_clock_and_policy() {
+    if crate::common::backend() != crate::common::Backend::Postgres {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let mut config = app.state.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let other = TestApp::start(config).await;
+    app.advance("2d").await;
+    let document = dump(&app, None).await;
+    app.advance("3d").await;
+    app.set_policy(json!({"policy": "immediate"})).await;
+    let refresh = || pcq_server::settings::refresh(&other.state.pipeline);
+    refresh().await.unwrap();
+    assert_eq!(other.state.pipeline.clock.offset_micros(), 432_000_000_000);
+    assert!(other.state.pipeline.policy.is_overridden());
+
+    let (status, answer) = load(&other, None, document).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(other.state.pipeline.clock.offset_micros(), 172_800_000_000);
+    pcq_server::settings::refresh(&app.state.pipeline)
+        .await
+        .unwrap();
+    assert_eq!(app.state.pipeline.clock.offset_micros(), 172_800_000_000);
+    assert!(!app.state.pipeline.policy.is_overridden());
+}
+
 backend_tests!(
+    other_nodes_take_up_a_loaded_clock_and_policy,
     a_dump_reset_and_load_leave_every_read_as_it_was,
     a_partner_dump_and_load_leave_other_partners_alone,
     documents_that_are_not_valid_are_refused_with_their_path,
