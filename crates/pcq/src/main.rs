@@ -316,7 +316,18 @@ fn start_with(path: &std::path::Path) -> anyhow::Result<StartWith> {
     match check(path, None) {
         Ok(Document::State(_)) => Ok(StartWith::State(path.to_path_buf())),
         Ok(Document::Seed) => Ok(StartWith::Seed(Seed::from_file(path)?)),
-        Err(fault) => anyhow::bail!("in the seed file {}: {}", path.display(), fault.description),
+        Err(fault) => {
+            // A seed file with a mistake is told about in the seed's own terms.
+            let mut head = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::fs::File::open(path)?, 64 * 1024),
+                &mut head,
+            );
+            if !String::from_utf8_lossy(&head).contains("\"format\"") {
+                Seed::from_file(path)?;
+            }
+            anyhow::bail!("in the seed file {}: {}", path.display(), fault.description)
+        }
     }
 }
 

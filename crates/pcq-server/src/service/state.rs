@@ -671,6 +671,15 @@ pub fn check(path: &Path, scope: Option<Uuid>) -> Result<Document, ApiFault> {
             "partners: a state document has no partners (that is a seed file's key)".into(),
         ));
     }
+    if let Some(Some(owner)) = header.partner
+        && scope != Some(owner)
+    {
+        return Err(invalid_document(format!(
+            "partner: the document holds the data of the partner {owner} only; load it for that \
+             partner (?partner={owner}, pcq admin restore --partner {owner}) so that other \
+             partners' data stays"
+        )));
+    }
     if scope.is_some() && (header.clock.is_some() || header.policy.is_some()) {
         return Err(invalid_document(
             "clock: a partner's load cannot set the sandbox clock or the vetting policy, which \

@@ -489,6 +489,11 @@ async fn documents_that_are_not_valid_are_refused_with_their_path() {
         ),
         (
             None,
+            dump(&app, Some(a.partner.tenant)).await,
+            "partner: the document holds the data of the partner",
+        ),
+        (
+            None,
             "{\"partners\": [{\"tenantId\": \"nope\"}]}".into(),
             "partners[0].tenantId",
         ),
