@@ -186,6 +186,8 @@ pub struct WebhooksConfig {
 pub struct LimitsConfig {
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Largest state document a load accepts, in bytes.
+    pub max_state_bytes: u64,
     /// Request timeout in seconds (fractions allowed).
     pub request_timeout_seconds: f64,
     /// Largest request head (request line and headers) in bytes.
@@ -450,6 +452,10 @@ impl Config {
             "auth.jwks_min_refresh_seconds must not exceed auth.jwks_max_age_seconds"
         );
         at_least("limits.max_body_bytes", self.limits.max_body_bytes, 1024)?;
+        anyhow::ensure!(
+            self.limits.max_state_bytes >= 1024,
+            "limits.max_state_bytes must be at least 1024"
+        );
         let limits = &self.limits;
         for (key, seconds) in [
             ("request_timeout_seconds", limits.request_timeout_seconds),

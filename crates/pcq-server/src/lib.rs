@@ -413,6 +413,36 @@ impl Application {
         Ok(summary)
     }
 
+    /// Loads a state document (`docs/state.md`, as `pcq admin dump` writes it) given at start,
+    /// when the store holds no customer yet, so that a restart keeps what changed since; `None`
+    /// when the store was left as it was. The document is checked first, and refused with the
+    /// JSON path of any problem.
+    pub async fn load_state_file(
+        &self,
+        path: &std::path::Path,
+    ) -> anyhow::Result<Option<service::state::StateLoaded>> {
+        use service::state::{Document, HoldsNoCustomer, LoadState, StateFile, check};
+        let owned = path.to_path_buf();
+        let document = tokio::task::spawn_blocking(move || check(&owned, None))
+            .await
+            .context("checking the state document")?
+            .map_err(|fault| anyhow::anyhow!(fault.description))?;
+        let Document::State(checked) = document else {
+            anyhow::bail!("{} is a seed file, not a state document", path.display());
+        };
+        if !self.state.pipeline.read(HoldsNoCustomer).await? {
+            return Ok(None);
+        }
+        let op = LoadState {
+            partner: None,
+            file: StateFile::Given(path.to_path_buf()),
+            checked,
+        };
+        Ok(Some(
+            http::state::write_blocking(self.state.clone(), op).await?,
+        ))
+    }
+
     /// Serves (and runs the worker, unless it is switched off, and refreshes the identity
     /// providers' keys) until `shutdown` resolves, then finishes in-flight requests, stops the
     /// background tasks and closes the store.

@@ -14,6 +14,7 @@ use pcq_server::{Application, tool_dev_issuer};
 mod faults;
 mod load;
 mod review;
+mod state;
 
 /// pcq: a self-hostable Partner Center customer-qualification service.
 #[derive(Parser)]
@@ -65,7 +66,9 @@ struct ServeArgs {
     /// Configuration file (TOML); see config/default.toml for every key.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Customers, qualifications and validation codes to load at start (JSON; see docs/seed.md).
+    /// Customers, qualifications and validation codes to load at start (JSON; see docs/seed.md),
+    /// or a state document written by pcq admin dump, loaded when the store holds no customer
+    /// (see docs/state.md).
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
     /// Do not run the background worker (vetting decisions, webhook deliveries) in this node.
@@ -100,6 +103,33 @@ enum AdminCommand {
     Faults {
         #[command(subcommand)]
         command: faults::FaultsCommand,
+        #[command(flatten)]
+        connection: review::Connection,
+    },
+    /// Write the sandbox's state (every partner's, or one partner's) as a JSON document over
+    /// the HTTP API (role Pcq.Admin); see docs/state.md.
+    Dump {
+        /// Only this partner's data.
+        #[arg(long, value_name = "GUID")]
+        partner: Option<String>,
+        /// Write the document to this file [default: standard output].
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        connection: review::Connection,
+    },
+    /// Replace the sandbox's state (every partner's, or one partner's) with a document written
+    /// by pcq admin dump, or a seed file, over the HTTP API (role Pcq.Admin).
+    Restore {
+        /// The document.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Only this partner's data (the document must hold no other partner's).
+        #[arg(long, value_name = "GUID")]
+        partner: Option<String>,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         connection: review::Connection,
     },
@@ -191,6 +221,27 @@ fn main() -> ExitCode {
         } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(faults::run(command, connection))),
+        Command::Admin {
+            command:
+                AdminCommand::Dump {
+                    partner,
+                    output,
+                    connection,
+                },
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(state::dump(partner, output, connection))),
+        Command::Admin {
+            command:
+                AdminCommand::Restore {
+                    file,
+                    partner,
+                    json,
+                    connection,
+                },
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(state::restore(file, partner, json, connection))),
         Command::Review {
             command,
             connection,
@@ -272,6 +323,33 @@ pub(crate) fn tool_config(
     Ok(config)
 }
 
+/// What `pcq serve --seed FILE` loads: a seed file, or a state document (`pcq admin dump`).
+enum StartWith {
+    Seed(Seed),
+    State(PathBuf),
+}
+
+/// Reads the file given to `--seed`: a state document when it has `format`, else a seed.
+fn start_with(path: &std::path::Path) -> anyhow::Result<StartWith> {
+    use pcq_server::service::state::{Document, check};
+    match check(path, None) {
+        Ok(Document::State(_)) => Ok(StartWith::State(path.to_path_buf())),
+        Ok(Document::Seed) => Ok(StartWith::Seed(Seed::from_file(path)?)),
+        Err(fault) => {
+            // A seed file with a mistake is told about in the seed's own terms.
+            let mut head = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::fs::File::open(path)?, 64 * 1024),
+                &mut head,
+            );
+            if !String::from_utf8_lossy(&head).contains("\"format\"") {
+                Seed::from_file(path)?;
+            }
+            anyhow::bail!("in the seed file {}: {}", path.display(), fault.description)
+        }
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = with_store_options(
         Config::load(args.config.as_deref())?,
@@ -292,7 +370,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.no_throttle {
         config.throttle.enabled = false;
     }
-    let seed = args.seed.as_deref().map(Seed::from_file).transpose()?;
+    let seed = args.seed.as_deref().map(start_with).transpose()?;
     pcq_server::telemetry::init(&config.log);
     for name in &config.ignored_env {
         tracing::warn!(variable = %name, "ignoring an environment variable that names no configuration key");
@@ -301,15 +379,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let app = Application::build(config).await?;
-        if let Some(seed) = seed {
-            let summary = app.seed(seed).await.context("loading the seed")?;
-            tracing::info!(
-                customers_created = summary.customers_created,
-                customers_skipped = summary.customers_skipped,
-                codes_created = summary.codes_created,
-                codes_skipped = summary.codes_skipped,
-                "seed loaded"
-            );
+        match seed {
+            Some(StartWith::Seed(seed)) => {
+                let summary = app.seed(seed).await.context("loading the seed")?;
+                tracing::info!(
+                    customers_created = summary.customers_created,
+                    customers_skipped = summary.customers_skipped,
+                    codes_created = summary.codes_created,
+                    codes_skipped = summary.codes_skipped,
+                    "seed loaded"
+                );
+            }
+            Some(StartWith::State(path)) => {
+                match app
+                    .load_state_file(&path)
+                    .await
+                    .context("loading the state document")?
+                {
+                    Some(loaded) => tracing::info!(
+                        customers = loaded.loaded.customers,
+                        qualifications = loaded.loaded.qualifications,
+                        audit_records = loaded.loaded.audit_records,
+                        "state document loaded"
+                    ),
+                    None => tracing::info!(
+                        "the store holds customers already; the state document was not loaded"
+                    ),
+                }
+            }
+            None => {}
         }
         print_banner(&app);
         app.run_until_stopped(shutdown_signal()).await

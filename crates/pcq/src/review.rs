@@ -83,6 +83,8 @@ pub struct Decided {
 /// pcq's HTTP API, signed in as the connection says.
 pub struct Client {
     http: reqwest::Client,
+    /// Without a total timeout: for documents streamed up or down.
+    streaming: reqwest::Client,
     url: String,
     token: String,
 }
@@ -124,6 +126,9 @@ impl Client {
                 .connect_timeout(std::time::Duration::from_secs(10))
                 .timeout(std::time::Duration::from_secs(60))
                 .build()?,
+            streaming: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()?,
             url: connection.url.trim_end_matches('/').to_owned(),
             token,
         })
@@ -153,6 +158,39 @@ impl Client {
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         let request = self.http.delete(format!("{}{path}", self.url));
         Ok(self.send(request).await?.1)
+    }
+
+    /// Sends `method` to `path` (with the query and `body`, if any) without a total timeout
+    /// and answers the response once its head says it succeeded, for its body to be streamed; a
+    /// failure names the status and the envelope's description.
+    pub async fn streamed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<reqwest::Body>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self
+            .streaming
+            .request(method, format!("{}{path}", self.url))
+            .query(query)
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("calling pcq at {}", self.url))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let why = body["description"].as_str().unwrap_or("no description");
+            bail!("{} {why}", status.as_u16());
+        }
+        Ok(response)
     }
 
     async fn send(

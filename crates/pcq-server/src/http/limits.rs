@@ -76,6 +76,25 @@ pub fn check_json_depth(raw: &[u8], limit: usize) -> Result<(), ApiFault> {
     Ok(())
 }
 
+/// Answers 408 when a request takes longer than `limits.request_timeout_seconds` to be
+/// answered, a slow body included. A state load (`PUT /_pcq/admin/state`) is exempt: its body
+/// may be up to `limits.max_state_bytes` and its load a long transaction, bounded by the size
+/// limit instead.
+pub async fn request_timeout(
+    State(timeout): State<std::time::Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    if request.uri().path() == super::state::STATE_PATH {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::http::StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

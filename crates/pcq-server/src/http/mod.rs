@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod paging;
 pub mod qualifications;
 pub mod review;
+pub mod state;
 pub mod throttle;
 pub mod webhooks;
 
@@ -23,7 +24,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -73,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             faults::clear_faults
         ))
         .routes(routes!(faults::remove_fault))
+        .routes(routes!(state::get_state, state::put_state))
         .routes(routes!(audit::list_audit_records))
         .routes(routes!(audit::get_audit_record))
         .routes(routes!(review::queue))
@@ -115,9 +116,9 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(fault::route_not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(middleware::from_fn_with_state(
             limits.request_timeout(),
+            limits::request_timeout,
         ))
         .layer(CatchPanicLayer::new())
         .with_state(state.clone());

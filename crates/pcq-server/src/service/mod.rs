@@ -17,6 +17,7 @@ pub mod render;
 pub mod reset;
 pub mod review;
 pub mod seed;
+pub mod state;
 pub mod validation_codes;
 pub mod vetting;
 pub mod webhooks;

@@ -185,6 +185,16 @@ impl Seed {
         }
     }
 
+    /// The partners the seed's entries belong to (`dev_partner` for the placeholder), once per
+    /// entry.
+    pub fn partners(&self, dev_partner: Uuid) -> impl Iterator<Item = Uuid> + '_ {
+        self.customers
+            .iter()
+            .map(|c| c.partner)
+            .chain(self.codes.iter().map(|(p, _)| *p))
+            .map(move |p| p.resolve(dev_partner))
+    }
+
     /// Number of customers and codes in the seed.
     pub fn len(&self) -> usize {
         self.customers.len() + self.codes.len()

@@ -25,6 +25,7 @@ mod schema_check;
 pub mod settings;
 pub mod sql;
 pub mod sqlite;
+pub mod state;
 mod tx;
 pub mod validation_codes;
 pub mod vetting_jobs;

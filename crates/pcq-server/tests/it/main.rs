@@ -22,6 +22,7 @@ mod paging;
 mod reset;
 mod review;
 mod rules;
+mod state;
 mod store;
 mod upgrade;
 mod vetting;

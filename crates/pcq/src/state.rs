@@ -1,0 +1,114 @@
+//! `pcq admin dump` and `pcq admin restore`: the sandbox's state as a document, streamed down
+//! from `GET /_pcq/admin/state` into a file (or standard output) and up from a file to
+//! `PUT /_pcq/admin/state`, never held in memory (see docs/state.md).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use reqwest::Method;
+use tokio::io::AsyncWriteExt;
+
+use crate::review;
+
+/// The query naming the partner, if any.
+fn partner_query(partner: Option<String>) -> Vec<(&'static str, String)> {
+    partner.map(|p| ("partner", p)).into_iter().collect()
+}
+
+/// `pcq admin dump`: streams the document to `output` (standard output without one). A file
+/// is written beside its final name and renamed once the whole document has arrived, so a
+/// failed dump leaves no partial file behind.
+pub async fn dump(
+    partner: Option<String>,
+    output: Option<PathBuf>,
+    connection: review::Connection,
+) -> anyhow::Result<()> {
+    let client = review::Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
+    let mut response = client
+        .streamed(
+            Method::GET,
+            "/_pcq/admin/state",
+            &partner_query(partner),
+            None,
+        )
+        .await?;
+    match output {
+        None => {
+            // The CLI does nothing else meanwhile: plain blocking writes to standard output.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = response.chunk().await.context("reading the dump")? {
+                out.write_all(&chunk).context("writing the dump")?;
+            }
+            out.flush().context("writing the dump")?;
+        }
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let partial = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating a file in {}", dir.display()))?;
+            let (file, partial) = partial.into_parts();
+            let mut file = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+            while let Some(chunk) = response.chunk().await.context("reading the dump")? {
+                file.write_all(&chunk)
+                    .await
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            file.flush()
+                .await
+                .with_context(|| format!("writing {}", path.display()))?;
+            file.into_inner()
+                .sync_all()
+                .await
+                .with_context(|| format!("writing {}", path.display()))?;
+            partial
+                .persist(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `pcq admin restore`: streams `file` up and prints what was loaded.
+pub async fn restore(
+    file: PathBuf,
+    partner: Option<String>,
+    json: bool,
+    connection: review::Connection,
+) -> anyhow::Result<()> {
+    let client = review::Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
+    let body = tokio::fs::File::open(&file)
+        .await
+        .with_context(|| format!("reading {}", file.display()))?;
+    let response = client
+        .streamed(
+            Method::PUT,
+            "/_pcq/admin/state",
+            &partner_query(partner),
+            Some(reqwest::Body::from(body)),
+        )
+        .await?;
+    let answer: serde_json::Value = response.json().await.context("reading pcq's answer")?;
+    if json {
+        review::print(&answer);
+        return Ok(());
+    }
+    let loaded = answer["loaded"]
+        .as_object()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let whose = match answer["partner"].as_str() {
+        Some(p) => format!("partner {p}"),
+        None => "every partner".to_owned(),
+    };
+    println!("restored {whose} from {}: loaded {loaded}", file.display());
+    Ok(())
+}
