@@ -6,6 +6,7 @@ pub mod context;
 pub mod customers;
 pub mod extract;
 pub mod fault;
+pub mod journal;
 pub mod limits;
 pub mod openapi;
 pub mod paging;
@@ -66,6 +67,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(admin::drain_worker))
         .routes(routes!(admin::reset))
+        .routes(routes!(journal::list_requests, journal::clear_requests))
         .routes(routes!(audit::list_audit_records))
         .routes(routes!(audit::get_audit_record))
         .routes(routes!(review::queue))
@@ -87,7 +89,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole application: routes plus the middleware stack, outermost first:
-/// request ids and logging, the envelope safety net, the request head size limit, panic
+/// the request journal (which records the answer every layer below gives), request ids and
+/// logging, the envelope safety net, the request head size limit, panic
 /// catching, the request timeout and the body limit. Throttling happens in the authenticating
 /// extractors (see [`throttle`]), once the partner is known.
 ///
@@ -120,8 +123,9 @@ pub fn router(state: AppState) -> Router {
             limits::check_head_size,
         ))
         .layer(middleware::from_fn_with_state(
-            state,
+            state.clone(),
             fault::ensure_envelope,
         ))
         .layer(middleware::from_fn(context::request_context))
+        .layer(middleware::from_fn_with_state(state, journal::record))
 }
