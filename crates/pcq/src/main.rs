@@ -12,6 +12,7 @@ use pcq_server::service::seed::Seed;
 use pcq_server::{Application, tool_dev_issuer};
 
 mod load;
+mod requests;
 mod review;
 
 /// pcq: a self-hostable Partner Center customer-qualification service.
@@ -31,7 +32,8 @@ enum Command {
     /// Apply the database migrations this version needs, and exit (pcq serve also applies
     /// them at start).
     Migrate(MigrateArgs),
-    /// Operator tools: filling the store directly, resetting the sandbox over the HTTP API.
+    /// Operator tools: filling the store directly, resetting the sandbox and reading the request
+    /// journal over the HTTP API.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -93,6 +95,9 @@ enum AdminCommand {
         #[command(flatten)]
         connection: review::Connection,
     },
+    /// List the requests a node served, newest first (its request journal; role Pcq.Admin);
+    /// --follow prints new ones as they come.
+    Requests(requests::RequestsArgs),
 }
 
 #[derive(Args)]
@@ -172,6 +177,11 @@ fn main() -> ExitCode {
         } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(reset(partner, json, connection))),
+        Command::Admin {
+            command: AdminCommand::Requests(args),
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(requests::run(args))),
         Command::Review {
             command,
             connection,
