@@ -73,7 +73,7 @@ pub async fn run(args: RequestsArgs) -> anyhow::Result<()> {
             next.push(("since", since.to_string()));
             next.push(("limit", "1000".to_owned()));
             let page = client.get("/_pcq/admin/requests", &next).await?;
-            since = page["nextSince"].as_u64().unwrap_or(since).max(since);
+            since = page["nextSince"].as_u64().unwrap_or(since);
             print_lines(items(&page), args.json);
             if page["truncated"] != true {
                 break;

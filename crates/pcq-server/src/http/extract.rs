@@ -183,7 +183,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
         })?),
     };
     let principal = state.auth.authenticate(header).await?;
-    super::journal::note_caller(&parts.extensions, &principal);
+    super::journal::note_caller(state, &parts.extensions, &principal);
     super::throttle::admit(parts, state, &principal)?;
     Ok(principal)
 }

@@ -1,13 +1,18 @@
-//! The request journal over HTTP: the layer that records every request this node answers, and
+//! The request journal over HTTP: how every request this node answers is recorded, and
 //! `GET`/`DELETE /_pcq/admin/requests`.
 //!
-//! The layer is the outermost of the stack, so it records the answer the client gets, whatever
-//! produced it (a handler, an extractor's refusal, the timeout, the envelope safety net, an
-//! injected fault), and takes the request ids from the answer's headers. Bodies are copied as
-//! they stream, up to [`BODY_LIMIT`] bytes each, and the entry is recorded when the response
-//! body has been handed over in full (before its last bytes are written), so a client that has
-//! read an answer finds its entry. Reads of the journal itself are not recorded: following the
-//! journal would otherwise fill it with its own reads.
+//! Recording happens in the outermost layer of the stack, [`request_context`] (one layer less
+//! for every request than a layer of its own), so it records the answer the client gets,
+//! whatever produced it (a handler, an extractor's refusal, the timeout, the envelope safety
+//! net, an injected fault, the layer's own refusal of a malformed id), and takes the request
+//! ids from the answer's headers.
+//!
+//! Bodies are copied as they stream, up to [`BODY_LIMIT`] bytes each, and the entry is
+//! recorded when the response body has been handed over in full (before its last bytes are
+//! written), so a client that has read an answer finds its entry. Reads of the journal itself
+//! are not recorded: following the journal would otherwise fill it with its own reads.
+//!
+//! [`request_context`]: super::context::request_context
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,7 +22,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method, header::HeaderMap};
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -32,7 +36,7 @@ use crate::auth::Principal;
 use crate::error::Error;
 use crate::journal::{
     BODY_LIMIT, Captured, DEFAULT_LIMIT, Entry, EntryView, Filter, JournalCaller, MAX_LIMIT,
-    StatusFilter, redact,
+    RequestId, StatusFilter, redact,
 };
 use crate::store::Reply;
 
@@ -44,17 +48,26 @@ pub static FAULT_HEADER: HeaderName = HeaderName::from_static("x-pcq-fault");
 
 /// Where the authenticating extractors leave the verified caller for the journal.
 #[derive(Clone, Default)]
-pub struct CallerSlot(Arc<OnceLock<JournalCaller>>);
+pub struct CallerSlot(Arc<OnceLock<Arc<JournalCaller>>>);
 
 /// Notes the verified caller of a request for its journal entry (when the journal is on).
-pub fn note_caller(extensions: &axum::http::Extensions, principal: &Principal) {
-    if let Some(slot) = extensions.get::<CallerSlot>() {
-        let _ = slot.0.set(JournalCaller {
-            partner: principal.tenant_id,
-            user: principal.upn.clone(),
-            application: principal.app_id.clone(),
-        });
+pub fn note_caller(state: &AppState, extensions: &axum::http::Extensions, principal: &Principal) {
+    let Some(slot) = extensions.get::<CallerSlot>() else {
+        return;
+    };
+    let same = |c: &JournalCaller| {
+        c.partner == principal.tenant_id
+            && c.user == principal.upn
+            && c.application == principal.app_id
+    };
+    if slot.0.get().is_some_and(|c| same(c)) {
+        return;
     }
+    let _ = slot.0.set(state.journal.caller(JournalCaller {
+        partner: principal.tenant_id,
+        user: principal.upn.clone(),
+        application: principal.app_id.clone(),
+    }));
 }
 
 /// The first bytes of a body as it streams past.
@@ -88,7 +101,10 @@ impl Tap {
             Some(first) => first,
             None => Bytes::from(std::mem::take(&mut self.copied)),
         };
-        Captured::new(bytes, self.truncated)
+        Captured {
+            bytes,
+            truncated: self.truncated,
+        }
     }
 }
 
@@ -137,9 +153,10 @@ struct Pending {
 impl Pending {
     fn record(mut self, response_body: Captured) {
         if let Some(tap) = self.request_body.take() {
-            self.entry.request_body = tap.lock().unwrap_or_else(|p| p.into_inner()).captured();
+            let captured = tap.lock().unwrap_or_else(|p| p.into_inner()).captured();
+            self.entry.request_body = Captured::new(captured.bytes, captured.truncated);
         }
-        self.entry.response_body = response_body;
+        self.entry.response_body = Captured::response(response_body.bytes, response_body.truncated);
         self.state.journal.record(self.entry);
     }
 }
@@ -208,6 +225,10 @@ fn header(headers: &HeaderMap, name: &HeaderName) -> Option<axum::http::HeaderVa
     headers.get(name).cloned()
 }
 
+fn id(headers: &HeaderMap, name: &HeaderName) -> Option<RequestId> {
+    headers.get(name).map(RequestId::from_header)
+}
+
 /// The path and query as the journal keeps them: credential parameters replaced.
 fn target_of(uri: &axum::http::Uri) -> String {
     match uri.query() {
@@ -219,69 +240,93 @@ fn target_of(uri: &axum::http::Uri) -> String {
     }
 }
 
-/// Records every request (but reads of the journal) and its answer in the node's journal.
-pub async fn record(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if !state.journal.enabled() || is_journal_read(request.method(), request.uri().path()) {
-        return next.run(request).await;
-    }
-    let started = Instant::now();
-    let wall_micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let offset_micros = state.journal.clock().offset_micros();
-    let method = request.method().clone();
-    let target = target_of(request.uri());
-    let slot = CallerSlot::default();
-    request.extensions_mut().insert(slot.clone());
-    let request_body = if request.body().is_end_stream() {
-        None
-    } else {
-        let tap = Arc::new(Mutex::new(Tap::default()));
-        let request_tap = tap.clone();
-        request = request.map(move |inner| {
-            Body::new(RequestTap {
+/// A request being recorded: what is known of it when it arrives.
+pub struct Recording {
+    started: Instant,
+    wall_micros: i64,
+    offset_micros: i64,
+    method: Method,
+    target: String,
+    slot: CallerSlot,
+    request_body: Option<Arc<Mutex<Tap>>>,
+}
+
+impl Recording {
+    /// Starts recording `request` (its body is tapped, the caller slot added), unless the
+    /// journal is off or the request reads the journal.
+    pub fn start(state: &AppState, request: &mut Request) -> Option<Recording> {
+        if !state.journal.enabled() || is_journal_read(request.method(), request.uri().path()) {
+            return None;
+        }
+        let started = Instant::now();
+        let wall_micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let slot = CallerSlot::default();
+        request.extensions_mut().insert(slot.clone());
+        let request_body = if request.body().is_end_stream() {
+            None
+        } else {
+            let tap = Arc::new(Mutex::new(Tap::default()));
+            let inner = std::mem::take(request.body_mut());
+            *request.body_mut() = Body::new(RequestTap {
                 inner,
-                tap: request_tap,
-            })
-        });
-        Some(tap)
-    };
-
-    let response = next.run(request).await;
-
-    let elapsed = started.elapsed();
-    let (parts, body) = response.into_parts();
-    let entry = Entry {
-        id: 0,
-        wall_micros,
-        offset_micros,
-        method,
-        target,
-        status: parts.status.as_u16(),
-        duration_micros: elapsed.as_nanos().div_ceil(1000) as u64,
-        caller: slot.0.get().cloned(),
-        request_id: header(&parts.headers, &REQUEST_ID),
-        correlation_id: header(&parts.headers, &CORRELATION_ID),
-        request_body: Captured::default(),
-        response_body: Captured::default(),
-        fault: header(&parts.headers, &FAULT_HEADER),
-        replayed: parts.extensions.get::<Replayed>().is_some(),
-    };
-    let pending = Pending {
-        state,
-        entry,
-        request_body,
-    };
-    if body.is_end_stream() {
-        pending.record(Captured::default());
-        return Response::from_parts(parts, body);
+                tap: tap.clone(),
+            });
+            Some(tap)
+        };
+        Some(Recording {
+            started,
+            wall_micros,
+            offset_micros: state.journal.clock().offset_micros(),
+            method: request.method().clone(),
+            target: target_of(request.uri()),
+            slot,
+            request_body,
+        })
     }
-    let body = Body::new(ResponseTap {
-        inner: body,
-        tap: Tap::default(),
-        pending: Some(pending),
-    });
-    Response::from_parts(parts, body)
+
+    /// Records the answer: at once when it has no body, else once its body has been handed
+    /// over.
+    pub fn finish(self, state: &AppState, response: Response) -> Response {
+        let elapsed = self.started.elapsed();
+        let (parts, body) = response.into_parts();
+        let entry = Entry {
+            id: 0,
+            wall_micros: self.wall_micros,
+            offset_micros: self.offset_micros,
+            method: self.method,
+            target: self.target,
+            status: parts.status.as_u16(),
+            duration_micros: elapsed.as_nanos().div_ceil(1000) as u64,
+            // The request (and its extensions) is gone by now, as a rule: take the caller over.
+            caller: match Arc::try_unwrap(self.slot.0) {
+                Ok(lock) => lock.into_inner(),
+                Err(shared) => shared.get().cloned(),
+            },
+            request_id: id(&parts.headers, &REQUEST_ID),
+            correlation_id: id(&parts.headers, &CORRELATION_ID),
+            request_body: Captured::default(),
+            response_body: Captured::default(),
+            fault: header(&parts.headers, &FAULT_HEADER),
+            replayed: parts.extensions.get::<Replayed>().is_some(),
+        };
+        let pending = Pending {
+            state: state.clone(),
+            entry,
+            request_body: self.request_body,
+        };
+        if body.is_end_stream() {
+            pending.record(Captured::default());
+            return Response::from_parts(parts, body);
+        }
+        let body = Body::new(ResponseTap {
+            inner: body,
+            tap: Tap::default(),
+            pending: Some(pending),
+        });
+        Response::from_parts(parts, body)
+    }
 }
 
 /// The query of `GET /_pcq/admin/requests`.

@@ -89,8 +89,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole application: routes plus the middleware stack, outermost first:
-/// the request journal (which records the answer every layer below gives), request ids and
-/// logging, the envelope safety net, the request head size limit, panic
+/// request ids, logging and the request journal (which records the answer every layer below
+/// gives), the envelope safety net, the request head size limit, panic
 /// catching, the request timeout and the body limit. Throttling happens in the authenticating
 /// extractors (see [`throttle`]), once the partner is known.
 ///
@@ -126,6 +126,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             fault::ensure_envelope,
         ))
-        .layer(middleware::from_fn(context::request_context))
-        .layer(middleware::from_fn_with_state(state, journal::record))
+        .layer(middleware::from_fn_with_state(
+            state,
+            context::request_context,
+        ))
 }

@@ -3,8 +3,8 @@
 //! Each node keeps its own journal (recording a request costs a few allocations and a short
 //! lock, where a store write per request would cost a GET far more and compete with real writes
 //! for SQLite's one writer). It is bounded by a count and by bytes; the oldest entries go first.
-//! Entries are numbered in the order their answers finished, from 1, and never renumbered (not
-//! by a clear or a reset either), so a reader that asks for the entries after the last id it
+//! Entries are numbered in the order their answers finished, from 1 at the node's start, and
+//! never renumbered (not by a clear or a reset either), so a reader that asks for the entries after the last id it
 //! saw misses none and sees none twice.
 //!
 //! What is kept has no credentials: no header but the request ids, and the query and bodies
@@ -34,7 +34,7 @@ pub const MAX_LIMIT: usize = 1000;
 pub const DEFAULT_LIMIT: usize = 100;
 
 /// Who made a request, once its credentials were verified.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalCaller {
     /// The partner tenant.
     pub partner: Uuid,
@@ -54,9 +54,19 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// The first bytes of a body seen in full or in part, cleaned of credentials.
+    /// The first bytes of a request body seen in full or in part, cleaned of credentials.
     pub fn new(bytes: Bytes, truncated: bool) -> Self {
         let bytes = match redact::redact_body(&bytes) {
+            Some(clean) => Bytes::from(clean),
+            None => bytes,
+        };
+        Captured { bytes, truncated }
+    }
+
+    /// The first bytes of a response body, cleaned of the credentials of its URLs (see
+    /// [`redact::redact_response_body`]).
+    pub fn response(bytes: Bytes, truncated: bool) -> Self {
+        let bytes = match redact::redact_response_body(&bytes) {
             Some(clean) => Bytes::from(clean),
             None => bytes,
         };
@@ -83,6 +93,44 @@ impl Captured {
     }
 }
 
+/// A request id or correlation id as the answer carried it: a GUID (kept in 16 bytes, as most
+/// are) or any other text.
+#[derive(Debug, Clone)]
+pub enum RequestId {
+    /// A GUID written in lower case with hyphens (as pcq generates them).
+    Guid(Uuid),
+    /// Anything else, as it was.
+    Text(Box<str>),
+}
+
+impl RequestId {
+    /// The id in a header value.
+    pub fn from_header(value: &HeaderValue) -> Self {
+        let bytes = value.as_bytes();
+        // Only the form that prints back the same.
+        if bytes.len() == 36 && !bytes.iter().any(u8::is_ascii_uppercase) {
+            if let Ok(guid) = Uuid::try_parse_ascii(bytes) {
+                return RequestId::Guid(guid);
+            }
+        }
+        RequestId::Text(String::from_utf8_lossy(bytes).into())
+    }
+
+    fn text(&self) -> String {
+        match self {
+            RequestId::Guid(guid) => guid.to_string(),
+            RequestId::Text(text) => text.to_string(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            RequestId::Guid(_) => 0,
+            RequestId::Text(text) => text.len(),
+        }
+    }
+}
+
 /// One request and its answer.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -100,12 +148,12 @@ pub struct Entry {
     pub status: u16,
     /// From the request's arrival to its answer's head, in microseconds.
     pub duration_micros: u64,
-    /// The authenticated caller, when there was one.
-    pub caller: Option<JournalCaller>,
+    /// The authenticated caller, when there was one (shared by the entries of one caller).
+    pub caller: Option<Arc<JournalCaller>>,
     /// The `MS-RequestId` of the answer.
-    pub request_id: Option<HeaderValue>,
+    pub request_id: Option<RequestId>,
     /// The `MS-CorrelationId` of the answer.
-    pub correlation_id: Option<HeaderValue>,
+    pub correlation_id: Option<RequestId>,
     /// The request body as read.
     pub request_body: Captured,
     /// The response body as sent.
@@ -123,12 +171,8 @@ impl Entry {
             + self.target.len()
             + self.request_body.size()
             + self.response_body.size()
-            + self.caller.as_ref().map_or(0, |c| {
-                c.user.as_ref().map_or(0, String::len)
-                    + c.application.as_ref().map_or(0, String::len)
-            })
-            + self.request_id.as_ref().map_or(0, HeaderValue::len)
-            + self.correlation_id.as_ref().map_or(0, HeaderValue::len)
+            + self.request_id.as_ref().map_or(0, RequestId::size)
+            + self.correlation_id.as_ref().map_or(0, RequestId::size)
             + self.fault.as_ref().map_or(0, HeaderValue::len)
     }
 
@@ -214,7 +258,7 @@ impl Filter {
 #[derive(Debug, Clone)]
 pub struct Found {
     /// The entries, newest first.
-    pub entries: Vec<Arc<Entry>>,
+    pub entries: Vec<Entry>,
     /// Whether more entries matched than were answered.
     pub truncated: bool,
     /// The id to read after next time to see only newer entries, missing none.
@@ -222,7 +266,7 @@ pub struct Found {
 }
 
 struct Ring {
-    entries: VecDeque<Arc<Entry>>,
+    entries: VecDeque<Entry>,
     bytes: usize,
     last_id: u64,
     /// The clock epoch (sandbox resets) the entries belong to.
@@ -236,6 +280,8 @@ pub struct Journal {
     max_bytes: usize,
     clock: Clock,
     ring: Mutex<Ring>,
+    /// The last caller recorded, shared by its next entries (callers repeat).
+    last_caller: Mutex<Option<Arc<JournalCaller>>>,
 }
 
 impl Journal {
@@ -252,6 +298,20 @@ impl Journal {
                 epoch: clock.epoch(),
             }),
             clock,
+            last_caller: Mutex::new(None),
+        }
+    }
+
+    /// The caller of an entry: the last one's when it is the same.
+    pub fn caller(&self, caller: JournalCaller) -> Arc<JournalCaller> {
+        let mut last = self.last_caller.lock().unwrap_or_else(|p| p.into_inner());
+        match &*last {
+            Some(shared) if **shared == caller => shared.clone(),
+            _ => {
+                let shared = Arc::new(caller);
+                *last = Some(shared.clone());
+                shared
+            }
         }
     }
 
@@ -289,7 +349,7 @@ impl Journal {
             let mut ring = self.ring();
             ring.last_id += 1;
             entry.id = ring.last_id;
-            ring.entries.push_back(Arc::new(entry));
+            ring.entries.push_back(entry);
             ring.bytes += size;
             while ring.entries.len() > self.max_entries
                 || (ring.bytes > self.max_bytes && ring.entries.len() > 1)
@@ -337,7 +397,9 @@ impl Journal {
         let next_since = match (filter.since, truncated) {
             // More wait after the last one answered.
             (Some(_), true) => entries.first().map_or(last_id, |e| e.id),
-            _ => last_id.max(filter.since.unwrap_or(0)),
+            // Everything up to the newest was looked at. (A `since` beyond it names an entry of
+            // an earlier run of the node: reading on from the newest picks up this run's.)
+            _ => last_id,
         };
         Found {
             entries,
@@ -436,6 +498,10 @@ fn header_text(value: &Option<HeaderValue>) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
+fn id_text(value: &Option<RequestId>) -> Option<String> {
+    value.as_ref().map(RequestId::text)
+}
+
 impl EntryView {
     /// How `entry`, recorded by the node at `node`, is shown.
     pub fn new(entry: &Entry, node: &str) -> Self {
@@ -452,8 +518,8 @@ impl EntryView {
             partner: entry.caller.as_ref().map(|c| c.partner),
             user: entry.caller.as_ref().and_then(|c| c.user.clone()),
             application: entry.caller.as_ref().and_then(|c| c.application.clone()),
-            request_id: header_text(&entry.request_id),
-            correlation_id: header_text(&entry.correlation_id),
+            request_id: id_text(&entry.request_id),
+            correlation_id: id_text(&entry.correlation_id),
             request_body: entry.request_body.view(),
             request_body_truncated: entry.request_body.truncated,
             response_body: entry.response_body.view(),
@@ -492,7 +558,7 @@ mod tests {
             request_id: None,
             correlation_id: None,
             request_body: Captured::default(),
-            response_body: Captured::new(Bytes::copy_from_slice(body), false),
+            response_body: Captured::response(Bytes::copy_from_slice(body), false),
             fault: None,
             replayed: false,
         }
@@ -570,6 +636,41 @@ mod tests {
         }
         assert!(StatusFilter::Class(4).keeps(429));
         assert!(!StatusFilter::Class(4).keeps(500));
+    }
+
+    #[test]
+    fn ids_print_back_as_they_came() {
+        for id in [
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+            "0f8fad5bd9cb469fa16570867728950e",
+            "my-request-1",
+        ] {
+            let parsed = RequestId::from_header(&HeaderValue::from_static(id));
+            assert_eq!(parsed.text(), id);
+        }
+        assert!(matches!(
+            RequestId::from_header(&HeaderValue::from_static(
+                "0f8fad5b-d9cb-469f-a165-70867728950e"
+            )),
+            RequestId::Guid(_)
+        ));
+    }
+
+    #[test]
+    fn callers_are_shared() {
+        let j = journal(10, 1 << 20);
+        let caller = |user: &str| JournalCaller {
+            partner: Uuid::nil(),
+            user: Some(user.to_owned()),
+            application: None,
+        };
+        let a = j.caller(caller("a"));
+        assert!(Arc::ptr_eq(&a, &j.caller(caller("a"))));
+        let b = j.caller(caller("b"));
+        assert_eq!(b.user.as_deref(), Some("b"));
+        assert!(!Arc::ptr_eq(&a, &b));
     }
 
     #[test]

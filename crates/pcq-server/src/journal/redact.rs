@@ -204,6 +204,18 @@ pub fn redact_body(body: &[u8]) -> Option<Vec<u8>> {
     Some(b"(removed: a body that is neither JSON nor a form and may carry credentials)".to_vec())
 }
 
+/// A response body with the credentials of its URLs replaced, or `None` when it holds none.
+/// pcq's answers carry no credential fields, only URLs (webhook targets) that may hold some:
+/// a search for `://` (SIMD, as the answer of every read passes here) decides whether to scan.
+pub fn redact_response_body(body: &[u8]) -> Option<Vec<u8>> {
+    static URL: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"://"));
+    static ESCAPED_URL: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b":\\/\\/"));
+    let has_url = URL.find(body).is_some() || ESCAPED_URL.find(body).is_some();
+    if has_url { redact_body(body) } else { None }
+}
+
 /// The end of the JSON string whose opening quote is at `start`: the index of its closing
 /// quote, or the body's length when it was cut short.
 fn string_end(body: &[u8], start: usize) -> usize {

@@ -111,6 +111,35 @@ async fn entries_record_what_was_asked_and_answered() {
     assert_eq!(again.len(), 4);
 }
 
+async fn refusals_of_every_layer_are_recorded() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    // A malformed MS-CorrelationId, refused before any route is found.
+    let resp = app
+        .get("/v1/customers", &partner.app)
+        .header("MS-CorrelationId", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A method the route does not allow (the envelope safety net answers).
+    let resp = app
+        .req(Method::PATCH, "/v1/customers", &partner.app)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let items = entries(&app, "").await;
+    assert_eq!(items.len(), 2, "{items:#?}");
+    assert_eq!(items[0]["method"], "PATCH");
+    assert_eq!(items[0]["status"], 405);
+    assert_eq!(items[0]["responseBody"]["code"], 950405);
+    assert_eq!(items[1]["status"], 400);
+    assert_eq!(items[1]["partner"], Value::Null);
+    // The answer carried a correlation id of pcq's own, and the entry says which.
+    assert_eq!(items[1]["correlationId"].as_str().map(str::len), Some(36));
+}
+
 async fn the_pcq_clock_and_the_system_clock_are_both_shown() {
     let app = TestApp::spawn().await;
     app.advance("2d").await;
@@ -546,6 +575,7 @@ async fn only_admins_read_or_empty_the_journal() {
 
 backend_tests!(
     entries_record_what_was_asked_and_answered,
+    refusals_of_every_layer_are_recorded,
     the_pcq_clock_and_the_system_clock_are_both_shown,
     bodies_are_cut_at_4_kib,
     filters_since_and_limit,
