@@ -67,6 +67,10 @@ END {
             printf "| durable POST >= 35%% of the ceiling | %s: %s | %s |\n", t,
                 pct(rps["post", t], r("post", "ceiling")), met(rps["post", t] >= 0.35 * r("post", "ceiling"))
     }
+    if (("get", "pcq-sqlite") in rps && ("get", "pcq-sqlite-nojournal") in rps)
+        printf "| GET with the request journal >= 95%% of GET without | pcq-sqlite / pcq-sqlite-nojournal: %s | %s |\n",
+            pct(rps["get", "pcq-sqlite"], rps["get", "pcq-sqlite-nojournal"]),
+            met(rps["get", "pcq-sqlite"] >= 0.95 * rps["get", "pcq-sqlite-nojournal"])
     for (j = 1; j <= nt; j++) {
         t = targets[j]
         if (t !~ /^pcq/) continue

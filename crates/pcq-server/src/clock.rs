@@ -42,6 +42,11 @@ impl Clock {
         self.moved_forward(old, micros);
     }
 
+    /// How many sandbox resets this node has taken up (the stored clock's epoch as last seen).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
     /// How far the offset has moved forward in all (never less than before: time measured
     /// with it, such as the throttle's, does not run backwards when the clock is reset).
     pub fn forward_micros(&self) -> i64 {

@@ -57,6 +57,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Collection paging.
     pub paging: PagingConfig,
+    /// The request journal.
+    pub journal: JournalConfig,
     /// Storage tuning.
     pub store: StoreConfig,
     /// Logging.
@@ -278,6 +280,18 @@ pub struct PagingConfig {
     pub max_page_bytes: usize,
 }
 
+/// `[journal]`: the requests this node served, kept in memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Whether requests are recorded.
+    pub enabled: bool,
+    /// Most requests kept (the oldest go first).
+    pub max_entries: usize,
+    /// Most bytes the kept requests take (the oldest go first).
+    pub max_bytes: usize,
+}
+
 /// `[store]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -493,6 +507,18 @@ impl Config {
             1024,
             64 * 1024 * 1024,
         )?;
+        between(
+            "journal.max_entries",
+            self.journal.max_entries,
+            1,
+            1_000_000,
+        )?;
+        between(
+            "journal.max_bytes",
+            self.journal.max_bytes,
+            64 * 1024,
+            4 * 1024 * 1024 * 1024,
+        )?;
         at_least("store.sqlite_readers", self.store.sqlite_readers, 1)?;
         at_least("store.sqlite_max_batch", self.store.sqlite_max_batch, 1)?;
         Ok(())
@@ -599,6 +625,31 @@ mod tests {
             ("[limits]\nmax_connections = 0\n", "max_connections"),
             ("[limits]\nmax_header_bytes = 100\n", "max_header_bytes"),
             ("[throttle.customers]\nrate = 5\n", "rate"),
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_journal_is_on_and_bounded_by_default_and_checked() {
+        let config = Config::defaults();
+        assert!(config.journal.enabled);
+        assert_eq!(config.journal.max_entries, 10_000);
+        assert_eq!(config.journal.max_bytes, 32 * 1024 * 1024);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pcq.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file))
+        };
+        let config = load("[journal]\nenabled = false\nmax_entries = 50\n").unwrap();
+        assert!(!config.journal.enabled);
+        assert_eq!(config.journal.max_entries, 50);
+        for (bad, key) in [
+            ("[journal]\nmax_entries = 0\n", "journal.max_entries"),
+            ("[journal]\nmax_bytes = 1000\n", "journal.max_bytes"),
+            ("[journal]\nenabled = \"yes\"\n", "enabled"),
         ] {
             let err = load(bad).unwrap_err().to_string();
             assert!(err.contains(key), "{bad}: {err}");

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod journal;
 pub mod serve;
 pub mod service;
 pub mod settings;
@@ -67,6 +68,8 @@ pub struct AppInner {
     pub throttle: http::throttle::Throttle,
     /// Continuation tokens and page cutting, with the store's key.
     pub pager: http::paging::Pager,
+    /// The requests this node served.
+    pub journal: journal::Journal,
     /// The seed the node was started with, loaded again by a sandbox reset.
     pub seed: std::sync::OnceLock<Seed>,
     signer: OnceCell<Arc<WebhookSigner>>,
@@ -329,7 +332,8 @@ impl Application {
         let pager = http::paging::Pager::new(&token_key, &config.paging)
             .context("loading the continuation token key")?;
         let clock = Clock::system();
-        clock.set_offset_micros(store.read(service::clock::StoredOffset).await?);
+        let (offset, epoch) = store.read(service::clock::StoredClock).await?;
+        clock.observe(offset, epoch);
         let policy = PolicyCell::new(config.vetting.clone());
         policy.observe(store.read(service::vetting::StoredPolicy).await?);
         let listener = TcpListener::bind(config.listen)
@@ -369,6 +373,7 @@ impl Application {
         }
         let http = http.build().context("building the webhook HTTP client")?;
         let throttle = http::throttle::Throttle::new(&config.throttle, clock.clone());
+        let journal = journal::Journal::new(&config.journal, clock.clone());
         let state = AppState(Arc::new(AppInner {
             config,
             pipeline: Pipeline::new(store, clock, policy, Links { public_url }),
@@ -380,6 +385,7 @@ impl Application {
             allow_private_targets,
             throttle,
             pager,
+            journal,
             seed: std::sync::OnceLock::new(),
             signer: OnceCell::new(),
         }));

@@ -143,7 +143,7 @@ pub async fn run(command: FaultsCommand, connection: review::Connection) -> anyh
             }
         }
         FaultsCommand::List { json } => {
-            let faults = client.get("/_pcq/admin/faults").await?;
+            let faults = client.get("/_pcq/admin/faults", &[]).await?;
             if json {
                 review::print(&faults);
             } else {

@@ -13,6 +13,7 @@ use pcq_server::{Application, tool_dev_issuer};
 
 mod faults;
 mod load;
+mod requests;
 mod review;
 mod state;
 
@@ -33,8 +34,8 @@ enum Command {
     /// Apply the database migrations this version needs, and exit (pcq serve also applies
     /// them at start).
     Migrate(MigrateArgs),
-    /// Operator tools: filling the store directly, resetting the sandbox and injecting faults
-    /// over the HTTP API.
+    /// Operator tools: filling the store directly, resetting the sandbox, its state, injected
+    /// faults and the request journal over the HTTP API.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -133,6 +134,9 @@ enum AdminCommand {
         #[command(flatten)]
         connection: review::Connection,
     },
+    /// List the requests a node served, newest first (its request journal; role Pcq.Admin);
+    /// --follow prints new ones as they come.
+    Requests(requests::RequestsArgs),
 }
 
 #[derive(Args)]
@@ -242,6 +246,11 @@ fn main() -> ExitCode {
         } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(state::restore(file, partner, json, connection))),
+        Command::Admin {
+            command: AdminCommand::Requests(args),
+        } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(requests::run(args))),
         Command::Review {
             command,
             connection,

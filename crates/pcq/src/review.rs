@@ -20,7 +20,8 @@ pub struct Connection {
     )]
     url: String,
     /// Bearer token with the role the command needs (Pcq.Reviewer, or Pcq.Admin for pcq admin
-    /// reset); without one, a development token is minted with the key in the data directory.
+    /// reset and requests); without one, a development token is minted with the key in the data
+    /// directory.
     #[arg(long, env = "PCQ_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// Data directory holding the development signing key [default: from the configuration].
@@ -147,9 +148,10 @@ impl Client {
         Ok(self.send(request).await?.1)
     }
 
-    /// GETs `path` and answers the JSON body (failures as [`Client::post`]).
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let request = self.http.get(format!("{}{path}", self.url));
+    /// GETs `path` (with the query) and answers the JSON body; a failure names the status and
+    /// the envelope's description.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let request = self.http.get(format!("{}{path}", self.url)).query(query);
         Ok(self.send(request).await?.1)
     }
 

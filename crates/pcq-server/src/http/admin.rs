@@ -100,6 +100,19 @@ pub async fn reset(
             now,
         })
         .await?;
+    // The request journal follows: a partner's entries go, or every entry. Other nodes empty
+    // theirs when they take up the reset of the clock (its epoch), which this node does now.
+    match partner {
+        Some(partner) => {
+            state.journal.remove_partner(partner);
+        }
+        None => {
+            if let Err(e) = crate::settings::refresh(&state.pipeline).await {
+                tracing::warn!(error = %e, "could not read the clock after a reset");
+            }
+            state.journal.reset();
+        }
+    }
     Reply::ok(&outcome)
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,6 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::fault::fault_response;
+use crate::AppState;
 use crate::service::ClientWrite;
 
 /// `MS-CorrelationId`.
@@ -83,8 +84,13 @@ fn new_cv() -> String {
 }
 
 /// Reads or generates the identifiers, runs the request inside a span that carries them, and
-/// puts them on the response.
-pub async fn request_context(mut request: Request, next: Next) -> Response {
+/// puts them on the response; records the request and its answer in the node's request journal.
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let recording = super::journal::Recording::start(&state, &mut request);
     let headers = request.headers();
     let mut problem = None;
     let mut take = |name: &'static str, id: Id| match id {
@@ -150,5 +156,8 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
             headers.insert(name.clone(), v);
         }
     }
-    response
+    match recording {
+        Some(recording) => recording.finish(&state, response),
+        None => response,
+    }
 }

@@ -183,6 +183,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
         })?),
     };
     let principal = state.auth.authenticate(header).await?;
+    super::journal::note_caller(state, &parts.extensions, &principal);
     super::throttle::admit(parts, state, &principal)?;
     super::faults::after_authentication(parts, state, &principal).await?;
     Ok(principal)

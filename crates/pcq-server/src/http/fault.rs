@@ -39,15 +39,25 @@ impl IntoResponse for Error {
     }
 }
 
+/// Marks a response that replays the stored answer of an earlier request (idempotent retry),
+/// for the request journal.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed;
+
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status == StatusCode::NO_CONTENT {
+        let mut response = if status == StatusCode::NO_CONTENT {
             let mut response = status.into_response();
             response.extensions_mut().insert(Rendered);
-            return response;
+            response
+        } else {
+            json_response(status, self.body)
+        };
+        if self.replayed {
+            response.extensions_mut().insert(Replayed);
         }
-        json_response(status, self.body)
+        response
     }
 }
 

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod extract;
 pub mod fault;
 pub mod faults;
+pub mod journal;
 pub mod limits;
 pub mod openapi;
 pub mod paging;
@@ -74,6 +75,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(faults::remove_fault))
         .routes(routes!(state::get_state, state::put_state))
+        .routes(routes!(journal::list_requests, journal::clear_requests))
         .routes(routes!(audit::list_audit_records))
         .routes(routes!(audit::get_audit_record))
         .routes(routes!(review::queue))
@@ -95,7 +97,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The whole application: routes plus the middleware stack, outermost first:
-/// request ids and logging, the envelope safety net, the request head size limit, injected
+/// request ids, logging and the request journal (which records the answer every layer below
+/// gives), the envelope safety net, the request head size limit, injected
 /// faults ([`faults::inject`]; those scoped to a partner fire in the authenticating
 /// extractors), panic catching, the request timeout and the body limit. Throttling happens in the authenticating
 /// extractors (see [`throttle`]), once the partner is known.
@@ -133,8 +136,11 @@ pub fn router(state: AppState) -> Router {
             limits::check_head_size,
         ))
         .layer(middleware::from_fn_with_state(
-            state,
+            state.clone(),
             fault::ensure_envelope,
         ))
-        .layer(middleware::from_fn(context::request_context))
+        .layer(middleware::from_fn_with_state(
+            state,
+            context::request_context,
+        ))
 }

@@ -155,7 +155,10 @@ struct Idempotent<O> {
 
 fn replay(record: IdemRecord, fingerprint: &str, request_id: &str) -> Result<Reply, Error> {
     if record.fingerprint == fingerprint {
-        Ok(record.reply)
+        Ok(Reply {
+            replayed: true,
+            ..record.reply
+        })
     } else {
         Reply::fault(&ApiFault::request_id_reused(request_id))
     }

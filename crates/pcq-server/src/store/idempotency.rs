@@ -32,6 +32,9 @@ pub struct Reply {
     pub status: u16,
     /// JSON body (empty for 204).
     pub body: Vec<u8>,
+    /// Whether this is the stored answer of an earlier request, replayed for a retry (the
+    /// request journal shows it; never stored).
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -41,6 +44,7 @@ impl Reply {
         Ok(Reply {
             status,
             body: json_bytes(value)?,
+            replayed: false,
         })
     }
 
@@ -59,6 +63,7 @@ impl Reply {
         Reply {
             status: 204,
             body: Vec::new(),
+            replayed: false,
         }
     }
 
@@ -90,7 +95,11 @@ impl FromRow for IdemRecord {
             .map_err(|_| StoreError::Corrupt(format!("invalid status {status}")))?;
         Ok(IdemRecord {
             fingerprint,
-            reply: Reply { status, body },
+            reply: Reply {
+                status,
+                body,
+                replayed: false,
+            },
         })
     }
 }

@@ -15,6 +15,7 @@ mod http_fuzz;
 mod idempotency;
 mod identity_providers;
 mod isolation;
+mod journal;
 mod limits;
 mod load;
 mod openapi;

@@ -275,7 +275,8 @@ async fn reads(app: &TestApp, partners: &[&Populated]) -> Vec<(String, String, u
 }
 
 /// The GET routes of the OpenAPI document that read the store's state. Injected faults are
-/// sandbox settings, not state: a reset removes them and a document does not hold them.
+/// sandbox settings and the request journal a record of traffic, not state: a reset removes
+/// them and a document does not hold them.
 async fn documented_reads(app: &TestApp) -> BTreeSet<String> {
     let document: Value = ok(app.fetch("/_pcq/openapi.json", "").await).await;
     document["paths"]
@@ -287,7 +288,11 @@ async fn documented_reads(app: &TestApp) -> BTreeSet<String> {
         .filter(|path| {
             !matches!(
                 path.as_str(),
-                "/_pcq/health" | "/_pcq/ready" | "/_pcq/admin/state" | "/_pcq/admin/faults"
+                "/_pcq/health"
+                    | "/_pcq/ready"
+                    | "/_pcq/admin/state"
+                    | "/_pcq/admin/faults"
+                    | "/_pcq/admin/requests"
             )
         })
         .collect()
