@@ -1,7 +1,7 @@
 //! Injected faults over HTTP: the sandbox controls that add, list and remove them, and where
 //! requests meet them.
 //!
-//! [`inject`] is a middleware around the router: it looks the request's method and path up in
+//! [`InjectLayer`] wraps the router: it looks the request's method and path up in
 //! the node's copy of the faults (one atomic load when there are none). A matching fault
 //! without a partner fires there, before authentication: `before`, it answers (or resets the
 //! connection) without running the handler; `after`, it lets the handler run and commit, then
@@ -15,9 +15,12 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::future::{BoxFuture, Either};
 use pcq_core::ApiFault;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use tower::ServiceExt;
 
 use super::extract::{AdminCaller, JsonBody};
 use super::fault::fault_response;
@@ -53,6 +56,21 @@ impl PartnerFaults {
         match self.fired.lock() {
             Ok(mut fired) => *fired = Some(rule),
             Err(poisoned) => *poisoned.into_inner() = Some(rule),
+        }
+    }
+}
+
+/// The rest of the stack, called at most once.
+struct Next<S>(S);
+
+impl<S> Next<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    async fn run(self, request: Request) -> Response {
+        match self.0.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
         }
     }
 }
@@ -102,13 +120,75 @@ async fn answer(
     }
 }
 
-/// Applies the faults matching a request (see the module's description).
-pub async fn inject(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let faults = &state.pipeline.faults;
-    let candidates = faults.candidates(request.method(), request.uri().path());
-    if candidates.is_empty() {
-        return next.run(request).await;
+/// The layer that applies injected faults to the requests of the service it wraps (see the
+/// module's description). A tower layer of its own rather than `middleware::from_fn`: with no
+/// fault that can match, a request costs one atomic load and goes straight to the inner
+/// service, without the boxed service and future a `from_fn` middleware makes per request.
+#[derive(Clone)]
+pub struct InjectLayer(pub AppState);
+
+impl<S> tower::Layer<S> for InjectLayer {
+    type Service = Inject<S>;
+
+    fn layer(&self, inner: S) -> Inject<S> {
+        Inject {
+            state: self.0.clone(),
+            inner,
+        }
     }
+}
+
+/// The service of [`InjectLayer`].
+#[derive(Clone)]
+pub struct Inject<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Inject<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let candidates = self
+            .state
+            .pipeline
+            .faults
+            .candidates(request.method(), request.uri().path());
+        if candidates.is_empty() {
+            return Either::Left(self.inner.call(request));
+        }
+        // The ready service answers this request; a fresh clone waits for the next one.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Either::Right(Box::pin(async move {
+            Ok(inject(state, candidates, request, inner).await)
+        }))
+    }
+}
+
+/// Applies the faults `candidates` (those matching the request's method and path) to a request
+/// that `inner` answers.
+async fn inject<S>(
+    state: AppState,
+    candidates: Vec<Arc<Rule>>,
+    mut request: Request,
+    inner: S,
+) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    let next = Next(inner);
     let connection = request.extensions().get::<ConnectionHandle>().cloned();
     let (open, scoped): (Vec<_>, Vec<_>) = candidates
         .into_iter()

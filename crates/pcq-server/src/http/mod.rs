@@ -98,10 +98,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The whole application: routes plus the middleware stack, outermost first:
 /// request ids, logging and the request journal (which records the answer every layer below
-/// gives), the envelope safety net, the request head size limit, injected
-/// faults ([`faults::inject`]; those scoped to a partner fire in the authenticating
-/// extractors), panic catching, the request timeout and the body limit. Throttling happens in the authenticating
-/// extractors (see [`throttle`]), once the partner is known.
+/// gives), the envelope safety net, the request head size limit, injected faults
+/// ([`faults::InjectLayer`]; those scoped to a partner fire in the authenticating extractors),
+/// panic catching, the request timeout and the body limit. Throttling happens in the
+/// authenticating extractors (see [`throttle`]), once the partner is known.
 ///
 /// The first two wrap the finished router (as the fallback service of an empty one), so they see
 /// responses exactly as axum completes them, `Allow` header of a 405 included.
@@ -127,10 +127,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .fallback_service(inner)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            faults::inject,
-        ))
+        .layer(faults::InjectLayer(state.clone()))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::check_head_size,
