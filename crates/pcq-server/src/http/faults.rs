@@ -24,6 +24,7 @@ use tower::ServiceExt;
 
 use super::extract::{AdminCaller, JsonBody};
 use super::fault::fault_response;
+use super::journal::ResetSlot;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::Error;
@@ -104,11 +105,15 @@ async fn answer(
     action: Action,
     carried_out: bool,
     connection: Option<ConnectionHandle>,
+    journal: Option<&ResetSlot>,
 ) -> Response {
     match action {
         Action::Status(status) => tag(fault_response(&injected(rule, status, carried_out)), rule),
         Action::Reset => match connection {
             Some(connection) => {
+                if let Some(journal) = journal {
+                    journal.note(&rule.id.to_string());
+                }
                 connection.reset();
                 // The connection loop drops this request with its connection.
                 std::future::pending().await
@@ -190,6 +195,8 @@ where
 {
     let next = Next(inner);
     let connection = request.extensions().get::<ConnectionHandle>().cloned();
+    let journal = request.extensions().get::<ResetSlot>().cloned();
+    let journal = journal.as_ref();
     let (open, scoped): (Vec<_>, Vec<_>) = candidates
         .into_iter()
         .partition(|rule| rule.partner.is_none());
@@ -211,7 +218,7 @@ where
         if rule.when == When::Before {
             tokio::time::sleep(rule.delay).await;
             return match rule.action {
-                Some(action) => answer(rule, action, false, connection).await,
+                Some(action) => answer(rule, action, false, connection, journal).await,
                 None => tag(next.run(request).await, rule),
             };
         }
@@ -224,14 +231,14 @@ where
         (When::After, action) => {
             tokio::time::sleep(rule.delay).await;
             match action {
-                Some(action) => answer(&rule, action, true, connection).await,
+                Some(action) => answer(&rule, action, true, connection, journal).await,
                 None => tag(response, &rule),
             }
         }
         // Fired by the extractor before the handler: it answered the fault already (and
         // waited out the delay), or asked for the connection to be reset.
         (When::Before, Some(Action::Reset)) => {
-            answer(&rule, Action::Reset, false, connection).await
+            answer(&rule, Action::Reset, false, connection, journal).await
         }
         (When::Before, _) => tag(response, &rule),
     }

@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Method, header::HeaderMap};
+use axum::http::{HeaderName, HeaderValue, Method, header::HeaderMap};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -240,14 +240,35 @@ fn target_of(uri: &axum::http::Uri) -> String {
     }
 }
 
-/// A request being recorded: what is known of it when it arrives.
+/// Where an injected fault that closes the connection leaves its id for the journal: the
+/// request then gets no answer, and its entry is recorded when it is dropped.
+#[derive(Clone, Default)]
+pub struct ResetSlot(Arc<OnceLock<HeaderValue>>);
+
+impl ResetSlot {
+    /// Notes that the fault `id` is closing the request's connection.
+    pub fn note(&self, id: &str) {
+        if let Ok(value) = HeaderValue::from_str(id) {
+            let _ = self.0.set(value);
+        }
+    }
+}
+
+/// A request being recorded: what is known of it when it arrives. Dropped before its answer
+/// (a fault closed the connection, or the client went away), it records the request with
+/// status 0.
 pub struct Recording {
+    state: AppState,
+    answered: bool,
     started: Instant,
     wall_micros: i64,
     offset_micros: i64,
     method: Method,
     target: String,
     slot: CallerSlot,
+    reset: ResetSlot,
+    request_id: Option<HeaderValue>,
+    correlation_id: Option<HeaderValue>,
     request_body: Option<Arc<Mutex<Tap>>>,
 }
 
@@ -264,6 +285,8 @@ impl Recording {
             .map_or(0, |d| d.as_micros() as i64);
         let slot = CallerSlot::default();
         request.extensions_mut().insert(slot.clone());
+        let reset = ResetSlot::default();
+        request.extensions_mut().insert(reset.clone());
         let request_body = if request.body().is_end_stream() {
             None
         } else {
@@ -276,45 +299,35 @@ impl Recording {
             Some(tap)
         };
         Some(Recording {
+            state: state.clone(),
+            answered: false,
             started,
             wall_micros,
             offset_micros: state.journal.clock().offset_micros(),
             method: request.method().clone(),
             target: target_of(request.uri()),
             slot,
+            reset,
+            request_id: header(request.headers(), &REQUEST_ID),
+            correlation_id: header(request.headers(), &CORRELATION_ID),
             request_body,
         })
     }
 
     /// Records the answer: at once when it has no body, else once its body has been handed
     /// over.
-    pub fn finish(self, state: &AppState, response: Response) -> Response {
-        let elapsed = self.started.elapsed();
+    pub fn finish(mut self, state: &AppState, response: Response) -> Response {
+        self.answered = true;
         let (parts, body) = response.into_parts();
-        let entry = Entry {
-            id: 0,
-            wall_micros: self.wall_micros,
-            offset_micros: self.offset_micros,
-            method: self.method,
-            target: self.target,
-            status: parts.status.as_u16(),
-            duration_micros: elapsed.as_nanos().div_ceil(1000) as u64,
-            // The request (and its extensions) is gone by now, as a rule: take the caller over.
-            caller: match Arc::try_unwrap(self.slot.0) {
-                Ok(lock) => lock.into_inner(),
-                Err(shared) => shared.get().cloned(),
-            },
-            request_id: id(&parts.headers, &REQUEST_ID),
-            correlation_id: id(&parts.headers, &CORRELATION_ID),
-            request_body: Captured::default(),
-            response_body: Captured::default(),
-            fault: header(&parts.headers, &FAULT_HEADER),
-            replayed: parts.extensions.get::<Replayed>().is_some(),
-        };
+        let mut entry = self.entry(parts.status.as_u16());
+        entry.request_id = id(&parts.headers, &REQUEST_ID);
+        entry.correlation_id = id(&parts.headers, &CORRELATION_ID);
+        entry.fault = header(&parts.headers, &FAULT_HEADER);
+        entry.replayed = parts.extensions.get::<Replayed>().is_some();
         let pending = Pending {
             state: state.clone(),
             entry,
-            request_body: self.request_body,
+            request_body: self.request_body.take(),
         };
         if body.is_end_stream() {
             pending.record(Captured::default());
@@ -326,6 +339,53 @@ impl Recording {
             pending: Some(pending),
         });
         Response::from_parts(parts, body)
+    }
+}
+
+impl Recording {
+    /// The entry of this request with `status`; the ids, fault and replay flag as the request
+    /// sent them, for the answer to replace.
+    fn entry(&mut self, status: u16) -> Entry {
+        // The request (and its extensions) is gone by now, as a rule: take the caller over.
+        let slot = std::mem::take(&mut self.slot);
+        Entry {
+            id: 0,
+            wall_micros: self.wall_micros,
+            offset_micros: self.offset_micros,
+            method: self.method.clone(),
+            target: std::mem::take(&mut self.target),
+            status,
+            duration_micros: self.started.elapsed().as_nanos().div_ceil(1000) as u64,
+            caller: match Arc::try_unwrap(slot.0) {
+                Ok(lock) => lock.into_inner(),
+                Err(shared) => shared.get().cloned(),
+            },
+            request_id: self.request_id.take().as_ref().map(RequestId::from_header),
+            correlation_id: self
+                .correlation_id
+                .take()
+                .as_ref()
+                .map(RequestId::from_header),
+            request_body: Captured::default(),
+            response_body: Captured::default(),
+            fault: self.reset.0.get().cloned(),
+            replayed: false,
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let entry = self.entry(0);
+        Pending {
+            state: self.state.clone(),
+            entry,
+            request_body: self.request_body.take(),
+        }
+        .record(Captured::default());
     }
 }
 

@@ -459,7 +459,8 @@ pub struct EntryView {
     pub method: String,
     /// The path and query (credential parameters replaced by `REDACTED`).
     pub path: String,
-    /// The answer's status.
+    /// The answer's status; 0 when no answer was sent (a fault closed the connection, or the
+    /// client went away first).
     pub status: u16,
     /// From the request's arrival to its answer, in microseconds.
     pub duration_micros: u64,
