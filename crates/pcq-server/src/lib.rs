@@ -72,6 +72,9 @@ pub struct AppInner {
     pub journal: journal::Journal,
     /// The seed the node was started with, loaded again by a sandbox reset.
     pub seed: std::sync::OnceLock<Seed>,
+    /// The state document the node was started with (`--seed` with a `pcq admin dump`), loaded
+    /// again by a sandbox reset of the whole store.
+    pub seed_state: std::sync::OnceLock<std::path::PathBuf>,
     signer: OnceCell<Arc<WebhookSigner>>,
 }
 
@@ -387,6 +390,7 @@ impl Application {
             pager,
             journal,
             seed: std::sync::OnceLock::new(),
+            seed_state: std::sync::OnceLock::new(),
             signer: OnceCell::new(),
         }));
         state.pipeline.faults.reload(&state.pipeline).await?;
@@ -422,30 +426,23 @@ impl Application {
     /// Loads a state document (`docs/state.md`, as `pcq admin dump` writes it) given at start,
     /// when the store holds no customer yet, so that a restart keeps what changed since; `None`
     /// when the store was left as it was. The document is checked first, and refused with the
-    /// JSON path of any problem.
+    /// JSON path of any problem. A sandbox reset of the whole store loads it again.
     pub async fn load_state_file(
         &self,
         path: &std::path::Path,
     ) -> anyhow::Result<Option<service::state::StateLoaded>> {
-        use service::state::{Document, HoldsNoCustomer, LoadState, StateFile, check};
-        let owned = path.to_path_buf();
-        let document = tokio::task::spawn_blocking(move || check(&owned, None))
-            .await
-            .context("checking the state document")?
-            .map_err(|fault| anyhow::anyhow!(fault.description))?;
-        let Document::State(checked) = document else {
-            anyhow::bail!("{} is a seed file, not a state document", path.display());
-        };
-        if !self.state.pipeline.read(HoldsNoCustomer).await? {
+        let checked = http::state::check_state_file(path).await?;
+        let _ = self.state.seed_state.set(path.to_path_buf());
+        if !self
+            .state
+            .pipeline
+            .read(service::state::HoldsNoCustomer)
+            .await?
+        {
             return Ok(None);
         }
-        let op = LoadState {
-            partner: None,
-            file: StateFile::Given(path.to_path_buf()),
-            checked,
-        };
         Ok(Some(
-            http::state::write_blocking(self.state.clone(), op).await?,
+            http::state::load_checked_file(&self.state, path, checked).await?,
         ))
     }
 

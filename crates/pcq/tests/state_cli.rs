@@ -151,4 +151,24 @@ async fn a_dump_is_restored_and_starts_another_node() {
     let user = PCQ.token(Key::InWorkingDir(other.path()), &served.partner, &[]);
     let (_, listed) = started.get("/v1/customers", &user).await;
     assert_eq!(listed["items"], before["items"]);
+
+    // A reset of that node puts the document's state back, not an empty store.
+    let (status, _) = started
+        .post(
+            "/v1/customers",
+            &user,
+            json!({"companyProfile": {"domain": "after-start.example.edu"}}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (ok, stdout, stderr) = pcq(
+        other.path(),
+        &["admin", "reset", "--json", "--url", &started.url],
+    );
+    assert!(ok, "{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["seeded"], true, "{answer}");
+    assert_eq!(answer["removed"]["customers"], 3, "{answer}");
+    let (_, listed) = started.get("/v1/customers", &user).await;
+    assert_eq!(listed["items"], before["items"]);
 }

@@ -91,15 +91,33 @@ pub async fn reset(
         // The clock goes back to the system's time in the same transaction.
         None => pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc()),
     };
-    let outcome = state
-        .pipeline
-        .write(crate::service::reset::Reset {
-            partner,
-            seed: state.seed.get().cloned(),
-            dev_partner: state.dev_partner,
-            now,
-        })
-        .await?;
+    let outcome = match (partner, state.seed_state.get()) {
+        // A node started with a state document puts the whole store back to that document:
+        // the load removes what a reset removes and sets the document's clock and policy, in
+        // one transaction.
+        (None, Some(path)) => {
+            let checked = super::state::check_state_file(path).await.map_err(|e| {
+                Error::Internal(format!("the state document pcq started with: {e:#}"))
+            })?;
+            let loaded = super::state::load_checked_file(&state, path, checked).await?;
+            crate::service::reset::ResetOutcome {
+                removed: loaded.removed,
+                partner: None,
+                seeded: true,
+            }
+        }
+        _ => {
+            state
+                .pipeline
+                .write(crate::service::reset::Reset {
+                    partner,
+                    seed: state.seed.get().cloned(),
+                    dev_partner: state.dev_partner,
+                    now,
+                })
+                .await?
+        }
+    };
     // The request journal follows: a partner's entries go, or every entry. Other nodes empty
     // theirs when they take up the reset of the clock (its epoch), which this node does now.
     match partner {

@@ -252,6 +252,38 @@ pub async fn put_state(
     Reply::ok(&loaded)
 }
 
+/// Checks the whole-store state document at `path` (a seed file is refused here).
+pub(crate) async fn check_state_file(
+    path: &std::path::Path,
+) -> anyhow::Result<crate::service::state::Checked> {
+    use crate::service::state::{Document, check};
+    use anyhow::Context as _;
+    let owned = path.to_path_buf();
+    let document = tokio::task::spawn_blocking(move || check(&owned, None))
+        .await
+        .context("checking the state document")?
+        .map_err(|fault| anyhow::anyhow!(fault.description))?;
+    let Document::State(checked) = document else {
+        anyhow::bail!("{} is a seed file, not a state document", path.display());
+    };
+    Ok(checked)
+}
+
+/// Replaces the whole store with the checked state document at `path`, in one transaction.
+pub(crate) async fn load_checked_file(
+    app: &AppState,
+    path: &std::path::Path,
+    checked: crate::service::state::Checked,
+) -> Result<StateLoaded, Error> {
+    use crate::service::state::{LoadState, StateFile};
+    let op = LoadState {
+        partner: None,
+        file: StateFile::Given(path.to_path_buf()),
+        checked,
+    };
+    write_blocking(app.clone(), op).await
+}
+
 pub(crate) async fn write_blocking<O: Op<Output = StateLoaded>>(
     app: AppState,
     op: O,
