@@ -11,6 +11,13 @@ use pcq_server::config::Config;
 use pcq_server::service::seed::Seed;
 use pcq_server::{Application, tool_dev_issuer};
 
+/// mimalloc rather than the system allocator: pcq keeps many small allocations alive for a
+/// while (the request journal's entries, caches) among many short-lived ones, a mix under which
+/// glibc's malloc spent about 7,000 extra instructions per GET searching and consolidating its
+/// bins (see bench/README.md, "What the request journal costs").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod faults;
 mod load;
 mod requests;
