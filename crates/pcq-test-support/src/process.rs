@@ -25,6 +25,22 @@ impl Pcq {
         Command::new(self.path)
     }
 
+    /// Runs `pcq ARGS` in `cwd` to its end: whether it succeeded, its standard output and its
+    /// standard error.
+    pub fn run_in(self, cwd: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+        let out = self
+            .command()
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .expect("pcq runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `pcq serve --listen 127.0.0.1:0 ARGS` logging warnings only, its standard error
     /// discarded; add to it (directory, variables, redirections) before [`Server::start`].
     pub fn serve_command(self, args: &[&str]) -> Command {

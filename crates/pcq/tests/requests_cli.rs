@@ -13,12 +13,7 @@ use serde_json::{Value, json};
 const PCQ: Pcq = Pcq::new(env!("CARGO_BIN_EXE_pcq"));
 
 fn pcq(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = PCQ.command().args(args).current_dir(cwd).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    PCQ.run_in(cwd, args)
 }
 
 #[tokio::test]
