@@ -3,6 +3,7 @@
 //! transaction. Keys and the store's own settings stay.
 
 use pcq_core::time::Timestamp;
+use pcq_core::vetting::VettingPolicy;
 use uuid::Uuid;
 
 use super::seed::{ApplySeed, Seed};
@@ -22,6 +23,26 @@ pub struct ResetOutcome {
     pub seeded: bool,
 }
 
+/// Removes one partner's data, or every partner's; for every partner's, also starts the clock
+/// over (a new epoch, which every node takes up, offset 0) and puts `policy` in force as the
+/// run-time vetting policy (`None`: the configured one). What a reset and a load of a state
+/// document or seed have in common.
+pub(crate) async fn start_over(
+    tx: &mut Tx<'_>,
+    partner: Option<Uuid>,
+    policy: Option<VettingPolicy>,
+) -> Result<Removed, Error> {
+    if let Some(partner) = partner {
+        return Ok(tx.remove_partner(partner).await?);
+    }
+    let removed = tx.remove_everything().await?;
+    tx.reset_clock().await?;
+    if tx.policy_state().await?.policy != policy {
+        tx.set_policy(policy).await?;
+    }
+    Ok(removed)
+}
+
 /// Removes every partner's data, or one partner's, and loads the node's seed again.
 #[derive(Clone)]
 pub struct Reset {
@@ -39,17 +60,7 @@ impl Op for Reset {
     type Output = ResetOutcome;
 
     async fn run(self, tx: &mut Tx<'_>) -> Result<ResetOutcome, Error> {
-        let removed = match self.partner {
-            Some(partner) => tx.remove_partner(partner).await?,
-            None => {
-                let removed = tx.remove_everything().await?;
-                tx.reset_clock().await?;
-                if tx.policy_state().await?.policy.is_some() {
-                    tx.set_policy(None).await?;
-                }
-                removed
-            }
-        };
+        let removed = start_over(tx, self.partner, None).await?;
         let seed = match (self.seed, self.partner) {
             (Some(seed), Some(partner)) => Some(seed.for_partner(partner, self.dev_partner)),
             (seed, _) => seed,

@@ -886,22 +886,13 @@ impl Op for LoadState {
     type Output = StateLoaded;
 
     async fn run(self, tx: &mut Tx<'_>) -> Result<StateLoaded, Error> {
-        let removed = match self.partner {
-            Some(partner) => tx.remove_partner(partner).await?,
-            None => {
-                let removed = tx.remove_everything().await?;
-                // A new clock epoch, so that every node takes the offset up even if it is
-                // smaller than the one it has.
-                tx.reset_clock().await?;
-                if self.checked.clock_offset != 0 {
-                    tx.set_clock_offset(self.checked.clock_offset).await?;
-                }
-                if tx.policy_state().await?.policy != self.checked.policy {
-                    tx.set_policy(self.checked.policy.clone()).await?;
-                }
-                removed
-            }
-        };
+        // For the whole store, a new clock epoch, so that every node takes the document's
+        // offset up even if it is smaller than the one it has.
+        let policy = self.checked.policy.clone();
+        let removed = super::reset::start_over(tx, self.partner, policy).await?;
+        if self.partner.is_none() && self.checked.clock_offset != 0 {
+            tx.set_clock_offset(self.checked.clock_offset).await?;
+        }
         // The file is read again on a thread of its own, which hands over batches through a
         // synchronous channel: this op waits for them without awaiting anything but its
         // statements.
@@ -1133,17 +1124,7 @@ impl Op for LoadSeed {
     type Output = StateLoaded;
 
     async fn run(self, tx: &mut Tx<'_>) -> Result<StateLoaded, Error> {
-        let removed = match self.partner {
-            Some(partner) => tx.remove_partner(partner).await?,
-            None => {
-                let removed = tx.remove_everything().await?;
-                tx.reset_clock().await?;
-                if tx.policy_state().await?.policy.is_some() {
-                    tx.set_policy(None).await?;
-                }
-                removed
-            }
-        };
+        let removed = super::reset::start_over(tx, self.partner, None).await?;
         let summary = ApplySeed {
             seed: self.seed,
             dev_partner: self.dev_partner,
