@@ -287,20 +287,8 @@ async fn reset(
         review::print(&answer);
         return Ok(());
     }
-    let removed = answer["removed"]
-        .as_object()
-        .map(|kinds| {
-            kinds
-                .iter()
-                .map(|(kind, n)| format!("{kind} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
-    let whose = match answer["partner"].as_str() {
-        Some(p) => format!("partner {p}"),
-        None => "every partner".to_owned(),
-    };
+    let removed = review::counts(&answer["removed"]);
+    let whose = review::whose(&answer);
     let seeded = if answer["seeded"] == true {
         "; the seed was loaded again"
     } else {

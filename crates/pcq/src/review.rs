@@ -215,6 +215,29 @@ impl Client {
     }
 }
 
+/// A JSON object of counts by kind (a reset's `removed`, a restore's `loaded`) as one line:
+/// `customers 2, qualifications 1, …`.
+pub fn counts(value: &Value) -> String {
+    value
+        .as_object()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// Whose data a sandbox control's answer covered: its `partner`, or every partner.
+pub fn whose(answer: &Value) -> String {
+    match answer["partner"].as_str() {
+        Some(p) => format!("partner {p}"),
+        None => "every partner".to_owned(),
+    }
+}
+
 /// Prints JSON, indented.
 pub fn print(value: &Value) {
     println!(

@@ -95,20 +95,8 @@ pub async fn restore(
         review::print(&answer);
         return Ok(());
     }
-    let loaded = answer["loaded"]
-        .as_object()
-        .map(|kinds| {
-            kinds
-                .iter()
-                .map(|(kind, n)| format!("{kind} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
-    let whose = match answer["partner"].as_str() {
-        Some(p) => format!("partner {p}"),
-        None => "every partner".to_owned(),
-    };
+    let loaded = review::counts(&answer["loaded"]);
+    let whose = review::whose(&answer);
     println!("restored {whose} from {}: loaded {loaded}", file.display());
     Ok(())
 }
