@@ -14,6 +14,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::fault::fault_response;
+use super::journal::NotedId;
 use crate::AppState;
 use crate::service::ClientWrite;
 
@@ -79,6 +80,18 @@ fn read_id(headers: &HeaderMap, name: &HeaderName) -> Id {
     }
 }
 
+/// The id sent, or a new GUID (then given as such too, for the journal to keep it without
+/// parsing it back).
+fn sent_or_new(sent: Option<String>) -> (String, Option<Uuid>) {
+    match sent {
+        Some(id) => (id, None),
+        None => {
+            let id = Uuid::new_v4();
+            (id.to_string(), Some(id))
+        }
+    }
+}
+
 fn new_cv() -> String {
     format!("{}.0", STANDARD.encode(&Uuid::new_v4().as_bytes()[..12]))
 }
@@ -107,10 +120,20 @@ pub async fn request_context(
         Id::Valid(v) if v.len() < 120 => format!("{v}.0"),
         _ => new_cv(),
     };
+    let (correlation_id, correlation_generated) = sent_or_new(correlation);
+    let request_id_sent = sent_request_id.is_some();
+    let (request_id, request_generated) = sent_or_new(sent_request_id);
+    let mut recording = recording;
+    if let Some(recording) = &mut recording {
+        recording.ids(
+            NotedId::new(&request_id, request_generated),
+            NotedId::new(&correlation_id, correlation_generated),
+        );
+    }
     let context = RequestContext {
-        correlation_id: correlation.unwrap_or_else(|| Uuid::new_v4().to_string()),
-        request_id_sent: sent_request_id.is_some(),
-        request_id: sent_request_id.unwrap_or_else(|| Uuid::new_v4().to_string()),
+        correlation_id,
+        request_id_sent,
+        request_id,
         cv,
     };
 

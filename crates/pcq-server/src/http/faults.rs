@@ -24,7 +24,7 @@ use tower::ServiceExt;
 
 use super::extract::{AdminCaller, JsonBody};
 use super::fault::fault_response;
-use super::journal::ResetSlot;
+use super::journal::JournalSlots;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::Error;
@@ -105,14 +105,14 @@ async fn answer(
     action: Action,
     carried_out: bool,
     connection: Option<ConnectionHandle>,
-    journal: Option<&ResetSlot>,
+    journal: Option<&JournalSlots>,
 ) -> Response {
     match action {
         Action::Status(status) => tag(fault_response(&injected(rule, status, carried_out)), rule),
         Action::Reset => match connection {
             Some(connection) => {
                 if let Some(journal) = journal {
-                    journal.note(&rule.id.to_string());
+                    journal.note_reset(&rule.id.to_string());
                 }
                 connection.reset();
                 // The connection loop drops this request with its connection.
@@ -195,7 +195,7 @@ where
 {
     let next = Next(inner);
     let connection = request.extensions().get::<ConnectionHandle>().cloned();
-    let journal = request.extensions().get::<ResetSlot>().cloned();
+    let journal = request.extensions().get::<JournalSlots>().cloned();
     let journal = journal.as_ref();
     let (open, scoped): (Vec<_>, Vec<_>) = candidates
         .into_iter()
