@@ -5,7 +5,7 @@
 //! for every request than a layer of its own), so it records the answer the client gets,
 //! whatever produced it (a handler, an extractor's refusal, the timeout, the envelope safety
 //! net, an injected fault, the layer's own refusal of a malformed id), and takes the request
-//! ids from the answer's headers.
+//! ids as that layer settled them (the ones the answer carries).
 //!
 //! Bodies are copied as they stream, up to [`BODY_LIMIT`] bytes each, and the entry is
 //! recorded when the response body has been handed over in full (before its last bytes are
