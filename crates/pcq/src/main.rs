@@ -19,6 +19,12 @@ use pcq_server::{Application, tool_dev_issuer};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod faults;
+// Until the client commands land: the file and progress parts of the import.
+#[allow(dead_code)]
+mod import {
+    pub mod file;
+    pub mod progress;
+}
 mod load;
 mod requests;
 mod review;
@@ -53,6 +59,12 @@ enum Command {
         command: review::ReviewCommand,
         #[command(flatten)]
         connection: review::Connection,
+    },
+    /// Print a shell completion script, e.g. `source <(pcq completions bash)`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -264,6 +276,10 @@ fn main() -> ExitCode {
         } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(review::run(command, connection))),
+        Command::Completions { shell } => {
+            completions(shell);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -272,6 +288,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `pcq completions SHELL`: the completion script of every command, from the clap definitions.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "pcq", &mut std::io::stdout());
 }
 
 /// `pcq admin reset`: one POST to `/_pcq/admin/reset`.
