@@ -51,6 +51,9 @@ pub enum CustomersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create customers (and request their qualifications) from a CSV file; run it again
+    /// after an interruption: nothing is created twice.
+    Import(crate::import::ImportArgs),
 }
 
 /// `pcq qualifications …`
@@ -154,6 +157,9 @@ pub enum AuditCommand {
 
 /// Runs `pcq customers …`.
 pub async fn customers(command: CustomersCommand, connection: Connection) -> anyhow::Result<()> {
+    if let CustomersCommand::Import(args) = command {
+        return crate::import::run(args, connection).await;
+    }
     let client = crate::connection::connect(&connection, Role::Partner).await?;
     match command {
         CustomersCommand::List { json } => {
@@ -194,6 +200,7 @@ pub async fn customers(command: CustomersCommand, connection: Connection) -> any
                 .await?;
             show_customer(&customer, json);
         }
+        CustomersCommand::Import(_) => unreachable!("handled above"),
     }
     Ok(())
 }

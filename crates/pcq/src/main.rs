@@ -21,6 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod connection;
 mod customers;
 mod faults;
+mod import;
 mod load;
 mod output;
 mod requests;
