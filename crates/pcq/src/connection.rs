@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use pcq_client::PartnerClient;
+use pcq_client::{PartnerClient, RetryPolicy};
 use pcq_server::auth::{DIRECTORY_READERS, ROLE_ADMIN, ROLE_REVIEWER, TokenSpec};
 
 /// Where the pcq to talk to is, and how to sign in.
@@ -131,7 +131,20 @@ async fn dev_partner(config: &pcq_server::config::Config) -> anyhow::Result<uuid
 
 /// The client of `connection`, signed in as `role` (with the given token, or a minted one).
 pub async fn connect(connection: &Connection, role: Role) -> anyhow::Result<PartnerClient> {
-    client(connection, role, None).await
+    client(connection, role, None, RetryPolicy::default()).await
+}
+
+/// [`connect`] for an import, whose many calls meet pcq's throttling (and Partner Center's) as
+/// a matter of course: a throttled call waits its `Retry-After` and tries again for up to ten
+/// minutes, instead of failing its row after three attempts.
+pub async fn connect_for_import(
+    connection: &Connection,
+    role: Role,
+) -> anyhow::Result<PartnerClient> {
+    let patient = RetryPolicy::default()
+        .max_retries(30)
+        .max_total_time(Duration::from_secs(600));
+    client(connection, role, None, patient).await
 }
 
 /// How long a state document may take to go up or down (pcq streams it, however large).
@@ -142,17 +155,25 @@ pub async fn connect_for_documents(
     connection: &Connection,
     role: Role,
 ) -> anyhow::Result<PartnerClient> {
-    client(connection, role, Some(DOCUMENT_TIMEOUT)).await
+    client(
+        connection,
+        role,
+        Some(DOCUMENT_TIMEOUT),
+        RetryPolicy::default(),
+    )
+    .await
 }
 
 async fn client(
     connection: &Connection,
     role: Role,
     timeout: Option<Duration>,
+    retry: RetryPolicy,
 ) -> anyhow::Result<PartnerClient> {
     let token = connection.token(role).await?;
     let mut builder = PartnerClient::builder(connection.url.trim_end_matches('/'))
         .token(token)
+        .retry(retry)
         .user_agent(concat!("pcq/", env!("CARGO_PKG_VERSION")));
     if let Some(timeout) = timeout {
         builder = builder.timeout(timeout);

@@ -287,7 +287,7 @@ pub async fn run(args: ImportArgs, connection: Connection) -> anyhow::Result<()>
                 .with_context(|| format!("creating the report {}", path.display()))
         })
         .transpose()?;
-    let client = crate::connection::connect(&connection, Role::Partner).await?;
+    let client = crate::connection::connect_for_import(&connection, Role::Partner).await?;
     let known = Known::list(&client)
         .await
         .context("listing the customers already there")?;

@@ -50,7 +50,7 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{bar:32.cyan/blue} {pos}/{len} rows  {per_sec:.0}  ETA {eta}  {msg}",
+            "{bar:24.cyan/blue} {pos}/{len} {per_sec} ETA {eta} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -64,7 +64,10 @@ impl Progress {
         match self {
             Progress::Bar(bar) => {
                 bar.set_position(counts.done());
-                bar.set_message(message(counts));
+                bar.set_message(format!(
+                    "{} new, {} there, {} failed",
+                    counts.created, counts.already_there, counts.failed
+                ));
             }
             Progress::Lines {
                 total,
