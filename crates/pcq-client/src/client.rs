@@ -564,3 +564,63 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> PartnerClient {
+        PartnerClient::builder(base).token("t").build().unwrap()
+    }
+
+    #[test]
+    fn the_client_and_its_calls_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<PartnerClient>();
+        send::<Operation<crate::Customer>>();
+        send::<<Operation<crate::Customer> as IntoFuture>::IntoFuture>();
+    }
+
+    #[test]
+    fn paths_are_joined_to_the_base_and_segments_encoded() {
+        let c = client("http://127.0.0.1:8080");
+        assert_eq!(
+            c.url(&["v1", "customers"]).as_str(),
+            "http://127.0.0.1:8080/v1/customers"
+        );
+        let c = client("https://gateway.example/partner/");
+        assert_eq!(
+            c.url(&["v1", "customers", "{a b}/../x", "qualifications"])
+                .as_str(),
+            "https://gateway.example/partner/v1/customers/%7Ba%20b%7D%2F..%2Fx/qualifications"
+        );
+    }
+
+    #[test]
+    fn a_client_needs_an_http_base_url_and_credentials() {
+        for bad in ["not a url", "ftp://example.com", "mailto:a@example.com"] {
+            let err = PartnerClient::builder(bad).token("t").build().unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad}: {err}");
+        }
+        let err = PartnerClient::builder("http://127.0.0.1:1")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("token"), "{err}");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1.5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+}
