@@ -240,6 +240,25 @@ async fn bad_rows_are_reported_and_a_rerun_creates_nothing() {
     let listed = domains(&served, &user).await;
     assert_eq!(listed.len(), 1990);
     assert_eq!(remaining().await, 2);
+    // The rerun's requests carried the first run's request ids: pcq answered each
+    // qualification request with its stored answer (the journal's newest entries).
+    let (status, journal) = served
+        .get("/_pcq/admin/requests?method=POST&limit=1000", &admin)
+        .await;
+    assert_eq!(status, 200);
+    let posts = journal["items"].as_array().unwrap();
+    assert!(posts.len() >= 1000, "{}", posts.len());
+    for entry in posts {
+        assert!(
+            entry["path"].as_str().unwrap().ends_with("/qualifications"),
+            "the rerun created no customer: {entry}"
+        );
+        assert_eq!(
+            (&entry["status"], &entry["replayed"]),
+            (&json!(201), &json!(true)),
+            "{entry}"
+        );
+    }
     assert_eq!(qualifications(0).await.as_array().unwrap().len(), 1);
 }
 
