@@ -226,6 +226,19 @@ async fn client_commands_print_tables_and_the_apis_own_json() {
         "{records}"
     );
 
+    // --tenant mints the token for another partner, who has no customers.
+    let out = ok(
+        dir,
+        url,
+        &[
+            "customers",
+            "list",
+            "--tenant",
+            "6a1e0c55-5d1b-4f0e-9a51-0c0ffee00001",
+        ],
+    );
+    assert_eq!(out.trim(), "no customers");
+
     // PCQ_URL and PCQ_TOKEN stand for --url and --token (here in a directory without a key).
     let elsewhere = tempfile::tempdir().unwrap();
     let out = PCQ
