@@ -822,6 +822,160 @@ impl NewValidationCode {
     }
 }
 
+// What a client sends: the builders below make the request values the parsers above read, and
+// `to_json` writes the body a client posts (camelCase keys, absent values left out), so that a
+// client and the server share one type per request and `parse(&x.to_json()) == x` holds.
+
+impl QualificationRequest {
+    /// An Education request with its segment (required under the 2023 contract).
+    pub fn education(segment: EducationSegment) -> Self {
+        QualificationRequest {
+            qualification: Qualification::Education,
+            education_segment: Some(segment),
+            website: None,
+            validation_code: None,
+        }
+    }
+
+    /// An Education request without a segment, as the 2021 contract allows.
+    pub fn education_without_segment() -> Self {
+        QualificationRequest {
+            education_segment: None,
+            ..Self::education(EducationSegment::K12)
+        }
+    }
+
+    /// A Government Community Cloud request with the partner's validation code.
+    pub fn gcc(validation_code: impl Into<String>) -> Self {
+        QualificationRequest {
+            qualification: Qualification::GovernmentCommunityCloud,
+            education_segment: None,
+            website: None,
+            validation_code: Some(validation_code.into()),
+        }
+    }
+
+    /// A State Owned Entity request.
+    pub fn state_owned_entity() -> Self {
+        QualificationRequest {
+            qualification: Qualification::StateOwnedEntity,
+            education_segment: None,
+            website: None,
+            validation_code: None,
+        }
+    }
+
+    /// Adds the education entity's website (kept for Education only).
+    #[must_use]
+    pub fn website(mut self, website: impl Into<String>) -> Self {
+        self.website = Some(website.into());
+        self
+    }
+
+    /// The POST body of this request:
+    /// `{"qualification", "educationSegment"?, "website"?, "validationCode"?}`.
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "qualification".to_owned(),
+            Value::from(self.qualification.as_str()),
+        );
+        if let Some(segment) = self.education_segment {
+            body.insert("educationSegment".to_owned(), Value::from(segment.as_str()));
+        }
+        if let Some(website) = &self.website {
+            body.insert("website".to_owned(), Value::from(website.as_str()));
+        }
+        if let Some(code) = &self.validation_code {
+            body.insert("validationCode".to_owned(), Value::from(code.as_str()));
+        }
+        Value::Object(body)
+    }
+}
+
+impl NewCustomer {
+    /// A customer with only its domain (e.g. `contoso.onmicrosoft.com`); the server checks it
+    /// and lower-cases it.
+    pub fn new(domain: impl Into<String>) -> Self {
+        NewCustomer {
+            domain: domain.into(),
+            company_name: None,
+            company_profile: Map::new(),
+            billing_profile: None,
+        }
+    }
+
+    /// Sets the company name.
+    #[must_use]
+    pub fn company_name(mut self, name: impl Into<String>) -> Self {
+        self.company_name = Some(name.into());
+        self
+    }
+
+    /// Adds a further company-profile property, kept as sent (camelCase key).
+    #[must_use]
+    pub fn company_profile_property(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.company_profile.insert(key.into(), value);
+        self
+    }
+
+    /// Sets the billing profile (`email`, `culture`, `language`, `companyName`,
+    /// `defaultAddress`, …), kept as sent.
+    #[must_use]
+    pub fn billing_profile(mut self, profile: Map<String, Value>) -> Self {
+        self.billing_profile = Some(profile);
+        self
+    }
+
+    /// The POST body: `{"companyProfile": {"domain", "companyName"?, …}, "billingProfile"?}`.
+    pub fn to_json(&self) -> Value {
+        let mut company = self.company_profile.clone();
+        company.insert("domain".to_owned(), Value::from(self.domain.as_str()));
+        if let Some(name) = &self.company_name {
+            company.insert("companyName".to_owned(), Value::from(name.as_str()));
+        }
+        let mut body = Map::new();
+        body.insert("companyProfile".to_owned(), Value::Object(company));
+        if let Some(billing) = &self.billing_profile {
+            body.insert("billingProfile".to_owned(), Value::Object(billing.clone()));
+        }
+        Value::Object(body)
+    }
+}
+
+impl NewValidationCode {
+    /// A code for `organization_name` that may qualify `max_creates` customers; its digits are
+    /// chosen by the server unless [`NewValidationCode::validation_id`] sets them.
+    pub fn new(organization_name: impl Into<String>, max_creates: i64) -> Self {
+        NewValidationCode {
+            organization_name: organization_name.into(),
+            max_creates,
+            validation_id: None,
+        }
+    }
+
+    /// Chooses the code's digits.
+    #[must_use]
+    pub fn validation_id(mut self, id: impl Into<String>) -> Self {
+        self.validation_id = Some(id.into());
+        self
+    }
+
+    /// The POST body: `{"organizationName", "maxCreates", "validationId"?}`.
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "organizationName".to_owned(),
+            Value::from(self.organization_name.as_str()),
+        );
+        body.insert("maxCreates".to_owned(), Value::from(self.max_creates));
+        if let Some(id) = &self.validation_id {
+            body.insert("validationId".to_owned(), Value::from(id.as_str()));
+        }
+        Value::Object(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -830,6 +984,47 @@ mod tests {
 
     fn parse(body: Value) -> Result<QualificationRequest, ApiFault> {
         QualificationRequest::parse(&body, None, Contract::V2021)
+    }
+
+    #[test]
+    fn client_built_requests_parse_back_to_themselves() {
+        let requests = [
+            QualificationRequest::education(EducationSegment::HigherEducation)
+                .website("https://contoso.edu"),
+            QualificationRequest::education_without_segment(),
+            QualificationRequest::gcc("482913"),
+            QualificationRequest::state_owned_entity(),
+        ];
+        for request in requests {
+            let contract = if request.qualification == Qualification::Education
+                && request.education_segment.is_none()
+            {
+                Contract::V2021
+            } else {
+                Contract::V2023
+            };
+            let parsed = QualificationRequest::parse(&request.to_json(), None, contract);
+            assert_eq!(parsed.unwrap(), request);
+        }
+        assert_eq!(
+            QualificationRequest::gcc("1").to_json(),
+            json!({"qualification": "GovernmentCommunityCloud", "validationCode": "1"})
+        );
+
+        let mut billing = Map::new();
+        billing.insert("email".to_owned(), json!("it@contoso.example"));
+        let customer = NewCustomer::new("contoso.onmicrosoft.com")
+            .company_name("Contoso")
+            .company_profile_property("culture", json!("en-US"))
+            .billing_profile(billing);
+        assert_eq!(NewCustomer::parse(&customer.to_json()).unwrap(), customer);
+        assert_eq!(
+            NewCustomer::new("a.example").to_json(),
+            json!({"companyProfile": {"domain": "a.example"}})
+        );
+
+        let code = NewValidationCode::new("Contoso Gov", 3).validation_id("123456");
+        assert_eq!(NewValidationCode::parse(&code.to_json()).unwrap(), code);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `pcq admin faults`: injected faults over the HTTP API (role Pcq.Admin).
 
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use pcq_client::FaultSpec;
+use serde_json::Value;
 
-use crate::review::{self, Client};
+use crate::connection::{Connection, Role};
+use crate::review;
 
 /// What `pcq admin faults` does.
 #[derive(Subcommand)]
@@ -53,7 +55,7 @@ pub struct AddArgs {
     probability: Option<f64>,
     /// Fire this many times, then be removed [default: unlimited].
     #[arg(long)]
-    count: Option<u64>,
+    count: Option<u32>,
     /// Make --probability repeatable.
     #[arg(long)]
     seed: Option<u64>,
@@ -67,33 +69,45 @@ pub struct AddArgs {
 }
 
 impl AddArgs {
-    /// The body of `POST /_pcq/admin/faults`.
-    fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("method".into(), json!(self.method));
-        body.insert("path".into(), json!(self.path));
-        if let Some(status) = &self.status {
-            // A number when it is one, so that the API sees the status it documents.
-            let value = status
-                .parse::<u64>()
-                .map_or_else(|_| json!(status), |n| json!(n));
-            body.insert("status".into(), value);
-        }
-        let optional = [
-            ("partner", self.partner.as_ref().map(|p| json!(p))),
-            ("retryAfterSeconds", self.retry_after.map(|n| json!(n))),
-            ("delayMs", self.delay_ms.map(|n| json!(n))),
-            ("probability", self.probability.map(|p| json!(p))),
-            ("count", self.count.map(|n| json!(n))),
-            ("seed", self.seed.map(|n| json!(n))),
-            ("when", self.when.as_ref().map(|w| json!(w))),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                body.insert(key.into(), value);
+    /// The fault to add (the body of `POST /_pcq/admin/faults`).
+    fn spec(&self) -> anyhow::Result<FaultSpec> {
+        let mut spec = FaultSpec::new(&self.path).method(&self.method);
+        match self.status.as_deref() {
+            None => {}
+            Some("reset") => spec = spec.reset_connection(),
+            Some(status) => {
+                let status = status.parse::<u16>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--status {status:?} is neither an HTTP status (400 to 599) nor reset"
+                    )
+                })?;
+                spec = spec.status(status);
             }
         }
-        Value::Object(body)
+        if let Some(partner) = &self.partner {
+            spec = spec.partner(partner);
+        }
+        if let Some(seconds) = self.retry_after {
+            spec = spec.retry_after_seconds(seconds);
+        }
+        if let Some(ms) = self.delay_ms {
+            spec = spec.delay_ms(ms);
+        }
+        if let Some(p) = self.probability {
+            spec = spec.probability(p);
+        }
+        if let Some(n) = self.count {
+            spec = spec.count(n);
+        }
+        if let Some(seed) = self.seed {
+            spec = spec.seed(seed);
+        }
+        match self.when.as_deref() {
+            None | Some("before") => {}
+            Some("after") => spec = spec.after(),
+            Some(other) => anyhow::bail!("--when {other:?} is neither before nor after"),
+        }
+        Ok(spec)
     }
 }
 
@@ -131,11 +145,12 @@ fn describe(fault: &Value) -> String {
 }
 
 /// Runs `pcq admin faults …`.
-pub async fn run(command: FaultsCommand, connection: review::Connection) -> anyhow::Result<()> {
-    let client = Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
+pub async fn run(command: FaultsCommand, connection: Connection) -> anyhow::Result<()> {
+    let client = crate::connection::connect(&connection, Role::Admin).await?;
+    let faults = client.admin().faults();
     match command {
         FaultsCommand::Add(args) => {
-            let fault = client.post_json("/_pcq/admin/faults", &args.body()).await?;
+            let fault = faults.add(&args.spec()?).await?;
             if args.json {
                 review::print(&fault);
             } else {
@@ -143,27 +158,22 @@ pub async fn run(command: FaultsCommand, connection: review::Connection) -> anyh
             }
         }
         FaultsCommand::List { json } => {
-            let faults = client.get("/_pcq/admin/faults", &[]).await?;
+            let listed = faults.list().await?;
             if json {
-                review::print(&faults);
+                crate::output::print_json(&listed);
             } else {
-                let faults = faults.as_array().cloned().unwrap_or_default();
-                for fault in &faults {
+                for fault in &listed {
                     println!("{}", describe(fault));
                 }
-                println!(
-                    "{} fault{}",
-                    faults.len(),
-                    if faults.len() == 1 { "" } else { "s" }
-                );
+                println!("{}", crate::output::count(listed.len(), "fault", "faults"));
             }
         }
         FaultsCommand::Rm { id } => {
-            client.delete(&format!("/_pcq/admin/faults/{id}")).await?;
+            faults.remove(&id).await?;
             println!("removed fault {id}");
         }
         FaultsCommand::Clear => {
-            let answer = client.delete("/_pcq/admin/faults").await?;
+            let answer = faults.clear().await?;
             println!("removed {} faults", answer["removed"]);
         }
     }

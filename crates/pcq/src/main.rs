@@ -18,11 +18,17 @@ use pcq_server::{Application, tool_dev_issuer};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod connection;
+mod customers;
 mod faults;
+mod import;
 mod load;
+mod output;
 mod requests;
 mod review;
 mod state;
+
+use connection::Connection;
 
 /// pcq: a self-hostable Partner Center customer-qualification service.
 #[derive(Parser)]
@@ -52,7 +58,41 @@ enum Command {
         #[command(subcommand)]
         command: review::ReviewCommand,
         #[command(flatten)]
-        connection: review::Connection,
+        connection: Connection,
+    },
+    /// A partner's customers: list, get, create, and import from a CSV file.
+    Customers {
+        #[command(subcommand)]
+        command: customers::CustomersCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// A customer's qualifications: get them, request one.
+    Qualifications {
+        #[command(subcommand)]
+        command: customers::QualificationsCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// The partner's GCC validation codes.
+    ValidationCodes {
+        #[command(subcommand)]
+        command: customers::ValidationCodesCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// The partner's audit records.
+    Audit {
+        #[command(subcommand)]
+        command: customers::AuditCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Print a shell completion script, e.g. `source <(pcq completions bash)`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -104,7 +144,7 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        connection: review::Connection,
+        connection: Connection,
     },
     /// Inject faults over the HTTP API (role Pcq.Admin): answer matching requests with an
     /// error status, close their connection, or slow them down.
@@ -112,7 +152,7 @@ enum AdminCommand {
         #[command(subcommand)]
         command: faults::FaultsCommand,
         #[command(flatten)]
-        connection: review::Connection,
+        connection: Connection,
     },
     /// Write the sandbox's state (every partner's, or one partner's) as a JSON document over
     /// the HTTP API (role Pcq.Admin); see docs/state.md.
@@ -124,7 +164,7 @@ enum AdminCommand {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
         #[command(flatten)]
-        connection: review::Connection,
+        connection: Connection,
     },
     /// Replace the sandbox's state (every partner's, or one partner's) with a document written
     /// by pcq admin dump, or a seed file, over the HTTP API (role Pcq.Admin).
@@ -139,7 +179,7 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        connection: review::Connection,
+        connection: Connection,
     },
     /// List the requests a node served, newest first (its request journal; role Pcq.Admin);
     /// --follow prints new ones as they come.
@@ -264,6 +304,26 @@ fn main() -> ExitCode {
         } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(review::run(command, connection))),
+        Command::Customers {
+            command,
+            connection,
+        } => block_on(customers::customers(command, connection)),
+        Command::Qualifications {
+            command,
+            connection,
+        } => block_on(customers::qualifications(command, connection)),
+        Command::ValidationCodes {
+            command,
+            connection,
+        } => block_on(customers::validation_codes(command, connection)),
+        Command::Audit {
+            command,
+            connection,
+        } => block_on(customers::audit(command, connection)),
+        Command::Completions { shell } => {
+            completions(shell);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -274,15 +334,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a command's future on a new runtime.
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(work)
+}
+
+/// `pcq completions SHELL`: the completion script of every command, from the clap definitions.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "pcq", &mut std::io::stdout());
+}
+
 /// `pcq admin reset`: one POST to `/_pcq/admin/reset`.
-async fn reset(
-    partner: Option<String>,
-    json: bool,
-    connection: review::Connection,
-) -> anyhow::Result<()> {
-    let client = review::Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
-    let query: Vec<(&str, String)> = partner.map(|p| ("partner", p)).into_iter().collect();
-    let answer = client.post("/_pcq/admin/reset", &query).await?;
+async fn reset(partner: Option<String>, json: bool, connection: Connection) -> anyhow::Result<()> {
+    let client = connection::connect(&connection, connection::Role::Admin).await?;
+    let answer = client.admin().reset(partner.as_deref()).await?;
     if json {
         review::print(&answer);
         return Ok(());

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use clap::Args;
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use pcq_client::RequestFilter;
 use serde_json::Value;
 
+use crate::connection::{Connection, Role};
 use crate::review;
 
 /// How often `--follow` asks for new entries.
@@ -37,20 +38,31 @@ pub struct RequestsArgs {
     #[arg(long, value_name = "N")]
     limit: Option<u32>,
     #[command(flatten)]
-    connection: review::Connection,
+    connection: Connection,
 }
 
 /// Runs `pcq admin requests`.
 pub async fn run(args: RequestsArgs) -> anyhow::Result<()> {
-    let client = review::Client::new(&args.connection, pcq_server::auth::ROLE_ADMIN).await?;
-    let mut query: Vec<(&str, String)> = Vec::new();
-    query.extend(args.partner.clone().map(|v| ("partner", v)));
-    query.extend(args.method.clone().map(|v| ("method", v)));
-    query.extend(args.path.clone().map(|v| ("path", v)));
-    query.extend(args.status.clone().map(|v| ("status", v)));
-    let mut first = query.clone();
-    first.extend(args.limit.map(|n| ("limit", n.to_string())));
-    let page = client.get("/_pcq/admin/requests", &first).await?;
+    let client = crate::connection::connect(&args.connection, Role::Admin).await?;
+    let admin = client.admin();
+    let mut filter = RequestFilter::new();
+    if let Some(partner) = &args.partner {
+        filter = filter.partner(partner);
+    }
+    if let Some(method) = &args.method {
+        filter = filter.method(method);
+    }
+    if let Some(path) = &args.path {
+        filter = filter.path(path);
+    }
+    if let Some(status) = &args.status {
+        filter = filter.status(status);
+    }
+    let mut first = filter.clone();
+    if let Some(n) = args.limit {
+        first = first.limit(n);
+    }
+    let page = admin.requests(first).await?;
     if !args.follow {
         if args.json {
             review::print(&page);
@@ -69,10 +81,9 @@ pub async fn run(args: RequestsArgs) -> anyhow::Result<()> {
     loop {
         tokio::time::sleep(FOLLOW_INTERVAL).await;
         loop {
-            let mut next = query.clone();
-            next.push(("since", since.to_string()));
-            next.push(("limit", "1000".to_owned()));
-            let page = client.get("/_pcq/admin/requests", &next).await?;
+            let page = admin
+                .requests(filter.clone().since(since).limit(1000))
+                .await?;
             since = page["nextSince"].as_u64().unwrap_or(since);
             print_lines(items(&page), args.json);
             if page["truncated"] != true {
@@ -159,8 +170,7 @@ fn print_table(entries: &[Value]) {
         println!("no requests recorded");
         return;
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(COLUMNS);
+    let mut table = crate::output::table(COLUMNS);
     for entry in entries {
         table.add_row(row(entry));
     }

@@ -5,15 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use reqwest::Method;
+use futures_util::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 
+use crate::connection::{Connection, Role};
 use crate::review;
-
-/// The query naming the partner, if any.
-fn partner_query(partner: Option<String>) -> Vec<(&'static str, String)> {
-    partner.map(|p| ("partner", p)).into_iter().collect()
-}
 
 /// `pcq admin dump`: streams the document to `output` (standard output without one). A file
 /// is written beside its final name and renamed once the whole document has arrived, so a
@@ -21,23 +17,16 @@ fn partner_query(partner: Option<String>) -> Vec<(&'static str, String)> {
 pub async fn dump(
     partner: Option<String>,
     output: Option<PathBuf>,
-    connection: review::Connection,
+    connection: Connection,
 ) -> anyhow::Result<()> {
-    let client = review::Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
-    let mut response = client
-        .streamed(
-            Method::GET,
-            "/_pcq/admin/state",
-            &partner_query(partner),
-            None,
-        )
-        .await?;
+    let client = crate::connection::connect_for_documents(&connection, Role::Admin).await?;
+    let mut document = client.admin().state().dump(partner.as_deref()).await?;
     match output {
         None => {
             // The CLI does nothing else meanwhile: plain blocking writes to standard output.
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            while let Some(chunk) = response.chunk().await.context("reading the dump")? {
+            while let Some(chunk) = document.try_next().await.context("reading the dump")? {
                 out.write_all(&chunk).context("writing the dump")?;
             }
             out.flush().context("writing the dump")?;
@@ -51,7 +40,7 @@ pub async fn dump(
                 .with_context(|| format!("creating a file in {}", dir.display()))?;
             let (file, partial) = partial.into_parts();
             let mut file = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
-            while let Some(chunk) = response.chunk().await.context("reading the dump")? {
+            while let Some(chunk) = document.try_next().await.context("reading the dump")? {
                 file.write_all(&chunk)
                     .await
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -76,21 +65,16 @@ pub async fn restore(
     file: PathBuf,
     partner: Option<String>,
     json: bool,
-    connection: review::Connection,
+    connection: Connection,
 ) -> anyhow::Result<()> {
-    let client = review::Client::new(&connection, pcq_server::auth::ROLE_ADMIN).await?;
-    let body = tokio::fs::File::open(&file)
-        .await
-        .with_context(|| format!("reading {}", file.display()))?;
-    let response = client
-        .streamed(
-            Method::PUT,
-            "/_pcq/admin/state",
-            &partner_query(partner),
-            Some(reqwest::Body::from(body)),
-        )
+    // Opened here, so that a missing file is told about before pcq is called.
+    std::fs::File::open(&file).with_context(|| format!("reading {}", file.display()))?;
+    let client = crate::connection::connect_for_documents(&connection, Role::Admin).await?;
+    let answer = client
+        .admin()
+        .state()
+        .load_file(partner.as_deref(), &file)
         .await?;
-    let answer: serde_json::Value = response.json().await.context("reading pcq's answer")?;
     if json {
         review::print(&answer);
         return Ok(());
