@@ -39,7 +39,7 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE.csv")]
     file: PathBuf,
     /// How many rows are sent at the same time.
-    #[arg(long, value_name = "N", default_value_t = 8,
+    #[arg(long, value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
     /// Write the failed rows to this file (CSV: line, domain, step, status, code, error).
