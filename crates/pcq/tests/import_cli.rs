@@ -323,8 +323,14 @@ async fn an_import_killed_halfway_then_run_again_creates_each_row_once() {
     let (status, out, err) = import(dir, &served.url, &["big.csv", "--json"]);
     assert_eq!(status, 0, "{out}{err}");
     let summary: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(summary["alreadyThere"], before as u64, "{summary}");
-    assert_eq!(summary["created"], (ROWS - before) as u64, "{summary}");
+    // The requests in flight when the import was killed (at most its 4) may still have been
+    // carried out after the customers were counted: they are already there too.
+    let already = summary["alreadyThere"].as_u64().unwrap() as usize;
+    assert!(
+        (before..=before + 4).contains(&already),
+        "{before} counted after the kill: {summary}"
+    );
+    assert_eq!(summary["created"], (ROWS - already) as u64, "{summary}");
     assert_eq!(summary["failed"], 0, "{summary}");
 
     // Each row's customer exactly once, each with its Education qualification once.
