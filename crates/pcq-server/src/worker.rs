@@ -188,6 +188,9 @@ impl Worker {
                 })
                 .await?;
             decisions += decided;
+            let metrics = &self.state.metrics;
+            metrics.vetting_claimed.increment(seen as u64);
+            metrics.vetting_decided.increment(decided as u64);
             if (seen as i64) < limit {
                 return Ok(decisions);
             }
@@ -296,6 +299,9 @@ impl Deliveries {
             .await
         {
             Ok(recorded) => {
+                self.state
+                    .metrics
+                    .attempts_recorded(outcomes.iter().map(|o| o.status));
                 self.settled(outcomes.len());
                 Ok((recorded, delivered))
             }
