@@ -187,10 +187,10 @@ impl Worker {
                     links: pipeline.links.clone(),
                 })
                 .await?;
-            decisions += decided;
+            decisions += decided.len();
             let metrics = &self.state.metrics;
             metrics.vetting_claimed.increment(seen as u64);
-            metrics.vetting_decided.increment(decided as u64);
+            metrics.vetting_decided(&decided);
             if (seen as i64) < limit {
                 return Ok(decisions);
             }

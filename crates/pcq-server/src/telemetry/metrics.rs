@@ -20,6 +20,8 @@ use axum::http::Method;
 use metrics_exporter_prometheus::PrometheusRecorder;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use pcq_core::VettingStatus;
+
 use crate::store::StoreMeters;
 use crate::store::webhooks::DeliveryStatus;
 
@@ -129,7 +131,7 @@ const DESCRIBED: &[Described] = &[
     series(
         "pcq_vetting_jobs_decided_total",
         Kind::Counter,
-        "Vetting decisions the worker made.",
+        "Vetting decisions the worker made, by outcome (approved, denied).",
     ),
     series(
         "pcq_webhook_outbox_depth",
@@ -179,8 +181,8 @@ pub struct Metrics {
     vetting_oldest: Gauge,
     /// Due vetting jobs the worker took up.
     pub vetting_claimed: Counter,
-    /// Vetting decisions made.
-    pub vetting_decided: Counter,
+    /// Vetting decisions made: approved, denied.
+    decided: [Counter; 2],
     outbox_depth: Gauge,
     attempts: [Counter; 3],
     deliveries: [Counter; 2],
@@ -211,7 +213,7 @@ impl Metrics {
             vetting_pending: Gauge::noop(),
             vetting_oldest: Gauge::noop(),
             vetting_claimed: Counter::noop(),
-            vetting_decided: Counter::noop(),
+            decided: [Counter::noop(), Counter::noop()],
             outbox_depth: Gauge::noop(),
             attempts: [Counter::noop(), Counter::noop(), Counter::noop()],
             deliveries: [Counter::noop(), Counter::noop()],
@@ -255,6 +257,8 @@ impl Metrics {
             env!("CARGO_PKG_VERSION"),
         )];
         gauge("pcq_build_info", &VERSION).set(1.0);
+        static APPROVED: [Label; 1] = [Label::from_static_parts("outcome", "approved")];
+        static DENIED: [Label; 1] = [Label::from_static_parts("outcome", "denied")];
         static DELIVERED: [Label; 1] = [Label::from_static_parts("result", "delivered")];
         static RETRY: [Label; 1] = [Label::from_static_parts("result", "retry")];
         static FAILED: [Label; 1] = [Label::from_static_parts("result", "failed")];
@@ -273,7 +277,10 @@ impl Metrics {
             vetting_pending: gauge("pcq_vetting_jobs_pending", &[]),
             vetting_oldest: gauge("pcq_vetting_oldest_pending_age_seconds", &[]),
             vetting_claimed: counter("pcq_vetting_jobs_claimed_total", &[]),
-            vetting_decided: counter("pcq_vetting_jobs_decided_total", &[]),
+            decided: [
+                counter("pcq_vetting_jobs_decided_total", &APPROVED),
+                counter("pcq_vetting_jobs_decided_total", &DENIED),
+            ],
             outbox_depth: gauge("pcq_webhook_outbox_depth", &[]),
             attempts: [
                 counter("pcq_webhook_attempts_total", &DELIVERED),
@@ -367,6 +374,17 @@ impl Metrics {
         if let Some((recorder, _)) = &self.exporter {
             let key = Key::from_parts("pcq_faults_fired_total", vec![Label::new("action", action)]);
             recorder.register_counter(&key, &META).increment(1);
+        }
+    }
+
+    /// Counts the worker's vetting decisions by outcome.
+    pub fn vetting_decided(&self, outcomes: &[VettingStatus]) {
+        for outcome in outcomes {
+            match outcome {
+                VettingStatus::Approved => self.decided[0].increment(1),
+                VettingStatus::Denied => self.decided[1].increment(1),
+                VettingStatus::InReview => {}
+            }
         }
     }
 

@@ -161,19 +161,25 @@ async fn vetting_gauges_and_counts_follow_the_worker() {
         .await;
     let partner = app.partner();
     app.request_education(&partner, "a.example.edu").await;
-    app.request_education(&partner, "b.example.edu").await;
+    // Denied: not an academic domain.
+    app.request_education(&partner, "b.example.com").await;
     app.advance("1h").await;
     app.drain().await;
     let text = scrape(&app).await;
     assert_eq!(value(&text, "pcq_vetting_jobs_pending", &[]), Some(2.0));
     let age = value(&text, "pcq_vetting_oldest_pending_age_seconds", &[]).unwrap();
     assert!((3600.0..3700.0).contains(&age), "{age}");
-    assert_eq!(
-        value(&text, "pcq_vetting_jobs_decided_total", &[]),
-        Some(0.0)
-    );
+    let decided = |text: &str, outcome: &str| {
+        value(
+            text,
+            "pcq_vetting_jobs_decided_total",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(decided(&text, "approved"), Some(0.0));
 
-    app.advance("72h").await;
+    // Domain rules decide at once: the academic domain is approved, the other denied.
+    app.set_policy(json!({"policy": "domain_rules"})).await;
     assert_eq!(app.drain().await["vettingDecisions"], 2);
     let text = scrape(&app).await;
     assert_eq!(value(&text, "pcq_vetting_jobs_pending", &[]), Some(0.0));
@@ -181,10 +187,8 @@ async fn vetting_gauges_and_counts_follow_the_worker() {
         value(&text, "pcq_vetting_oldest_pending_age_seconds", &[]),
         Some(0.0)
     );
-    assert_eq!(
-        value(&text, "pcq_vetting_jobs_decided_total", &[]),
-        Some(2.0)
-    );
+    assert_eq!(decided(&text, "approved"), Some(1.0));
+    assert_eq!(decided(&text, "denied"), Some(1.0));
     assert_eq!(
         value(&text, "pcq_vetting_jobs_claimed_total", &[]),
         Some(2.0)
@@ -254,6 +258,45 @@ async fn who_may_scrape_follows_metrics_access() {
 
     let app = TestApp::spawn_with(|c| c.metrics.access = MetricsAccess::Open).await;
     scrape(&app).await;
+    loopback_is_decided_by_the_peer_address().await;
+}
+
+/// An address of this machine other than loopback, if it has one (a UDP "connection" sends
+/// nothing; it only picks the source address a route would use).
+fn outside_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// With `loopback`, a client connecting from another address of the machine is refused, and one
+/// connecting from 127.0.0.1 to the same node is served.
+async fn loopback_is_decided_by_the_peer_address() {
+    let Some(ip) = outside_address() else {
+        eprintln!("no address besides loopback: the refusal of other peers is not checked");
+        return;
+    };
+    let app = TestApp::spawn_with(|c| c.listen = "0.0.0.0:0".parse().unwrap()).await;
+    let port = app.addr.port();
+    let client = pcq_test_support::client();
+    let resp = client
+        .get(format!("http://{ip}:{port}/_pcq/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_fault(
+        resp,
+        403,
+        u64::from(pcq_core::fault::codes::ROLE_NOT_PERMITTED),
+    )
+    .await;
+    let resp = client
+        .get(format!("http://127.0.0.1:{port}/_pcq/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
 
 /// A writer into a shared buffer, for capturing log lines.
