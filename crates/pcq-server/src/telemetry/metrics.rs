@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder};
 use ::metrics::{SharedString, Unit};
@@ -458,9 +458,4 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     }
-}
-
-/// Times something when metrics are on.
-pub fn start_if(on: bool) -> Option<Instant> {
-    on.then(Instant::now)
 }
