@@ -63,6 +63,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
     /// `PCQ_*` environment variables that name no configuration key (ignored; reported at start).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
@@ -322,6 +324,41 @@ pub struct LogConfig {
     pub level: String,
     /// `text` or `json`.
     pub format: LogFormat,
+    /// Whether a line is logged for every request served (`auto`: with the `json` format).
+    pub access: AutoBool,
+}
+
+impl LogConfig {
+    /// Whether a line is logged for every request served.
+    pub fn access_on(&self) -> bool {
+        self.access
+            .explicit()
+            .unwrap_or(self.format == LogFormat::Json)
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether the node keeps metrics at all (off: nothing is counted, the endpoint answers 404).
+    pub enabled: bool,
+    /// Who may read `/_pcq/metrics`.
+    pub access: MetricsAccess,
+}
+
+/// Who may read `/_pcq/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Clients connecting from a loopback address, without a token.
+    Loopback,
+    /// Callers with a token holding the `Pcq.Admin` role.
+    Role,
+    /// Anyone who can reach the node.
+    Open,
+    /// Nobody: the endpoint answers 404 (metrics are still kept when `enabled`).
+    Off,
 }
 
 /// Log output format.

@@ -58,7 +58,10 @@ pub const PROPERTIES: [&str; 10] = [
 pub fn is_exempt(path: &str) -> bool {
     path == "/_pcq/admin"
         || path.starts_with("/_pcq/admin/")
-        || matches!(path, "/_pcq/health" | "/_pcq/ready" | "/_pcq/openapi.json")
+        || matches!(
+            path,
+            "/_pcq/health" | "/_pcq/ready" | "/_pcq/openapi.json" | "/_pcq/metrics"
+        )
 }
 
 /// What a fault does to the answer.
@@ -255,8 +258,8 @@ impl FaultSpec {
                 "path",
                 format!(
                     "path '{path}' matches only routes that are never faulted (/_pcq/admin/..., \
-                     /_pcq/health, /_pcq/ready, /_pcq/openapi.json), so the fault would never \
-                     fire."
+                     /_pcq/health, /_pcq/ready, /_pcq/openapi.json, /_pcq/metrics), so the fault \
+                     would never fire."
                 ),
             ));
         }

@@ -70,6 +70,8 @@ pub struct AppInner {
     pub pager: http::paging::Pager,
     /// The requests this node served.
     pub journal: journal::Journal,
+    /// This node's Prometheus metrics.
+    pub metrics: telemetry::metrics::Metrics,
     /// The seed the node was started with, loaded again by a sandbox reset.
     pub seed: std::sync::OnceLock<Seed>,
     /// The state document the node was started with (`--seed` with a `pcq admin dump`), loaded
@@ -308,6 +310,8 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         install_tls_provider();
         let store = open_store(&config).await?;
+        let metrics = telemetry::metrics::Metrics::new(config.metrics.enabled);
+        store.observe(metrics.store.clone());
         let dev_issuer = if config.auth.dev_issuer_on(config.listen) {
             Some(load_dev_issuer(&config, store.is_shared().then_some(&store)).await?)
         } else {
@@ -389,6 +393,7 @@ impl Application {
             throttle,
             pager,
             journal,
+            metrics,
             seed: std::sync::OnceLock::new(),
             seed_state: std::sync::OnceLock::new(),
             signer: OnceCell::new(),
@@ -466,6 +471,12 @@ impl Application {
             self.state.clone(),
             stop_worker.subscribe(),
         ));
+        let upkeep = self.state.metrics.enabled().then(|| {
+            tokio::spawn(http::metrics::keep_up(
+                self.state.clone(),
+                stop_worker.subscribe(),
+            ))
+        });
         // Identity providers' keys are refreshed in the background, never inside a request.
         let key_refresh: Vec<_> = self
             .state
@@ -483,6 +494,9 @@ impl Application {
             let _ = settings.await;
         }
         let _ = tidy.await;
+        if let Some(upkeep) = upkeep {
+            let _ = upkeep.await;
+        }
         for task in key_refresh {
             let _ = task.await;
         }

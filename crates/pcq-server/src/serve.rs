@@ -26,6 +26,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -63,9 +64,15 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 /// A request's way to have its connection closed without an answer (in the request's
 /// extensions).
 #[derive(Debug, Clone)]
-pub struct ConnectionHandle(Arc<Notify>);
+pub struct ConnectionHandle(Arc<Notify>, SocketAddr);
 
 impl ConnectionHandle {
+    /// The client's address, as this server sees the connection's peer (no forwarding header
+    /// is trusted).
+    pub fn peer(&self) -> SocketAddr {
+        self.1
+    }
+
     /// Drops the connection this request came on (and every request in flight on it) and
     /// resets the socket; nothing more is written to it.
     pub fn reset(&self) {
@@ -96,9 +103,9 @@ pub async fn serve(
             slot = slots.clone().acquire_owned() => slot.map_err(io::Error::other)?,
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
@@ -115,7 +122,7 @@ pub async fn serve(
         let router = router.clone();
         let stopping = stopping.clone();
         tokio::spawn(async move {
-            serve_connection(stream, &builder, router, timeouts, head_cap, stopping).await;
+            serve_connection(stream, peer, &builder, router, timeouts, head_cap, stopping).await;
             drop(slot);
         });
     }
@@ -212,6 +219,7 @@ async fn sniff(stream: &mut TcpStream, idle: Duration) -> io::Result<Option<(Pro
 
 async fn serve_connection(
     mut stream: TcpStream,
+    peer: SocketAddr,
     builder: &auto::Builder<TokioExecutor>,
     router: Router,
     timeouts: Timeouts,
@@ -252,7 +260,7 @@ async fn serve_connection(
     });
     let in_service = activity.clone();
     let reset = Arc::new(Notify::new());
-    let handle = ConnectionHandle(reset.clone());
+    let handle = ConnectionHandle(reset.clone(), peer);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(handle.clone());
         let handling = InFlight::start(in_service.clone());

@@ -187,7 +187,10 @@ impl Worker {
                     links: pipeline.links.clone(),
                 })
                 .await?;
-            decisions += decided;
+            decisions += decided.len();
+            let metrics = &self.state.metrics;
+            metrics.vetting_claimed.increment(seen as u64);
+            metrics.vetting_decided(&decided);
             if (seen as i64) < limit {
                 return Ok(decisions);
             }
@@ -296,6 +299,9 @@ impl Deliveries {
             .await
         {
             Ok(recorded) => {
+                self.state
+                    .metrics
+                    .attempts_recorded(outcomes.iter().map(|o| o.status));
                 self.settled(outcomes.len());
                 Ok((recorded, delivered))
             }

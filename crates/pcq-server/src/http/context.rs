@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -17,6 +17,7 @@ use super::fault::fault_response;
 use super::journal::NotedId;
 use crate::AppState;
 use crate::service::ClientWrite;
+use crate::telemetry::metrics::UNMATCHED;
 
 /// `MS-CorrelationId`.
 pub static CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
@@ -56,6 +57,10 @@ impl RequestContext {
         ClientWrite::new(partner, sent, method, route, query, body)
     }
 }
+
+/// The partner tenant a request was authenticated as, noted for the access log.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerNote(pub std::sync::Arc<std::sync::OnceLock<uuid::Uuid>>);
 
 enum Id {
     Absent,
@@ -103,7 +108,15 @@ pub async fn request_context(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let recording = super::journal::Recording::start(&state, &mut request);
+    let in_flight = state.metrics.request_started();
+    let started = Instant::now();
+    let method = request.method().clone();
+    // Scrapes are not journalled (see `http::metrics`).
+    let recording = if request.uri().path() == super::metrics::PATH {
+        None
+    } else {
+        super::journal::Recording::start(&state, &mut request)
+    };
     let headers = request.headers();
     let mut problem = None;
     let mut take = |name: &'static str, id: Id| match id {
@@ -120,6 +133,8 @@ pub async fn request_context(
         Id::Valid(v) if v.len() < 120 => format!("{v}.0"),
         _ => new_cv(),
     };
+    let access_log = state.config.log.access_on();
+    let partner = access_log.then(PartnerNote::default);
     let (correlation_id, correlation_generated) = sent_or_new(correlation);
     let request_id_sent = sent_request_id.is_some();
     let (request_id, request_generated) = sent_or_new(sent_request_id);
@@ -143,27 +158,57 @@ pub async fn request_context(
         path = %request.uri().path(),
         correlation_id = %context.correlation_id,
         request_id = %context.request_id,
+        partner_tenant = tracing::field::Empty,
     );
-    let started = Instant::now();
     let mut response = match problem {
         Some(description) => fault_response(&ApiFault::invalid_input(description)),
         None => {
             request.extensions_mut().insert(context.clone());
+            if let Some(partner) = &partner {
+                request.extensions_mut().insert(partner.clone());
+            }
             next.run(request).instrument(span.clone()).await
         }
     };
     let status = response.status();
+    let elapsed = started.elapsed();
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str);
+    state
+        .metrics
+        .request_served(route, &method, status.as_u16(), elapsed);
+    drop(in_flight);
     span.in_scope(|| {
+        let elapsed_us = elapsed.as_micros() as u64;
         if status.is_server_error() {
             tracing::error!(
+                route,
                 status = status.as_u16(),
-                elapsed_us = started.elapsed().as_micros() as u64,
+                elapsed_us,
                 "request failed"
+            );
+        } else if access_log {
+            let partner = partner.as_ref().and_then(|p| p.0.get());
+            // The access log: the span adds the ids, the path and the partner; the fields
+            // repeat what a log collector filters by most.
+            tracing::info!(
+                target: "pcq::access",
+                method = method.as_str(),
+                route,
+                status = status.as_u16(),
+                elapsed_us,
+                correlation_id = %context.correlation_id,
+                request_id = %context.request_id,
+                partner_tenant = partner.map(tracing::field::display),
+                "request served"
             );
         } else {
             tracing::debug!(
+                route,
                 status = status.as_u16(),
-                elapsed_us = started.elapsed().as_micros() as u64,
+                elapsed_us,
                 "request served"
             );
         }

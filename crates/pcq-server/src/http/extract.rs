@@ -183,6 +183,14 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiF
         })?),
     };
     let principal = state.auth.authenticate(header).await?;
+    // The request span (see `context`) carries the partner into every later log line.
+    tracing::Span::current().record(
+        "partner_tenant",
+        tracing::field::display(principal.tenant_id),
+    );
+    if let Some(note) = parts.extensions.get::<super::context::PartnerNote>() {
+        let _ = note.0.set(principal.tenant_id);
+    }
     super::journal::note_caller(state, &parts.extensions, &principal);
     super::throttle::admit(parts, state, &principal)?;
     super::faults::after_authentication(parts, state, &principal).await?;

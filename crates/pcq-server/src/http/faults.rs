@@ -76,6 +76,15 @@ where
     }
 }
 
+/// Counts a fault that fired, by what it does.
+fn count_fired(state: &AppState, rule: &Rule) {
+    state.metrics.fault_fired(match rule.action {
+        Some(Action::Status(status)) => status.to_string(),
+        Some(Action::Reset) => "reset".to_owned(),
+        None => "delay".to_owned(),
+    });
+}
+
 /// The fault a rule answers with.
 fn injected(rule: &Rule, status: u16, carried_out: bool) -> ApiFault {
     ApiFault::injected(
@@ -203,6 +212,7 @@ where
     let mut fired = None;
     for rule in open {
         if rule.roll() && rule.spend(&state.pipeline).await {
+            count_fired(&state, &rule);
             fired = Some(rule);
             break;
         }
@@ -266,6 +276,7 @@ pub async fn after_authentication(
         if !(rule.roll() && rule.spend(&state.pipeline).await) {
             continue;
         }
+        count_fired(state, rule);
         pending.set_fired(rule.clone());
         if rule.when == When::Before {
             tokio::time::sleep(rule.delay).await;

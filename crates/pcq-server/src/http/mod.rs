@@ -9,6 +9,7 @@ pub mod fault;
 pub mod faults;
 pub mod journal;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod qualifications;
@@ -94,6 +95,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::certificate))
         .routes(routes!(admin::health))
         .routes(routes!(admin::ready))
+        .routes(routes!(metrics::scrape))
+}
+
+/// Puts the route template that answered a request on its response, for the metrics and the
+/// access log of [`context::request_context`] (outside the router, which sees only the path).
+async fn note_route(
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(route);
+    response
 }
 
 /// The whole application: routes plus the middleware stack, outermost first:
@@ -124,6 +138,7 @@ pub fn router(state: AppState) -> Router {
             limits::request_timeout,
         ))
         .layer(CatchPanicLayer::new())
+        .route_layer(middleware::from_fn(note_route))
         .with_state(state.clone());
     Router::new()
         .fallback_service(inner)

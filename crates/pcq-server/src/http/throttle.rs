@@ -275,7 +275,10 @@ pub fn admit(parts: &Parts, state: &AppState, principal: &Principal) -> Result<(
         .get::<MatchedPath>()
         .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
     match RouteFamily::of(&parts.method, path) {
-        Some(family) => state.throttle.admit(family, principal.tenant_id),
+        Some(family) => state
+            .throttle
+            .admit(family, principal.tenant_id)
+            .inspect_err(|_| state.metrics.throttled(family.key())),
         None => Ok(()),
     }
 }

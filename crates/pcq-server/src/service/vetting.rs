@@ -152,7 +152,7 @@ pub(super) async fn decide_job(
     policy: &VettingPolicy,
     now: Timestamp,
     links: &Links,
-) -> Result<bool, Error> {
+) -> Result<Option<VettingStatus>, Error> {
     let customer = tx
         .customer(Scope::AnyPartner, job.customer_id)
         .await
@@ -168,12 +168,12 @@ pub(super) async fn decide_job(
     let (Some(customer), Some(current)) = (customer, current) else {
         tx.delete_vetting_job(job.customer_id, job.qualification, job.round)
             .await?;
-        return Ok(false);
+        return Ok(None);
     };
     if current.vetting_status != Some(VettingStatus::InReview) || current.round != job.round {
         tx.delete_vetting_job(job.customer_id, job.qualification, job.round)
             .await?;
-        return Ok(false);
+        return Ok(None);
     }
     let (to, reason) = policy.decide(
         current.qualification,
@@ -192,7 +192,7 @@ pub(super) async fn decide_job(
         links,
     )
     .await?;
-    Ok(decided.is_some())
+    Ok(decided.map(|_| to))
 }
 
 /// Decides every pending decision that is due under the policy in force (up to `limit`).
@@ -209,24 +209,25 @@ pub struct DecideDue {
 }
 
 impl Op for DecideDue {
-    /// How many due decisions were looked at, and how many of them changed a qualification.
-    type Output = (usize, usize);
+    /// How many due decisions were looked at, and the outcomes of those that changed a
+    /// qualification.
+    type Output = (usize, Vec<VettingStatus>);
     /// The due rows are claimed with row locks that concurrent workers skip, and every decision
     /// is the conditional update of [`transition`].
     const ISOLATION: Isolation = Isolation::ReadCommitted;
 
-    async fn run(self, tx: &mut Tx<'_>) -> Result<(usize, usize), Error> {
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Self::Output, Error> {
         let policy = current_policy(tx, &self.configured).await?;
         let Some((started_by, min_reads)) = policy.due_window(self.now) else {
-            return Ok((0, 0));
+            return Ok((0, Vec::new()));
         };
         let jobs = tx
             .due_vetting_jobs(started_by, min_reads, self.limit)
             .await?;
-        let mut decided = 0;
+        let mut decided = Vec::new();
         for job in &jobs {
-            if decide_job(tx, job, &policy, self.now, &self.links).await? {
-                decided += 1;
+            if let Some(outcome) = decide_job(tx, job, &policy, self.now, &self.links).await? {
+                decided.push(outcome);
             }
         }
         Ok((jobs.len(), decided))

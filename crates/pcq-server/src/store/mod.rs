@@ -168,6 +168,36 @@ pub struct Committed<T> {
     pub effects: Effects,
 }
 
+/// The store's metrics handles (no-ops until the node hands real ones over).
+#[derive(Clone)]
+pub struct StoreMeters {
+    /// Writes committed in one transaction.
+    pub batch_size: metrics::Histogram,
+    /// COMMIT time.
+    pub commit_seconds: metrics::Histogram,
+    /// Time a write waits for the writer (SQLite) or a connection (PostgreSQL).
+    pub queued_seconds: metrics::Histogram,
+    /// Read transaction time.
+    pub read_seconds: metrics::Histogram,
+    /// PostgreSQL writes run again after a conflict.
+    pub conflict_reruns: metrics::Counter,
+}
+
+impl Default for StoreMeters {
+    fn default() -> Self {
+        StoreMeters {
+            batch_size: metrics::Histogram::noop(),
+            commit_seconds: metrics::Histogram::noop(),
+            queued_seconds: metrics::Histogram::noop(),
+            read_seconds: metrics::Histogram::noop(),
+            conflict_reruns: metrics::Counter::noop(),
+        }
+    }
+}
+
+/// Where a store finds its metrics handles once the node sets them.
+pub(crate) type MetersSlot = Arc<std::sync::OnceLock<StoreMeters>>;
+
 /// The store of a pcq node.
 #[derive(Clone)]
 pub struct Store {
@@ -205,9 +235,35 @@ impl Store {
 
     /// Runs `op` in a read transaction (a consistent snapshot).
     pub async fn read<O: Op>(&self, op: O) -> Result<O::Output, Error> {
-        match &*self.backend {
+        let meters = self.meters_slot().get();
+        let started = meters.map(|_| std::time::Instant::now());
+        let result = match &*self.backend {
             Backend::Sqlite(s) => s.read(op).await,
             Backend::Postgres(s) => s.read(op).await,
+        };
+        if let (Some(meters), Some(started)) = (meters, started) {
+            meters.read_seconds.record(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    fn meters_slot(&self) -> &MetersSlot {
+        match &*self.backend {
+            Backend::Sqlite(s) => &s.meters,
+            Backend::Postgres(s) => &s.meters,
+        }
+    }
+
+    /// Counts the store's work in `meters` from now on (the first call only counts).
+    pub fn observe(&self, meters: StoreMeters) {
+        let _ = self.meters_slot().set(meters);
+    }
+
+    /// PostgreSQL's pool: its connections and the idle ones; `None` for SQLite.
+    pub fn pool_state(&self) -> Option<(u32, usize)> {
+        match &*self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(s) => Some(s.pool_state()),
         }
     }
 

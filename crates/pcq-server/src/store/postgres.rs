@@ -114,6 +114,7 @@ pub struct PgOptions {
 pub struct PgStore {
     pool: PgPool,
     conflict_retries: u32,
+    pub(super) meters: super::MetersSlot,
 }
 
 /// Parses a database URL, with a message that names what is wrong (and never the password).
@@ -230,6 +231,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             conflict_retries: options.conflict_retries,
+            meters: super::MetersSlot::default(),
         })
     }
 
@@ -272,6 +274,9 @@ impl PgStore {
             match self.write_once(op.clone()).await {
                 Err(e) if is_conflict(&e) && attempt < self.conflict_retries => {
                     attempt += 1;
+                    if let Some(meters) = self.meters.get() {
+                        meters.conflict_reruns.increment(1);
+                    }
                     tokio::time::sleep(conflict_pause(attempt)).await;
                 }
                 Err(e) if is_conflict(&e) => {
@@ -291,11 +296,16 @@ impl PgStore {
             Isolation::Serializable => "BEGIN ISOLATION LEVEL SERIALIZABLE",
             Isolation::ReadCommitted => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
+        let meters = self.meters.get();
+        let queued = meters.map(|_| std::time::Instant::now());
         let mut tx = self
             .pool
             .begin_with(begin)
             .await
             .map_err(StoreError::from)?;
+        if let (Some(meters), Some(queued)) = (meters, queued) {
+            meters.queued_seconds.record(queued.elapsed().as_secs_f64());
+        }
         let mut run = Tx::new(Conn::Postgres(&mut tx));
         let result = match AssertUnwindSafe(op.run(&mut run)).catch_unwind().await {
             Ok(result) => result,
@@ -307,7 +317,14 @@ impl PgStore {
         let effects = run.into_effects();
         match result {
             Ok(output) => {
+                let committing = meters.map(|_| std::time::Instant::now());
                 tx.commit().await.map_err(StoreError::from)?;
+                if let (Some(meters), Some(committing)) = (meters, committing) {
+                    meters.batch_size.record(1.0);
+                    meters
+                        .commit_seconds
+                        .record(committing.elapsed().as_secs_f64());
+                }
                 Ok(Committed { output, effects })
             }
             Err(e) => {
@@ -334,6 +351,11 @@ impl PgStore {
         drop(run);
         let _ = tx.rollback().await;
         result
+    }
+
+    /// The pool's connections and the idle ones.
+    pub fn pool_state(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     /// Closes every connection (waiting for the ones in use).

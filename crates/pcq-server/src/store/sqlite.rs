@@ -17,7 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use sqlx::Connection;
@@ -58,6 +58,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Message>,
     readers: Option<Arc<Readers>>,
     writer_done: watch::Receiver<bool>,
+    pub(super) meters: super::MetersSlot,
 }
 
 /// One SQLite connection, on which the shared statements run ([`Db`]).
@@ -275,6 +276,10 @@ enum Message {
 trait Job: Send {
     fn run(self: Box<Self>, conn: &mut Conn) -> Finished;
     fn fail(self: Box<Self>, err: StoreError);
+    /// When the op was queued, if that was noted.
+    fn queued(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// An op that ran: whether it succeeded, and how to answer its caller once the commit is known.
@@ -289,11 +294,12 @@ type Answer<T> = Result<Committed<T>, Error>;
 struct OpJob<O: Op> {
     op: O,
     reply: oneshot::Sender<Answer<O::Output>>,
+    queued: Option<Instant>,
 }
 
 impl<O: Op> Job for OpJob<O> {
     fn run(self: Box<Self>, conn: &mut Conn) -> Finished {
-        let OpJob { op, reply } = *self;
+        let OpJob { op, reply, .. } = *self;
         let result = run_op(op, conn);
         Finished {
             ok: result.is_ok(),
@@ -308,6 +314,10 @@ impl<O: Op> Job for OpJob<O> {
 
     fn fail(self: Box<Self>, err: StoreError) {
         let _ = self.reply.send(Err(err.into()));
+    }
+
+    fn queued(&self) -> Option<Instant> {
+        self.queued
     }
 }
 
@@ -479,7 +489,9 @@ impl SqliteStore {
 
         let (jobs, rx) = mpsc::channel(4096);
         let (done_tx, writer_done) = watch::channel(false);
+        let meters = super::MetersSlot::default();
         let writer = Writer {
+            meters: meters.clone(),
             conn,
             // An in-memory database lives in its one connection: it cannot be reopened.
             reopen: options.path.clone().map(|path| (path, cache_kib)),
@@ -498,6 +510,7 @@ impl SqliteStore {
             jobs,
             readers,
             writer_done,
+            meters,
         })
     }
 
@@ -509,8 +522,9 @@ impl SqliteStore {
     /// Queues `op` for the writer; returns after the commit that holds it.
     pub async fn write<O: Op>(&self, op: O) -> Result<Committed<O::Output>, Error> {
         let (reply, answer) = oneshot::channel();
+        let queued = self.meters.get().map(|_| Instant::now());
         self.jobs
-            .send(Message::Job(Box::new(OpJob { op, reply })))
+            .send(Message::Job(Box::new(OpJob { op, reply, queued })))
             .await
             .map_err(|_| StoreError::Unavailable)?;
         answer.await.map_err(|_| StoreError::Unavailable)?
@@ -574,6 +588,7 @@ struct Writer {
     /// How to open a fresh connection if this one is left unusable (file databases).
     reopen: Option<(PathBuf, i64)>,
     max_batch: usize,
+    meters: super::MetersSlot,
 }
 
 impl Writer {
@@ -600,6 +615,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            if let Some(meters) = self.meters.get() {
+                let now = Instant::now();
+                meters.batch_size.record(batch.len() as f64);
+                for queued in batch.iter().filter_map(|job| job.queued()) {
+                    meters
+                        .queued_seconds
+                        .record(now.saturating_duration_since(queued).as_secs_f64());
+                }
+            }
             carried = self.commit_batch(batch);
         }
         if let Err((_, e)) = self.conn.0.close() {
@@ -623,7 +647,7 @@ impl Writer {
             let job = batch.into_iter().next().expect("one job");
             let done = job.run(&mut self.conn);
             let error = if done.ok {
-                self.conn.run("COMMIT").err()
+                self.commit().err()
             } else {
                 // A lone failed op: its result is already the error.
                 None
@@ -669,7 +693,7 @@ impl Writer {
 
         let error = match broken {
             Some(e) => Some(e),
-            None => self.conn.run("COMMIT").err(),
+            None => self.commit().err(),
         };
         if let Some(e) = &error {
             tracing::error!(
@@ -684,6 +708,19 @@ impl Writer {
             (done.deliver)(error.clone());
         }
         pending
+    }
+
+    /// Commits the open transaction, timing it when metrics are kept.
+    fn commit(&mut self) -> StoreResult<()> {
+        let Some(meters) = self.meters.get() else {
+            return self.conn.run("COMMIT");
+        };
+        let started = Instant::now();
+        let result = self.conn.run("COMMIT");
+        meters
+            .commit_seconds
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Leaves no transaction open after a failure: rolls back, and if even that fails, opens a
@@ -917,7 +954,14 @@ mod tests {
 
     fn job<O: Op>(op: O) -> (Box<dyn Job>, oneshot::Receiver<Answer<O::Output>>) {
         let (reply, answer) = oneshot::channel();
-        (Box::new(OpJob { op, reply }), answer)
+        (
+            Box::new(OpJob {
+                op,
+                reply,
+                queued: None,
+            }),
+            answer,
+        )
     }
 
     #[tokio::test]
@@ -929,6 +973,7 @@ mod tests {
             conn: Conn::open(&path, 0, false).unwrap(),
             reopen: Some((path, 0)),
             max_batch: 16,
+            meters: Default::default(),
         };
 
         let (before, before_answer) = job(PutMeta("before".into(), "v"));

@@ -99,4 +99,20 @@ impl Tx<'_> {
         ))
         .await
     }
+
+    /// How many decisions are pending, and when the oldest one's round started.
+    pub async fn vetting_backlog(&mut self) -> StoreResult<(i64, Option<Timestamp>)> {
+        let count: Vec<i64> = self
+            .fetch_all(sql!("SELECT COUNT(*) FROM vetting_jobs"))
+            .await?;
+        let oldest: Vec<i64> = self
+            .fetch_all(sql!(
+                "SELECT created_at FROM vetting_jobs ORDER BY created_at LIMIT 1"
+            ))
+            .await?;
+        Ok((
+            count.first().copied().unwrap_or(0),
+            oldest.first().copied().map(Timestamp::from_micros),
+        ))
+    }
 }

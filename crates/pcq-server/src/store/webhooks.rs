@@ -244,6 +244,17 @@ fn finish_statement(outcomes: &[AttemptOutcome]) -> Statement<'_> {
 pub type DeliveryWithAttempts = (DeliveryRow, Vec<AttemptRow>);
 
 impl Tx<'_> {
+    /// How many deliveries are still pending (the outbox).
+    pub async fn outbox_depth(&mut self) -> StoreResult<i64> {
+        let count: Vec<i64> = self
+            .fetch_all(sql!(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE status = ",
+                { DeliveryStatus::Pending },
+            ))
+            .await?;
+        Ok(count.first().copied().unwrap_or(0))
+    }
+
     /// A partner's webhook registration, if it has one.
     pub async fn webhook_registration(
         &mut self,

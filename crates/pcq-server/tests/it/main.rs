@@ -18,6 +18,7 @@ mod isolation;
 mod journal;
 mod limits;
 mod load;
+mod metrics;
 mod openapi;
 mod paging;
 mod reset;

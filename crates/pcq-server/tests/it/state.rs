@@ -290,6 +290,7 @@ async fn documented_reads(app: &TestApp) -> BTreeSet<String> {
                 path.as_str(),
                 "/_pcq/health"
                     | "/_pcq/ready"
+                    | "/_pcq/metrics"
                     | "/_pcq/admin/state"
                     | "/_pcq/admin/faults"
                     | "/_pcq/admin/requests"
