@@ -61,6 +61,8 @@ pub struct Config {
     pub journal: JournalConfig,
     /// Storage tuning.
     pub store: StoreConfig,
+    /// How long records are kept before the worker prunes them.
+    pub retention: RetentionConfig,
     /// Logging.
     pub log: LogConfig,
     /// The Prometheus metrics endpoint.
@@ -292,6 +294,68 @@ pub struct JournalConfig {
     pub max_entries: usize,
     /// Most bytes the kept requests take (the oldest go first).
     pub max_bytes: usize,
+}
+
+/// `[retention]`: how long each kind of record is kept before the worker prunes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Idempotency records (with their stored answers), by the time of their request.
+    pub idempotency: Retention,
+    /// Finished webhook deliveries (delivered or given up) and their attempts, by the time
+    /// they finished. Pending ones are never pruned.
+    pub webhook_deliveries: Retention,
+    /// Audit records, by their operation date.
+    pub audit_records: Retention,
+    /// Most rows of one kind deleted in one write transaction.
+    pub batch_size: u32,
+    /// How often the worker looks for expired records.
+    pub interval: pcq_core::vetting::Duration,
+}
+
+/// How long a kind of record is kept: a duration (`7d`), or for ever (`"off"` or `0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<pcq_core::vetting::Duration>);
+
+impl Serialize for Retention {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(d) => d.serialize(serializer),
+            None => serializer.serialize_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Retention;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"7d\", or \"off\" or 0 to keep for ever")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Retention, E> {
+                match v {
+                    0 => Ok(Retention(None)),
+                    _ => Err(E::custom(
+                        "a retention is a duration with its unit (\"7d\"), or 0 or \"off\"",
+                    )),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Retention, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(1))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Retention, E> {
+                match v.trim() {
+                    "off" | "0" => Ok(Retention(None)),
+                    text => pcq_core::vetting::Duration::parse(text)
+                        .map(|d| Retention((d.as_micros() > 0).then_some(d)))
+                        .map_err(E::custom),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `[store]`
@@ -556,6 +620,16 @@ impl Config {
             64 * 1024,
             4 * 1024 * 1024 * 1024,
         )?;
+        between(
+            "retention.batch_size",
+            self.retention.batch_size,
+            1,
+            100_000,
+        )?;
+        anyhow::ensure!(
+            self.retention.interval.as_micros() >= 1_000_000,
+            "retention.interval must be at least 1s"
+        );
         at_least("store.sqlite_readers", self.store.sqlite_readers, 1)?;
         at_least("store.sqlite_max_batch", self.store.sqlite_max_batch, 1)?;
         Ok(())
@@ -664,6 +738,44 @@ mod tests {
             ("[throttle.customers]\nrate = 5\n", "rate"),
         ] {
             let err = load(bad).unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn retention_has_documented_defaults_and_off_keeps_for_ever() {
+        use pcq_core::vetting::Duration as Span;
+        let config = Config::defaults();
+        let days = |n: i64| Retention(Some(Span::from_secs(n * 86_400)));
+        assert_eq!(config.retention.idempotency, days(7));
+        assert_eq!(config.retention.webhook_deliveries, days(30));
+        assert_eq!(config.retention.audit_records, days(90));
+        assert_eq!(config.retention.batch_size, 500);
+        assert_eq!(config.retention.interval, Span::from_secs(60));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pcq.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file))
+        };
+        let config = load(
+            "[retention]\nidempotency = \"off\"\nwebhook_deliveries = 0\n\
+             audit_records = \"36h\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.retention.idempotency, Retention(None));
+        assert_eq!(config.retention.webhook_deliveries, Retention(None));
+        assert_eq!(
+            config.retention.audit_records,
+            Retention(Some(Span::from_secs(36 * 3600)))
+        );
+        for (bad, key) in [
+            ("[retention]\nidempotency = 7\n", "retention"),
+            ("[retention]\nidempotency = \"soon\"\n", "soon"),
+            ("[retention]\nbatch_size = 0\n", "retention.batch_size"),
+            ("[retention]\ninterval = \"10ms\"\n", "retention.interval"),
+        ] {
+            let err = format!("{:#}", load(bad).unwrap_err());
             assert!(err.contains(key), "{bad}: {err}");
         }
     }

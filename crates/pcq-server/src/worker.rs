@@ -1,4 +1,5 @@
-//! The background worker: decides due vetting decisions and delivers webhook events.
+//! The background worker: decides due vetting decisions, delivers webhook events and prunes
+//! expired records (`[retention]`).
 //!
 //! Everything it does goes through the store, so it can run in any number of nodes: a vetting
 //! decision commits with its transition (and is made at most once, see
@@ -28,6 +29,8 @@ use crate::webhook_signing::{ALGORITHM, WebhookSigner};
 const LEASE: Duration = Duration::from_secs(120);
 /// Most steps one drain takes (a guard against work that keeps coming).
 const MAX_DRAIN_STEPS: usize = 10_000;
+/// The background pruner's pause between two batches, which leaves the writer to requests.
+const PRUNE_PAUSE: Duration = Duration::from_millis(20);
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -41,6 +44,9 @@ pub struct Progress {
     pub webhooks_delivered: usize,
     /// Whether a drain stopped at its step limit with work still due.
     pub incomplete: bool,
+    /// Expired records deleted by retention (every kind, webhook attempts included); a drain
+    /// prunes once, before its other work.
+    pub rows_pruned: u64,
 }
 
 impl Progress {
@@ -77,6 +83,7 @@ impl Worker {
         let room = i64::from(self.state.config.worker.batch_size);
         let mut deliveries = Deliveries::new(self.state.clone(), true);
         let mut next_poll = tokio::time::Instant::now();
+        let pruner = tokio::spawn(prune_periodically(self.state.clone()));
         // Whether vetting decisions, or deliveries, may be due.
         let (mut decide, mut claim) = (true, true);
         while !*stop.borrow() {
@@ -120,6 +127,8 @@ impl Worker {
                 _ = stop.changed() => {}
             }
         }
+        // A batch cut short is rolled back or committed whole; either is fine.
+        pruner.abort();
         // Attempts still in flight are abandoned: their leases run out and another claim makes
         // them again. Those that finished are recorded.
         deliveries.in_flight.abort_all();
@@ -138,7 +147,11 @@ impl Worker {
     /// are recorded (not those it starts meanwhile), so that when a drain returns, every
     /// delivery it could see has settled.
     pub async fn drain(&self) -> Result<Progress, Error> {
-        let mut total = Progress::default();
+        let mut total = Progress {
+            rows_pruned: crate::service::retention::prune_expired(&self.state, Duration::ZERO)
+                .await?,
+            ..Progress::default()
+        };
         for _ in 0..MAX_DRAIN_STEPS {
             let progress = self.step().await?;
             if progress.is_idle() && !self.state.pipeline.background_attempts_recorded().await {
@@ -195,6 +208,21 @@ impl Worker {
                 return Ok(decisions);
             }
         }
+    }
+}
+
+/// Prunes expired records now and then every `retention.interval`, until aborted.
+async fn prune_periodically(state: AppState) {
+    let interval = Duration::from_micros(
+        u64::try_from(state.config.retention.interval.as_micros()).unwrap_or(60_000_000),
+    );
+    loop {
+        match crate::service::retention::prune_expired(&state, PRUNE_PAUSE).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned expired records"),
+            Err(e) => tracing::error!(error = %e, "pruning expired records failed"),
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 

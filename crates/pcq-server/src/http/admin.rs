@@ -373,8 +373,9 @@ async fn set_policy(
     Reply::ok(&policy_view(state))
 }
 
-/// Runs this node's worker until nothing is due: vetting decisions, then one attempt of every
-/// due webhook delivery (sandbox control; useful with `--no-worker` for deterministic tests).
+/// Runs this node's worker until nothing is due: first the pruning of expired records
+/// (`[retention]`, on pcq's clock), then vetting decisions, then one attempt of every due
+/// webhook delivery (sandbox control; useful with `--no-worker` for deterministic tests).
 #[utoipa::path(
     post,
     path = "/_pcq/admin/worker/drain",

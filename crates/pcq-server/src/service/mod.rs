@@ -15,6 +15,7 @@ pub mod load;
 pub mod qualifications;
 pub mod render;
 pub mod reset;
+pub mod retention;
 pub mod review;
 pub mod seed;
 pub mod state;

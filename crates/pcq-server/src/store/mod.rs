@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod postgres;
 pub mod qualifications;
 pub mod reset;
+pub mod retention;
 #[cfg(test)]
 mod schema_check;
 pub mod settings;

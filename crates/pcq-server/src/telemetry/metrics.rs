@@ -149,6 +149,11 @@ const DESCRIBED: &[Described] = &[
         "Webhook deliveries finished, by result (delivered, failed).",
     ),
     series(
+        "pcq_retention_pruned_total",
+        Kind::Counter,
+        "Expired records deleted by retention, by kind (idempotency, webhook_deliveries, webhook_attempts, audit_records).",
+    ),
+    series(
         "pcq_throttle_rejections_total",
         Kind::Counter,
         "Requests refused with 429 by the per-partner throttle, by route family.",
@@ -186,6 +191,8 @@ pub struct Metrics {
     outbox_depth: Gauge,
     attempts: [Counter; 3],
     deliveries: [Counter; 2],
+    /// Rows pruned by retention, by kind (in the order of `retention::Kind::ALL`).
+    pruned: [Counter; 4],
 }
 
 /// What a scrape reads from the store and the pool.
@@ -217,6 +224,12 @@ impl Metrics {
             outbox_depth: Gauge::noop(),
             attempts: [Counter::noop(), Counter::noop(), Counter::noop()],
             deliveries: [Counter::noop(), Counter::noop()],
+            pruned: [
+                Counter::noop(),
+                Counter::noop(),
+                Counter::noop(),
+                Counter::noop(),
+            ],
         }
     }
 
@@ -262,6 +275,12 @@ impl Metrics {
         static DELIVERED: [Label; 1] = [Label::from_static_parts("result", "delivered")];
         static RETRY: [Label; 1] = [Label::from_static_parts("result", "retry")];
         static FAILED: [Label; 1] = [Label::from_static_parts("result", "failed")];
+        static PRUNED: [[Label; 1]; 4] = [
+            [Label::from_static_parts("kind", "idempotency")],
+            [Label::from_static_parts("kind", "webhook_deliveries")],
+            [Label::from_static_parts("kind", "webhook_attempts")],
+            [Label::from_static_parts("kind", "audit_records")],
+        ];
         let store = StoreMeters {
             batch_size: histogram("pcq_store_write_batch_size"),
             commit_seconds: histogram("pcq_store_commit_duration_seconds"),
@@ -290,6 +309,12 @@ impl Metrics {
             deliveries: [
                 counter("pcq_webhook_deliveries_total", &DELIVERED),
                 counter("pcq_webhook_deliveries_total", &FAILED),
+            ],
+            pruned: [
+                counter("pcq_retention_pruned_total", &PRUNED[0]),
+                counter("pcq_retention_pruned_total", &PRUNED[1]),
+                counter("pcq_retention_pruned_total", &PRUNED[2]),
+                counter("pcq_retention_pruned_total", &PRUNED[3]),
             ],
             exporter: None,
         };
@@ -374,6 +399,17 @@ impl Metrics {
         if let Some((recorder, _)) = &self.exporter {
             let key = Key::from_parts("pcq_faults_fired_total", vec![Label::new("action", action)]);
             recorder.register_counter(&key, &META).increment(1);
+        }
+    }
+
+    /// Counts rows of a kind deleted by retention.
+    pub fn retention_pruned(&self, kind: crate::service::retention::Kind, rows: u64) {
+        if rows > 0 {
+            let index = crate::service::retention::Kind::ALL
+                .iter()
+                .position(|k| *k == kind)
+                .unwrap_or(0);
+            self.pruned[index].increment(rows);
         }
     }
 

@@ -22,6 +22,7 @@ mod metrics;
 mod openapi;
 mod paging;
 mod reset;
+mod retention;
 mod review;
 mod rules;
 mod state;
