@@ -99,7 +99,8 @@ impl Admin {
     }
 
     /// `POST /_pcq/admin/worker/drain`: runs the vetting and webhook work that is due, to the
-    /// end (`{"vettingDecisions", "webhookAttempts", "webhooksDelivered", "incomplete"}`).
+    /// end, pruning what outlived its retention first (`{"vettingDecisions", "webhookAttempts",
+    /// "webhooksDelivered", "rowsPruned", "incomplete"}`).
     pub fn drain_worker(&self) -> Operation<Value> {
         self.client
             .call(Method::POST, &["_pcq", "admin", "worker", "drain"])
