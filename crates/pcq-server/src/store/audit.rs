@@ -71,8 +71,9 @@ pub struct AuditQuery {
     pub customer_name_contains: Option<String>,
     /// Only customers with exactly this name (case-insensitive).
     pub customer_name_is: Option<String>,
-    /// Position after which the page starts.
-    pub after_seq: i64,
+    /// Position after which the page starts: the (operation date, seq) of the last record of
+    /// the previous page; `None` for the first page.
+    pub after: Option<(Timestamp, i64)>,
     /// Page size.
     pub limit: i64,
 }
@@ -94,8 +95,14 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// A page of a partner's audit records, oldest first.
+    /// A page of a partner's audit records, oldest first (by operation date, then insertion).
+    ///
+    /// The page is read along `audit_records_by_partner` from its position on, so it costs the
+    /// same wherever it starts and however many records the store holds; the filters other than
+    /// the dates are checked on the partner's records in the date range only.
     pub async fn audit_records(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRecordRow>> {
+        // The first page starts before the first record of `from` (seqs start at 1).
+        let (after_date, after_seq) = q.after.unwrap_or((q.from, 0));
         let contains = q
             .customer_name_contains
             .as_deref()
@@ -110,8 +117,11 @@ impl Tx<'_> {
             { q.from },
             " AND operation_date < ",
             { q.until },
-            " AND seq > ",
-            { q.after_seq },
+            " AND (operation_date, seq) > (",
+            { after_date },
+            ", ",
+            { after_seq },
+            ")",
             " AND (",
             { q.customer_id },
             " IS NULL OR customer_id = ",
@@ -132,7 +142,7 @@ impl Tx<'_> {
             { &named },
             " IS NULL OR customer_name_lower = ",
             { &named },
-            ") ORDER BY seq LIMIT ",
+            ") ORDER BY operation_date, seq LIMIT ",
             { q.limit },
         ))
         .await
