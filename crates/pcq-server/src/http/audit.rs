@@ -60,6 +60,19 @@ fn date(query: &QueryParams, name: &str, end_of_day: bool) -> Result<Option<Time
         .transpose()
 }
 
+/// The position after a record: its operation date (microseconds) and its seq, the key the
+/// list is ordered by.
+fn encode_position(row: &AuditRecordRow) -> String {
+    format!("{}.{}", row.operation_date.as_micros(), row.seq)
+}
+
+fn decode_position(raw: &str) -> Option<(Timestamp, i64)> {
+    let (date, seq) = raw.split_once('.')?;
+    let date = date.parse().ok().map(Timestamp::from_micros)?;
+    let seq = seq.parse::<i64>().ok().filter(|s| *s >= 0)?;
+    Some((date, seq))
+}
+
 /// Applies the documented `filter` parameter:
 /// `{"Field": "CustomerId" | "CompanyName" | "ResourceType" | "OperationType", "Value": "...",
 /// "Operator": "equals" | "substring"}`.
@@ -156,7 +169,10 @@ pub async fn list_audit_records(
         resource_type: None,
         customer_name_contains: None,
         customer_name_is: None,
-        after_seq: lister.seq_position(&headers)?,
+        after: match lister.position(&headers)? {
+            None => None,
+            Some(p) => Some(decode_position(&p).ok_or_else(ApiFault::invalid_continuation_token)?),
+        },
         limit: paging::limit(size),
     };
     if let Some(id) = query.get("customerId") {
@@ -170,7 +186,7 @@ pub async fn list_audit_records(
         rows,
         size,
         paging::self_uri("/v1/auditrecords", query.raw()),
-        |r| r.seq.to_string(),
+        encode_position,
         render,
     ))
 }
@@ -194,4 +210,20 @@ pub async fn get_audit_record(
         .read(FindAuditRecord(caller.tenant_id, id))
         .await?;
     Reply::ok(&render(&row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_and_reject_junk() {
+        let at = Timestamp::from_micros(1_796_303_665_412_697);
+        let raw = format!("{}.42", at.as_micros());
+        assert_eq!(decode_position(&raw), Some((at, 42)));
+        // A seq alone (the form of earlier tokens), and other junk.
+        for junk in ["", "42", "x.1", "1.x", "1.-1", "1.2.3"] {
+            assert!(decode_position(junk).is_none(), "{junk}");
+        }
+    }
 }

@@ -71,8 +71,9 @@ pub struct AuditQuery {
     pub customer_name_contains: Option<String>,
     /// Only customers with exactly this name (case-insensitive).
     pub customer_name_is: Option<String>,
-    /// Position after which the page starts.
-    pub after_seq: i64,
+    /// Position after which the page starts: the (operation date, seq) of the last record of
+    /// the previous page; `None` for the first page.
+    pub after: Option<(Timestamp, i64)>,
     /// Page size.
     pub limit: i64,
 }
@@ -94,29 +95,76 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// A page of a partner's audit records, oldest first.
+    /// A page of a partner's audit records, oldest first (by operation date, then insertion).
+    ///
+    /// The page is read along `audit_records_by_partner` (`audit_records_by_customer` for one
+    /// customer's records) from its position on, so it costs the same wherever it starts and
+    /// however many records the store holds; the other filters are checked on the partner's (or
+    /// the customer's) records in the date range only.
     pub async fn audit_records(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRecordRow>> {
+        // Pages start after their position, and never before the first record of `from` (seqs
+        // start at 1): one lower bound, which SQLite weighs the indexes by correctly.
+        let start = (q.from, 0);
+        let (after_date, after_seq) = q.after.map_or(start, |after| after.max(start));
         let contains = q
             .customer_name_contains
             .as_deref()
             .map(|n| format!("%{}%", like_escape(n)));
         let named = q.customer_name_is.as_deref().map(str::to_lowercase);
+        if let Some(customer) = q.customer_id {
+            // One customer's records, along audit_records_by_customer: only they are read.
+            // SQLite is told the index: with no statistics it would walk the partner's.
+            return self
+                .fetch_all(sql!(
+                    "SELECT ",
+                    (AuditRecordRow::COLUMNS),
+                    " FROM audit_records ",
+                    (sqlite "INDEXED BY audit_records_by_customer "),
+                    "WHERE partner_tenant_id = ",
+                    { q.partner },
+                    " AND operation_date < ",
+                    { q.until },
+                    " AND (operation_date, seq) > (",
+                    { after_date },
+                    ", ",
+                    { after_seq },
+                    ")",
+                    " AND customer_id = ",
+                    { customer },
+                    " AND (",
+                    { &q.operation_type },
+                    " IS NULL OR operation_type = ",
+                    { &q.operation_type },
+                    ") AND (",
+                    { &q.resource_type },
+                    " IS NULL OR resource_type = ",
+                    { &q.resource_type },
+                    ") AND (",
+                    { &contains },
+                    " IS NULL OR customer_name_lower LIKE ",
+                    { &contains },
+                    " ESCAPE '\\') AND (",
+                    { &named },
+                    " IS NULL OR customer_name_lower = ",
+                    { &named },
+                    ") ORDER BY operation_date, seq LIMIT ",
+                    { q.limit },
+                ))
+                .await;
+        }
         self.fetch_all(sql!(
             "SELECT ",
             (AuditRecordRow::COLUMNS),
             " FROM audit_records WHERE partner_tenant_id = ",
             { q.partner },
-            " AND operation_date >= ",
-            { q.from },
             " AND operation_date < ",
             { q.until },
-            " AND seq > ",
-            { q.after_seq },
+            " AND (operation_date, seq) > (",
+            { after_date },
+            ", ",
+            { after_seq },
+            ")",
             " AND (",
-            { q.customer_id },
-            " IS NULL OR customer_id = ",
-            { q.customer_id },
-            ") AND (",
             { &q.operation_type },
             " IS NULL OR operation_type = ",
             { &q.operation_type },
@@ -132,7 +180,7 @@ impl Tx<'_> {
             { &named },
             " IS NULL OR customer_name_lower = ",
             { &named },
-            ") ORDER BY seq LIMIT ",
+            ") ORDER BY operation_date, seq LIMIT ",
             { q.limit },
         ))
         .await

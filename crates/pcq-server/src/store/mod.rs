@@ -17,6 +17,8 @@ pub mod audit;
 pub mod customers;
 pub mod faults;
 pub mod idempotency;
+#[cfg(test)]
+mod plans;
 pub mod postgres;
 pub mod qualifications;
 pub mod reset;

@@ -225,10 +225,18 @@ impl Tx<'_> {
     }
 
     /// A page of the qualifications waiting for a decision.
+    ///
+    /// The page is read along `customer_qualifications_in_review` from its position on (a
+    /// row-value comparison both backends seek to), so it costs the same wherever it starts and
+    /// however many requests wait.
     pub async fn review_queue(&mut self, q: &ReviewQuery) -> StoreResult<Vec<ReviewItemRow>> {
-        let after = q.after.as_ref();
-        let (at, customer, qualification) =
-            (after.map(|a| a.0), after.map(|a| a.1), after.map(|a| a.2));
+        // The first page starts before every key: no time is earlier, no text sorts before ''.
+        let (at, customer, qualification) = match &q.after {
+            Some((at, customer, qualification)) => {
+                (*at, customer.to_string(), qualification.as_str())
+            }
+            None => (Timestamp::from_micros(i64::MIN), String::new(), ""),
+        };
         self.fetch_all(sql!(
             "SELECT ",
             (&qualified_columns()),
@@ -246,19 +254,13 @@ impl Tx<'_> {
             { q.started_before },
             " IS NULL OR q.vetting_create_date < ",
             { q.started_before },
-            ") AND (",
+            ") AND (q.vetting_create_date, q.customer_id, q.qualification) > (",
             { at },
-            " IS NULL OR q.vetting_create_date > ",
-            { at },
-            " OR (q.vetting_create_date = ",
-            { at },
-            " AND (q.customer_id > ",
+            ", ",
             { customer },
-            " OR (q.customer_id = ",
-            { customer },
-            " AND q.qualification > ",
+            ", ",
             { qualification },
-            ")))) ORDER BY q.vetting_create_date, q.customer_id, q.qualification LIMIT ",
+            ") ORDER BY q.vetting_create_date, q.customer_id, q.qualification LIMIT ",
             { q.limit },
         ))
         .await

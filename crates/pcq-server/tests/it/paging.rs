@@ -238,8 +238,156 @@ async fn pages_of_large_items_are_cut_by_bytes_and_continue_exactly() {
     }
 }
 
+/// The key the review queue is ordered by: (round start, customer, qualification).
+fn queue_key(item: &Value) -> (String, String, String) {
+    (
+        item["vettingCreateDate"].as_str().unwrap().to_owned(),
+        item["customerId"].as_str().unwrap().to_owned(),
+        item["qualification"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The keys of the whole review queue, read as one page.
+async fn whole_queue(app: &TestApp, reviewer: &str) -> Vec<(String, String, String)> {
+    let (status, body) = page(app, "/_pcq/review/queue?size=1000", reviewer, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["continuationToken"].is_null());
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(queue_key)
+        .collect()
+}
+
+/// The ids of all a partner's audit records, read as one page.
+async fn whole_audit(app: &TestApp, token: &str) -> Vec<String> {
+    let (status, body) = page(app, "/v1/auditrecords?size=1000", token, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["continuationToken"].is_null());
+    ids(&body, "id")
+}
+
+/// Pages through the review queue and the audit records two at a time while requests keep
+/// coming between pages: every page continues right after the last item of the one before,
+/// in the lists' order, with no item twice and none left out; a request made while paging
+/// shows up exactly when its key comes after the position already reached.
+async fn lists_continue_by_key_while_rows_are_added() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let reviewer = app.reviewer_token();
+    let mut domains = 0;
+    let mut request = || {
+        domains += 1;
+        format!("paging{domains}.example.edu")
+    };
+    for _ in 0..5 {
+        app.request_education(&partner, &request()).await;
+    }
+
+    // The review queue: keys rise strictly from page to page.
+    let before = whole_queue(&app, &reviewer).await;
+    assert_eq!(before.len(), 5);
+    let mut seen = Vec::new();
+    let mut continuation: Option<String> = None;
+    let mut added = Vec::new();
+    loop {
+        let (status, body) = page(
+            &app,
+            "/_pcq/review/queue?size=2",
+            &reviewer,
+            continuation.as_deref(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let items: Vec<_> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(queue_key)
+            .collect();
+        assert!(items.len() <= 2);
+        seen.extend(items);
+        continuation = body["continuationToken"].as_str().map(str::to_owned);
+        if continuation.is_none() {
+            break;
+        }
+        // A request arriving between pages, after the position reached: it is listed.
+        let position = seen.last().unwrap().clone();
+        let customer = app
+            .request_education(&partner, &request())
+            .await
+            .to_string();
+        let key = whole_queue(&app, &reviewer)
+            .await
+            .into_iter()
+            .find(|k| k.1 == customer)
+            .unwrap();
+        assert!(
+            key > position,
+            "a new request sorts after {position:?}: {key:?}"
+        );
+        added.push(key);
+    }
+    for pair in seen.windows(2) {
+        assert!(pair[0] < pair[1], "out of order or repeated: {pair:?}");
+    }
+    let mut expected = before.clone();
+    expected.extend(added.iter().cloned());
+    expected.sort();
+    assert_eq!(seen, expected, "every request, once, in order");
+    assert!(!added.is_empty());
+
+    // The audit records: oldest first, each once, including those written between pages.
+    let before = whole_audit(&app, &partner.app).await.len();
+    let mut seen: Vec<Value> = Vec::new();
+    let mut continuation: Option<String> = None;
+    let mut written = 0;
+    loop {
+        let (status, body) = page(
+            &app,
+            "/v1/auditrecords?size=2",
+            &partner.app,
+            continuation.as_deref(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen.extend(body["items"].as_array().unwrap().iter().cloned());
+        continuation = body["continuationToken"].as_str().map(str::to_owned);
+        if continuation.is_none() {
+            break;
+        }
+        if written < 3 {
+            app.advance("1s").await;
+            app.request_education(&partner, &request()).await;
+            written += 1;
+        }
+    }
+    let seen_ids: Vec<String> = seen
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let all = whole_audit(&app, &partner.app).await;
+    assert!(
+        all.len() > before,
+        "requests made while paging wrote records"
+    );
+    assert_eq!(
+        seen_ids, all,
+        "every record, once, in the order of a single page"
+    );
+    let dates: Vec<&str> = seen
+        .iter()
+        .map(|r| r["operationDate"].as_str().unwrap())
+        .collect();
+    for pair in dates.windows(2) {
+        assert!(pair[0] <= pair[1], "oldest first: {pair:?}");
+    }
+}
+
 crate::common::backend_tests!(
     continuation_tokens_are_opaque_and_bound_to_the_caller,
     review_queue_tokens_are_bound_to_the_reviewer_tenant,
     pages_of_large_items_are_cut_by_bytes_and_continue_exactly,
+    lists_continue_by_key_while_rows_are_added,
 );
