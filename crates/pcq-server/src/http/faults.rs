@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use tower::ServiceExt;
 
 use super::extract::{AdminCaller, JsonBody};
-use super::fault::fault_response;
+use super::fault::{Replayed, fault_response};
 use super::journal::JournalSlots;
 use crate::AppState;
 use crate::auth::Principal;
@@ -241,7 +241,15 @@ where
         (When::After, action) => {
             tokio::time::sleep(rule.delay).await;
             match action {
-                Some(action) => answer(&rule, action, true, connection, journal).await,
+                Some(action) => {
+                    // The journal still says whether the lost answer was a replay.
+                    let replayed = response.extensions().get::<Replayed>().copied();
+                    let mut answered = answer(&rule, action, true, connection, journal).await;
+                    if let Some(replayed) = replayed {
+                        answered.extensions_mut().insert(replayed);
+                    }
+                    answered
+                }
                 None => tag(response, &rule),
             }
         }

@@ -546,6 +546,38 @@ async fn an_idempotent_retry_is_marked_as_replayed() {
     assert_eq!(items[0]["responseBody"], items[1]["responseBody"]);
 }
 
+/// An `after` fault that replaces the answer of a replay: the entry still says it was one.
+async fn a_replay_whose_answer_a_fault_replaced_is_marked_as_replayed() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    let request_id = Uuid::new_v4().to_string();
+    let body = customer_body("lost-replay.example.edu");
+    let send = || {
+        app.post("/v1/customers", &partner.user, &body)
+            .header("MS-RequestId", &request_id)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), StatusCode::CREATED);
+    let resp = app
+        .send_post(
+            "/_pcq/admin/faults",
+            &app.admin_token(),
+            &serde_json::json!({"method": "POST", "path": "/v1/customers", "status": 503,
+                                "when": "after", "count": 1}),
+        )
+        .await;
+    let (status, fault) = status_json(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{fault}");
+    assert_fault(send().await.unwrap(), 503, 800003).await;
+
+    let items = entries(&app, "?method=POST&path=/v1/customers").await;
+    assert_eq!(items.len(), 2, "{items:#?}");
+    assert_eq!(items[0]["status"], 503);
+    assert_eq!(items[0]["fault"], fault["id"]);
+    assert_eq!(items[0]["replayed"], true);
+    assert_eq!(items[1]["replayed"], false);
+}
+
 async fn only_admins_read_or_empty_the_journal() {
     let app = TestApp::spawn().await;
     let partner = app.partner();
@@ -587,5 +619,6 @@ backend_tests!(
     other_nodes_empty_their_journal_after_a_reset,
     no_credential_is_kept,
     an_idempotent_retry_is_marked_as_replayed,
+    a_replay_whose_answer_a_fault_replaced_is_marked_as_replayed,
     only_admins_read_or_empty_the_journal,
 );
