@@ -5,7 +5,7 @@ use pcq_core::wire::ValidationCode;
 use pcq_core::{ApiFault, NewValidationCode};
 use serde_json::json;
 
-use super::extract::{AdminCaller, Ctx, JsonBody, QueryParams};
+use super::extract::{AdminCaller, Ctx, JsonBody, QueryParams, partner_tenant_id};
 use super::openapi::HealthBody;
 use crate::AppState;
 use crate::error::Error;
@@ -29,12 +29,7 @@ pub async fn issue_validation_code(
     Path(raw_partner): Path<String>,
     body: JsonBody,
 ) -> Result<Reply, Error> {
-    let partner = pcq_core::ids::parse_guid(&raw_partner).ok_or_else(|| {
-        ApiFault::invalid_input(format!(
-            "The partner tenant id '{}' is not a GUID.",
-            raw_partner.chars().take(80).collect::<String>()
-        ))
-    })?;
+    let partner = partner_tenant_id(&raw_partner)?;
     let route = format!("/_pcq/admin/partners/{partner}/validation-codes");
     let pipeline = &state.pipeline;
     let write = ctx.client_write(caller.tenant_id, "POST", route, "", &body.raw);
@@ -74,18 +69,7 @@ pub async fn reset(
     AdminCaller(_admin): AdminCaller,
     query: QueryParams,
 ) -> Result<Reply, Error> {
-    let partner = query
-        .get("partner")
-        .map(|value| {
-            pcq_core::ids::parse_guid(value).ok_or_else(|| {
-                ApiFault::invalid_input(format!(
-                    "The partner tenant id '{}' is not a GUID.",
-                    value.chars().take(80).collect::<String>()
-                ))
-                .with_param("field", "partner")
-            })
-        })
-        .transpose()?;
+    let partner = query.partner()?;
     let now = match partner {
         Some(_) => state.pipeline.now(),
         // The clock goes back to the system's time in the same transaction.

@@ -104,6 +104,16 @@ fn max_depth(raw: &[u8]) -> usize {
     max
 }
 
+/// A partner tenant id given in a path or a query, or the 400 that says it is not one.
+pub fn partner_tenant_id(raw: &str) -> Result<Uuid, ApiFault> {
+    pcq_core::ids::parse_guid(raw).ok_or_else(|| {
+        ApiFault::invalid_input(format!(
+            "The partner tenant id '{}' is not a GUID.",
+            raw.chars().take(80).collect::<String>()
+        ))
+    })
+}
+
 /// Query parameters, looked up case-insensitively, and the query string as received.
 pub struct QueryParams {
     pairs: Vec<(String, String)>,
@@ -114,6 +124,14 @@ impl QueryParams {
     /// The query string as received (without `?`).
     pub fn raw(&self) -> &str {
         &self.raw
+    }
+
+    /// The `partner` parameter of the sandbox controls (`?partner=GUID`): the partner tenant
+    /// the control is limited to, if any.
+    pub fn partner(&self) -> Result<Option<Uuid>, ApiFault> {
+        self.get("partner")
+            .map(|value| partner_tenant_id(value).map_err(|f| f.with_param("field", "partner")))
+            .transpose()
     }
 
     /// The first value of `name` in any letter case.

@@ -81,21 +81,6 @@ pub struct StateDocument {
     pub idempotency_records: Vec<serde_json::Value>,
 }
 
-fn partner_param(query: &QueryParams) -> Result<Option<Uuid>, Error> {
-    Ok(query
-        .get("partner")
-        .map(|value| {
-            pcq_core::ids::parse_guid(value).ok_or_else(|| {
-                ApiFault::invalid_input(format!(
-                    "The partner tenant id '{}' is not a GUID.",
-                    value.chars().take(80).collect::<String>()
-                ))
-                .with_param("field", "partner")
-            })
-        })
-        .transpose()?)
-}
-
 /// Runs an op on a blocking thread: a dump waits (synchronously) for its reader, and a load for
 /// its batches, which must not hold up an async worker thread.
 async fn on_blocking_thread<T: Send + 'static>(
@@ -125,7 +110,7 @@ pub async fn get_state(
     AdminCaller(_admin): AdminCaller,
     query: QueryParams,
 ) -> Result<Response, Error> {
-    let partner = partner_param(&query)?;
+    let partner = query.partner()?;
     let (out, mut chunks) = tokio::sync::mpsc::channel(4);
     let app = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -206,7 +191,7 @@ pub async fn put_state(
     query: QueryParams,
     body: Body,
 ) -> Result<Reply, Error> {
-    let partner = partner_param(&query)?;
+    let partner = query.partner()?;
     let path = Arc::new(spool(body, state.config.limits.max_state_bytes).await?);
     let checked_path = Arc::clone(&path);
     let document = on_blocking_thread(move |_| Ok(check(&checked_path, partner)?)).await?;
