@@ -165,8 +165,8 @@ fn replay(record: IdemRecord, fingerprint: &str, request_id: &str) -> Result<Rep
     }
 }
 
-// The key's claim is an insert whose conflict waits for a concurrent claim of the same key, so
-// the op's own isolation is enough for the whole.
+// The key is looked up first and its answer inserted last; the insert's conflict waits for a
+// concurrent request under the same key, so the op's own isolation is enough for the whole.
 impl<O: Op<Output = Reply>> Op for Idempotent<O> {
     type Output = Reply;
     const ISOLATION: Isolation = O::ISOLATION;
@@ -189,14 +189,14 @@ impl<O: Op<Output = Reply>> Op for Idempotent<O> {
         let Some(key) = key else {
             return op.run(tx).await;
         };
-        if let Some(record) = tx.idem_claim(&key, &fingerprint, self.now).await? {
+        if let Some(record) = tx.idem_get(&key).await? {
             return replay(record, &fingerprint, &key.request_id);
         }
-        let claimed = tx.writes();
+        let before = tx.writes();
         let reply = match op.run(tx).await {
             Ok(reply) => reply,
             // The refusal is the request's answer: it is kept for retries like any other.
-            Err(Error::Fault(fault)) if tx.writes() == claimed => Reply::fault(&fault)?,
+            Err(Error::Fault(fault)) if tx.writes() == before => Reply::fault(&fault)?,
             Err(Error::Fault(fault)) => {
                 return Err(Error::Internal(format!(
                     "an operation refused a request ({}) after changing data",
@@ -205,7 +205,9 @@ impl<O: Op<Output = Reply>> Op for Idempotent<O> {
             }
             Err(e) => return Err(e),
         };
-        tx.idem_complete(&key, &reply).await?;
+        // Stored with the op's writes. If a concurrent request under the same key stored its
+        // answer since the lookup, this run rolls back and runs again, to replay that answer.
+        tx.idem_insert(&key, &fingerprint, &reply, self.now).await?;
         Ok(reply)
     }
 }

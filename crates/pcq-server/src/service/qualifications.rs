@@ -169,6 +169,9 @@ impl Op for CreateQualification {
             created_at: previous.map_or(self.now, |p| p.created_at),
             updated_at: self.now,
         };
+        // Everything is read before the first write, so that PostgreSQL gets the writes in one
+        // round trip.
+        let registration = tx.webhook_registration(self.partner).await?;
         tx.put_qualification(&row).await?;
         tx.insert_qualification_event(&QualificationEvent {
             customer_id: self.customer,
@@ -185,7 +188,16 @@ impl Op for CreateQualification {
         if row.vetting_status == Some(VettingStatus::InReview) {
             vetting::start(tx, &customer, &row).await?;
         }
-        vetting::announce(tx, &customer, previous, &row, &self.actor, &self.links).await?;
+        vetting::announce(
+            tx,
+            registration.as_ref(),
+            &customer,
+            previous,
+            &row,
+            &self.actor,
+            &self.links,
+        )
+        .await?;
 
         match self.endpoint {
             Endpoint::Post => Reply::created(&render::qualification(&row)),

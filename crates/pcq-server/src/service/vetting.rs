@@ -15,7 +15,7 @@ use super::{Actor, Links, render};
 use crate::error::{Error, Found};
 use crate::store::{
     CustomerRow, Isolation, Op, PolicyState, QualificationEvent, QualificationRow, Reply, Scope,
-    StoreResult, Tx, VettingJobRow,
+    StoreResult, Tx, VettingJobRow, WebhookRegistrationRow,
 };
 
 /// The policy in force, read in this transaction: the run-time one if set, else `configured`.
@@ -29,9 +29,13 @@ pub async fn current_policy(
     })
 }
 
-/// Records a qualification change: its audit record and its webhook event.
+/// Records a qualification change: its audit record and its webhook event, for the partner's
+/// webhook registration as read earlier in the transaction (reading everything before the
+/// first write lets PostgreSQL receive the writes together).
+#[allow(clippy::too_many_arguments)]
 pub async fn announce(
     tx: &mut Tx<'_>,
+    registration: Option<&WebhookRegistrationRow>,
     customer: &CustomerRow,
     before: Option<&QualificationRow>,
     after: &QualificationRow,
@@ -66,8 +70,9 @@ pub async fn announce(
         },
     )
     .await?;
-    webhooks::enqueue(
+    webhooks::enqueue_to(
         tx,
+        registration,
         webhooks::Event {
             partner: customer.partner_tenant_id,
             name: CUSTOMER_QUALIFICATION_UPDATED,
@@ -121,6 +126,9 @@ pub async fn transition(
     if !moved {
         return Ok(None);
     }
+    let registration = tx.webhook_registration(customer.partner_tenant_id).await?;
+    tx.delete_vetting_job(customer.id, current.qualification, current.round)
+        .await?;
     let after = QualificationRow {
         vetting_status: Some(to),
         vetting_reason: reason.clone(),
@@ -139,9 +147,16 @@ pub async fn transition(
         at,
     })
     .await?;
-    announce(tx, customer, Some(current), &after, actor, links).await?;
-    tx.delete_vetting_job(customer.id, current.qualification, current.round)
-        .await?;
+    announce(
+        tx,
+        registration.as_ref(),
+        customer,
+        Some(current),
+        &after,
+        actor,
+        links,
+    )
+    .await?;
     Ok(Some(after))
 }
 

@@ -62,7 +62,18 @@ impl Event<'_> {
 /// worker after the commit); `true` when it did. Runs in the transaction of the change, so an
 /// event exists exactly when its change does.
 pub async fn enqueue(tx: &mut Tx<'_>, event: Event<'_>) -> Result<bool, Error> {
-    let Some(registration) = tx.webhook_registration(event.partner).await? else {
+    let registration = tx.webhook_registration(event.partner).await?;
+    enqueue_to(tx, registration.as_ref(), event).await
+}
+
+/// [`enqueue`] with the partner's registration already read in this transaction (so that a
+/// change can read everything it needs before it writes).
+pub async fn enqueue_to(
+    tx: &mut Tx<'_>,
+    registration: Option<&WebhookRegistrationRow>,
+    event: Event<'_>,
+) -> Result<bool, Error> {
+    let Some(registration) = registration else {
         return Ok(false);
     };
     if !registration.webhook_events.iter().any(|e| e == event.name) {
@@ -81,7 +92,7 @@ pub async fn enqueue(tx: &mut Tx<'_>, event: Event<'_>) -> Result<bool, Error> {
         partner_tenant_id: event.partner,
         event_name: event.name.to_owned(),
         payload: json_bytes(&body)?,
-        webhook_url: registration.webhook_url,
+        webhook_url: registration.webhook_url.clone(),
         correlation_id: event.correlation_id.map(str::to_owned),
         status: DeliveryStatus::Pending,
         attempts: 0,

@@ -82,7 +82,8 @@ impl Tx<'_> {
     /// Appends an audit record.
     pub async fn insert_audit_record(&mut self, row: &AuditRecordRow) -> StoreResult<()> {
         let lower = row.customer_name.as_deref().map(str::to_lowercase);
-        self.execute(sql!(
+        self.defer(
+            sql!(
             "INSERT INTO audit_records (",
             (AuditRecordRow::INSERT_COLUMNS),
             ", customer_name_lower) VALUES (",
@@ -90,9 +91,10 @@ impl Tx<'_> {
             ", ",
             {lower},
             ")",
-        ))
-        .await?;
-        Ok(())
+            ),
+            false,
+        )
+        .await
     }
 
     /// A page of a partner's audit records, oldest first (by operation date, then insertion).

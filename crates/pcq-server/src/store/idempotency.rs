@@ -120,19 +120,22 @@ impl Tx<'_> {
         .await
     }
 
-    /// Claims an idempotency key for this transaction: inserts a record without an answer and
-    /// returns `None`, or returns the committed record that already holds the key (a concurrent
-    /// claimer waits on the key until the holder commits).
-    pub async fn idem_claim(
+    /// Stores the answer of a key looked up in this transaction and found free. Where writers
+    /// run in parallel, a concurrent request under the same key may have stored its answer
+    /// since (on PostgreSQL the insert waits for it to commit): the transaction then fails with
+    /// [`StoreError::Raced`], to run again and replay that answer.
+    pub async fn idem_insert(
         &mut self,
         key: &IdemKey,
         fingerprint: &str,
+        reply: &Reply,
         now: Timestamp,
-    ) -> StoreResult<Option<IdemRecord>> {
-        let inserted = self
-            .execute(sql!(
+    ) -> StoreResult<()> {
+        self.defer(
+            sql!(
                 "INSERT INTO idempotency \
-                 (partner_tenant_id, request_id, method, route, fingerprint, created_at) VALUES (",
+                 (partner_tenant_id, request_id, method, route, fingerprint, created_at, status, \
+                 body) VALUES (",
                 { key.partner },
                 ", ",
                 { &key.request_id },
@@ -144,37 +147,14 @@ impl Tx<'_> {
                 { fingerprint },
                 ", ",
                 { now },
+                ", ",
+                { i64::from(reply.status) },
+                ", ",
+                { &reply.body },
                 ") ON CONFLICT (partner_tenant_id, request_id, method, route) DO NOTHING",
-            ))
-            .await?;
-        if inserted == 1 {
-            return Ok(None);
-        }
-        match self.idem_get(key).await? {
-            Some(record) => Ok(Some(record)),
-            None => Err(StoreError::Corrupt(
-                "an idempotency key held by no record".to_owned(),
-            )),
-        }
-    }
-
-    /// Stores the answer of a claimed key.
-    pub async fn idem_complete(&mut self, key: &IdemKey, reply: &Reply) -> StoreResult<()> {
-        self.execute(sql!(
-            "UPDATE idempotency SET status = ",
-            { i64::from(reply.status) },
-            ", body = ",
-            { &reply.body },
-            " WHERE partner_tenant_id = ",
-            { key.partner },
-            " AND request_id = ",
-            { &key.request_id },
-            " AND method = ",
-            { key.method },
-            " AND route = ",
-            { &key.route },
-        ))
-        .await?;
-        Ok(())
+            ),
+            true,
+        )
+        .await
     }
 }

@@ -85,6 +85,10 @@ pub enum StoreError {
     /// safe.
     #[error("the database is too busy with conflicting writes")]
     Busy,
+    /// A concurrent transaction stored what this one was about to (the answer of a request
+    /// under the same `MS-RequestId`): this one rolls back and runs again.
+    #[error("a concurrent write under the same key committed first")]
+    Raced,
 }
 
 impl StoreError {
@@ -184,6 +188,8 @@ pub struct StoreMeters {
     pub read_seconds: metrics::Histogram,
     /// PostgreSQL writes run again after a conflict.
     pub conflict_reruns: metrics::Counter,
+    /// Round trips to PostgreSQL of write transactions, BEGIN and COMMIT included.
+    pub round_trips: metrics::Counter,
 }
 
 impl Default for StoreMeters {
@@ -194,6 +200,7 @@ impl Default for StoreMeters {
             queued_seconds: metrics::Histogram::noop(),
             read_seconds: metrics::Histogram::noop(),
             conflict_reruns: metrics::Counter::noop(),
+            round_trips: metrics::Counter::noop(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! Migrations run at start under PostgreSQL's advisory lock, so nodes starting together apply
 //! them once; `pcq migrate` applies them without serving.
 
+use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,8 +22,8 @@ use futures_util::FutureExt;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
-use super::sql::{Arg, FromRow, Row, Sql, Statement};
-use super::tx::Conn;
+use super::sql::{Arg, FromRow, Row, Sql, Statement, Text};
+use super::tx::{Conn, Deferred};
 use super::{Committed, Isolation, Op, StoreError, StoreResult, Tx};
 use crate::error::Error;
 
@@ -43,6 +44,7 @@ fn query<'q>(statement: &'q Statement<'q>) -> PgQuery<'q> {
             Arg::String(v) => query.bind(v.as_deref()),
             Arg::Uuid(v) => query.bind(v.map(|id| id.to_string())),
             Arg::Blob(v) => query.bind(*v),
+            Arg::Bytes(v) => query.bind(v.as_deref()),
         };
     }
     query
@@ -91,6 +93,87 @@ pub(super) async fn execute(
     statement: &Statement<'_>,
 ) -> StoreResult<u64> {
     Ok(query(statement).execute(&mut *conn).await?.rows_affected())
+}
+
+/// How long a pooled connection may sit idle before it is checked before use.
+const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(5);
+
+/// The table an `INSERT INTO table …` writes to.
+pub(super) fn insert_table(text: &Text) -> &str {
+    text.postgres
+        .strip_prefix("INSERT INTO ")
+        .and_then(|rest| rest.split([' ', '(']).next())
+        .unwrap_or("")
+}
+
+/// `text`'s PostgreSQL form with its parameters numbered from `offset + 1`.
+fn renumbered(text: &str, offset: usize, out: &mut String) {
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if let Ok(n) = rest[..digits].parse::<usize>() {
+            let _ = write!(out, "{}", n + offset);
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+}
+
+/// Runs held-back inserts in one round trip: one alone as it is, several as one statement of
+/// data-modifying common table expressions (each into a table of its own, so no two touch one
+/// row) that answers how many rows each inserted. An insert that must insert a row and did not
+/// fails with [`StoreError::Raced`].
+pub(super) async fn execute_deferred(
+    conn: &mut sqlx::PgConnection,
+    deferred: &[Deferred],
+) -> StoreResult<()> {
+    let inserted: Vec<i64> = if let [one] = deferred {
+        vec![execute(conn, &one.statement).await? as i64]
+    } else {
+        let mut sql = String::from("WITH ");
+        let mut offset = 0;
+        for (i, d) in deferred.iter().enumerate() {
+            let text = d.statement.sql.text();
+            let _ = write!(sql, "{}d{i} AS (", if i == 0 { "" } else { ", " });
+            renumbered(&text.postgres, offset, &mut sql);
+            sql.push_str(" RETURNING 1)");
+            offset += text.params;
+        }
+        sql.push_str(" SELECT ");
+        for i in 0..deferred.len() {
+            let _ = write!(
+                sql,
+                "{}(SELECT count(*) FROM d{i})",
+                if i == 0 { "" } else { ", " }
+            );
+        }
+        let statement = Statement {
+            sql: Sql::Built(Text {
+                sqlite: String::new(),
+                postgres: sql,
+                params: offset,
+                writes: true,
+            }),
+            args: deferred
+                .iter()
+                .flat_map(|d| d.statement.args.iter().cloned())
+                .collect(),
+        };
+        let row = query(&statement).fetch_one(&mut *conn).await?;
+        (0..deferred.len())
+            .map(|i| sqlx::Row::try_get::<i64, _>(&row, i))
+            .collect::<Result<_, _>>()?
+    };
+    if deferred
+        .iter()
+        .zip(&inserted)
+        .any(|(d, n)| d.expect_row && *n == 0)
+    {
+        return Err(StoreError::Raced);
+    }
+    Ok(())
 }
 
 /// How to reach and use the database.
@@ -173,8 +256,10 @@ fn connect_options(options: &PgOptions) -> StoreResult<PgConnectOptions> {
 /// Whether an error is a conflict with a concurrent transaction, after which the op can simply
 /// run again.
 fn is_conflict(e: &Error) -> bool {
-    let Error::Store(StoreError::Database(e)) = e else {
-        return false;
+    let e = match e {
+        Error::Store(StoreError::Raced) => return true,
+        Error::Store(StoreError::Database(e)) => e,
+        _ => return false,
     };
     let Some(db) = e.as_database_error() else {
         return false;
@@ -226,7 +311,18 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .min_connections(options.min_connections.min(options.max_connections))
             .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(true)
+            // A connection is checked before use only when it has been idle a while (the
+            // server may have closed it since): a check before every use would cost each
+            // request one more round trip.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_CHECK {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(connect);
         Ok(PgStore {
             pool,
@@ -308,13 +404,19 @@ impl PgStore {
         }
         let mut run = Tx::new(Conn::Postgres(&mut tx));
         let result = match AssertUnwindSafe(op.run(&mut run)).catch_unwind().await {
-            Ok(result) => result,
+            Ok(Ok(output)) => run.flush().await.map(|()| output).map_err(Error::from),
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 tracing::error!("a write operation panicked; its changes are rolled back");
                 Err(StoreError::Panicked.into())
             }
         };
+        // BEGIN, the op's statements, and COMMIT or ROLLBACK.
+        let round_trips = run.round_trips() + 2;
         let effects = run.into_effects();
+        if let Some(meters) = meters {
+            meters.round_trips.increment(round_trips);
+        }
         match result {
             Ok(output) => {
                 let committing = meters.map(|_| std::time::Instant::now());

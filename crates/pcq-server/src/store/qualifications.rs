@@ -132,7 +132,8 @@ impl Tx<'_> {
 
     /// Inserts or replaces the current state of a qualification.
     pub async fn put_qualification(&mut self, row: &QualificationRow) -> StoreResult<()> {
-        self.execute(sql!(
+        self.defer(
+            sql!(
             "INSERT INTO customer_qualifications (",
             (QualificationRow::INSERT_COLUMNS),
             ") VALUES (",
@@ -143,9 +144,10 @@ impl Tx<'_> {
              education_segment = excluded.education_segment, website = excluded.website, \
              validation_id = excluded.validation_id, round = excluded.round, \
              updated_at = excluded.updated_at",
-        ))
-        .await?;
-        Ok(())
+            ),
+            false,
+        )
+        .await
     }
 
     /// Inserts many qualifications with few statements (bulk loading).
@@ -187,15 +189,17 @@ impl Tx<'_> {
 
     /// Appends a history step.
     pub async fn insert_qualification_event(&mut self, e: &QualificationEvent) -> StoreResult<()> {
-        self.execute(sql!(
-            "INSERT INTO qualification_events (",
-            (QualificationEvent::INSERT_COLUMNS),
-            ") VALUES (",
-            [QualificationEvent: e],
-            ")",
-        ))
-        .await?;
-        Ok(())
+        self.defer(
+            sql!(
+                "INSERT INTO qualification_events (",
+                (QualificationEvent::INSERT_COLUMNS),
+                ") VALUES (",
+                [QualificationEvent: e],
+                ")",
+            ),
+            false,
+        )
+        .await
     }
 
     /// Appends many history steps with few statements (bulk loading).

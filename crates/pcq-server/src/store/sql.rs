@@ -33,6 +33,22 @@ pub enum Arg<'a> {
     Uuid(Option<Uuid>),
     /// Bytes (BYTEA on PostgreSQL).
     Blob(Option<&'a [u8]>),
+    /// Owned bytes.
+    Bytes(Option<Vec<u8>>),
+}
+
+impl Arg<'_> {
+    /// The same value, owning what it borrowed (for a statement kept past its caller).
+    pub fn into_owned(self) -> Arg<'static> {
+        match self {
+            Arg::Int(v) => Arg::Int(v),
+            Arg::Text(v) => Arg::String(v.map(str::to_owned)),
+            Arg::String(v) => Arg::String(v),
+            Arg::Uuid(v) => Arg::Uuid(v),
+            Arg::Blob(v) => Arg::Bytes(v.map(<[u8]>::to_vec)),
+            Arg::Bytes(v) => Arg::Bytes(v),
+        }
+    }
 }
 
 /// Values that convert to an [`Arg`] by value or by reference.
@@ -461,6 +477,14 @@ pub struct Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
+    /// The same statement, owning its values.
+    pub fn into_owned(self) -> Statement<'static> {
+        Statement {
+            sql: self.sql,
+            args: self.args.into_iter().map(Arg::into_owned).collect(),
+        }
+    }
+
     /// A statement of the code.
     pub fn new(text: &'static Text, args: Vec<Arg<'a>>) -> Self {
         debug_assert_eq!(text.params, args.len(), "{}", text.sqlite);

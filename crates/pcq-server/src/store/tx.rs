@@ -3,7 +3,7 @@
 
 use super::settings::PolicyState;
 use super::sql::{FromRow, Statement};
-use super::{StoreResult, postgres, sqlite};
+use super::{StoreError, StoreResult, postgres, sqlite};
 
 /// What a committed transaction leaves to do, outside the database: applied by the write
 /// pipeline once the commit is durable, and never for a transaction that rolled back.
@@ -31,6 +31,20 @@ pub struct Tx<'c> {
     conn: Conn<'c>,
     effects: Effects,
     writes: u64,
+    /// Statements sent to PostgreSQL, each one round trip.
+    round_trips: u64,
+    /// Inserts held back on PostgreSQL, sent together in one round trip before the next
+    /// statement or the commit (see [`Tx::defer`]).
+    deferred: Vec<Deferred>,
+}
+
+/// An insert held back until the next statement or the commit.
+pub(super) struct Deferred {
+    /// The insert, owning its values.
+    pub statement: Statement<'static>,
+    /// Whether it must insert a row: a conflict that inserts none fails the transaction with
+    /// [`StoreError::Raced`].
+    pub expect_row: bool,
 }
 
 impl<'c> Tx<'c> {
@@ -39,6 +53,8 @@ impl<'c> Tx<'c> {
             conn,
             effects: Effects::default(),
             writes: 0,
+            round_trips: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -47,8 +63,14 @@ impl<'c> Tx<'c> {
         self.effects
     }
 
-    /// How many rows this transaction has changed so far: an op that refuses a request must do
-    /// so before it changes anything.
+    /// How many statements this transaction has sent to PostgreSQL (0 on SQLite): one round
+    /// trip each, BEGIN and COMMIT not included.
+    pub(super) fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+
+    /// How many rows this transaction has changed so far (an insert held back counts as one):
+    /// an op that refuses a request must do so before it changes anything.
     pub fn writes(&self) -> u64 {
         self.writes
     }
@@ -83,14 +105,79 @@ impl<'c> Tx<'c> {
         }
     }
 
+    /// Runs an insert whose result the op does not read, now or (on PostgreSQL) together with
+    /// the inserts after it, in one round trip before the transaction's next statement or its
+    /// commit. With `expect_row`, an insert that inserts nothing (its conflict clause found
+    /// the row) fails the transaction with [`StoreError::Raced`], then or at the commit.
+    pub(super) async fn defer(
+        &mut self,
+        statement: Statement<'_>,
+        expect_row: bool,
+    ) -> StoreResult<()> {
+        let text = statement.sql.text();
+        debug_assert!(
+            text.sqlite.starts_with("INSERT INTO ") && !text.sqlite.contains("RETURNING"),
+            "only plain inserts are held back: {}",
+            text.sqlite
+        );
+        match &mut self.conn {
+            Conn::Sqlite(conn) => {
+                let inserted = conn.execute(&statement)?;
+                self.writes += inserted;
+                if expect_row && inserted == 0 {
+                    return Err(StoreError::Raced);
+                }
+            }
+            Conn::Postgres(_) => {
+                // Two inserts into one table are sent apart: they might touch one row, which
+                // one statement must not do twice.
+                let table = postgres::insert_table(text);
+                if self
+                    .deferred
+                    .iter()
+                    .any(|d| postgres::insert_table(d.statement.sql.text()) == table)
+                {
+                    self.flush().await?;
+                }
+                self.writes += 1;
+                self.deferred.push(Deferred {
+                    statement: statement.into_owned(),
+                    expect_row,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the inserts held back, in one round trip.
+    pub(super) async fn flush(&mut self) -> StoreResult<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        match &mut self.conn {
+            Conn::Sqlite(_) => Err(StoreError::Corrupt(
+                "SQLite holds back no statement".to_owned(),
+            )),
+            Conn::Postgres(conn) => {
+                self.round_trips += 1;
+                postgres::execute_deferred(conn, &deferred).await
+            }
+        }
+    }
+
     /// Every row the statement returns.
     pub(super) async fn fetch_all<T: FromRow + Send>(
         &mut self,
         statement: Statement<'_>,
     ) -> StoreResult<Vec<T>> {
+        self.flush().await?;
         let rows = match &mut self.conn {
             Conn::Sqlite(conn) => conn.fetch_all(&statement),
-            Conn::Postgres(conn) => postgres::fetch_all(conn, &statement).await,
+            Conn::Postgres(conn) => {
+                self.round_trips += 1;
+                postgres::fetch_all(conn, &statement).await
+            }
         }?;
         self.count_returned(&statement, rows.len());
         Ok(rows)
@@ -101,9 +188,13 @@ impl<'c> Tx<'c> {
         &mut self,
         statement: Statement<'_>,
     ) -> StoreResult<Option<T>> {
+        self.flush().await?;
         let row = match &mut self.conn {
             Conn::Sqlite(conn) => conn.fetch_optional(&statement),
-            Conn::Postgres(conn) => postgres::fetch_optional(conn, &statement).await,
+            Conn::Postgres(conn) => {
+                self.round_trips += 1;
+                postgres::fetch_optional(conn, &statement).await
+            }
         }?;
         self.count_returned(&statement, usize::from(row.is_some()));
         Ok(row)
@@ -111,9 +202,13 @@ impl<'c> Tx<'c> {
 
     /// Runs the statement; returns how many rows it changed.
     pub(super) async fn execute(&mut self, statement: Statement<'_>) -> StoreResult<u64> {
+        self.flush().await?;
         let changed = match &mut self.conn {
             Conn::Sqlite(conn) => conn.execute(&statement),
-            Conn::Postgres(conn) => postgres::execute(conn, &statement).await,
+            Conn::Postgres(conn) => {
+                self.round_trips += 1;
+                postgres::execute(conn, &statement).await
+            }
         }?;
         self.writes += changed;
         Ok(changed)

@@ -33,7 +33,8 @@ table!(VettingJobRow in "vetting_jobs" {
 impl Tx<'_> {
     /// Inserts or replaces the pending decision of a qualification.
     pub async fn put_vetting_job(&mut self, row: &VettingJobRow) -> StoreResult<()> {
-        self.execute(sql!(
+        self.defer(
+            sql!(
             "INSERT INTO vetting_jobs (",
             (VettingJobRow::INSERT_COLUMNS),
             ") VALUES (",
@@ -41,9 +42,10 @@ impl Tx<'_> {
             ") ON CONFLICT (customer_id, qualification) DO UPDATE SET round = excluded.round, \
              partner_tenant_id = excluded.partner_tenant_id, created_at = excluded.created_at, \
              reads = excluded.reads",
-        ))
-        .await?;
-        Ok(())
+            ),
+            false,
+        )
+        .await
     }
 
     /// Removes the pending decision of one round of a qualification.

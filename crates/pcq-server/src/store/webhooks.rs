@@ -311,15 +311,17 @@ impl Tx<'_> {
 
     /// Adds an event to the outbox.
     pub async fn insert_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()> {
-        self.execute(sql!(
-            "INSERT INTO webhook_deliveries (",
-            (DeliveryRow::INSERT_COLUMNS),
-            ") VALUES (",
-            [DeliveryRow: row],
-            ")",
-        ))
-        .await?;
-        Ok(())
+        self.defer(
+            sql!(
+                "INSERT INTO webhook_deliveries (",
+                (DeliveryRow::INSERT_COLUMNS),
+                ") VALUES (",
+                [DeliveryRow: row],
+                ")",
+            ),
+            false,
+        )
+        .await
     }
 
     /// Leases up to `limit` deliveries due at `now` (pcq's clock) to the claim `token` until

@@ -109,6 +109,12 @@ const DESCRIBED: &[Described] = &[
         "PostgreSQL writes run again after a serialization conflict with a concurrent one.",
     ),
     series(
+        "pcq_store_write_round_trips_total",
+        Kind::Counter,
+        "Round trips to PostgreSQL of write transactions, BEGIN and COMMIT included (per write: \
+         divide by the count of pcq_store_write_batch_size).",
+    ),
+    series(
         "pcq_store_pool_connections",
         Kind::Gauge,
         "PostgreSQL pool connections, by state (idle, used), when scraped.",
@@ -287,6 +293,7 @@ impl Metrics {
             queued_seconds: histogram("pcq_store_write_queued_seconds"),
             read_seconds: histogram("pcq_store_read_duration_seconds"),
             conflict_reruns: counter("pcq_store_conflict_reruns_total", &[]),
+            round_trips: counter("pcq_store_write_round_trips_total", &[]),
         };
         let metrics = Metrics {
             routes: RwLock::new(HashMap::new()),
