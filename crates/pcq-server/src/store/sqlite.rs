@@ -2,9 +2,10 @@
 //!
 //! Durability: WAL with `synchronous=FULL`, so a committed transaction is on disk. Throughput:
 //! group commit. One writer thread owns the only write connection; write ops queue up while it
-//! commits, and it runs everything that queued in one transaction, each op inside its own
-//! savepoint (an op that fails rolls back alone). Every op's caller is answered only after the
-//! commit that holds its writes returned. Reads run on separate connections and never wait for
+//! commits, and it runs everything that queued in one transaction. An op that fails before it
+//! writes leaves nothing to undo; one that fails after writing (a bug or a database error) has
+//! the transaction rolled back and the others run again in the next. Every op's caller is
+//! answered only after the commit that holds its writes returned. Reads run on separate connections and never wait for
 //! the writer. An in-memory database has a single connection, so its reads go through the writer.
 //!
 //! The statements run through rusqlite, in the thread that asks for them: a statement is a call
@@ -91,6 +92,7 @@ fn bind(statement: &mut rusqlite::Statement<'_>, args: &[Arg<'_>]) -> StoreResul
             }
             Arg::Uuid(None) => statement.raw_bind_parameter(index, rusqlite::types::Null)?,
             Arg::Blob(v) => statement.raw_bind_parameter(index, v)?,
+            Arg::Bytes(v) => statement.raw_bind_parameter(index, v)?,
         }
     }
     Ok(())
@@ -154,6 +156,10 @@ impl Conn {
         db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         db.pragma_update(None, "synchronous", "FULL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
+        // Statement journals in memory, not in a temporary file: a statement that must be
+        // undone on its own is rare, and each page it changes would otherwise be written out
+        // first.
+        db.pragma_update(None, "temp_store", "MEMORY")?;
         if cache_kib > 0 {
             // A negative cache_size is in KiB.
             db.pragma_update(None, "cache_size", -cache_kib)?;
@@ -219,10 +225,12 @@ impl Conn {
 /// runs, which complete inside the call (or something that is ready again at once, such as a
 /// yield), so it finishes without waiting; one that panics or would wait for anything else is a
 /// bug, and fails.
-fn run_op<O: Op>(op: O, conn: &mut Conn) -> Result<Committed<O::Output>, Error> {
+/// Also returns whether the op changed rows.
+fn run_op<O: Op>(op: O, conn: &mut Conn) -> (Result<Committed<O::Output>, Error>, bool) {
     let mut tx = Tx::new(TxConn::Sqlite(conn));
     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| finish_now(op.run(&mut tx))));
-    match ran {
+    let wrote = tx.writes() > 0;
+    let result = match ran {
         Ok(Some(result)) => result.map(|output| Committed {
             output,
             effects: tx.into_effects(),
@@ -235,7 +243,8 @@ fn run_op<O: Op>(op: O, conn: &mut Conn) -> Result<Committed<O::Output>, Error> 
             tracing::error!("an operation panicked; its changes are rolled back");
             Err(StoreError::Panicked.into())
         }
-    }
+    };
+    (result, wrote)
 }
 
 /// Records whether a future asked to be polled again.
@@ -274,7 +283,12 @@ enum Message {
 
 /// An op with its reply channel, with the output type erased so the writer can queue any op.
 trait Job: Send {
-    fn run(self: Box<Self>, conn: &mut Conn) -> Finished;
+    /// Runs the op (a copy of it: a job may run again, in a later transaction, when the one it
+    /// ran in is rolled back) and keeps its result until the commit is known.
+    fn run(&mut self, conn: &mut Conn) -> Ran;
+    /// Answers the caller with the result of the last run, or with the error of the commit.
+    fn answer(self: Box<Self>, commit_error: Option<StoreError>);
+    /// Answers the caller with `err` (the op did not run).
     fn fail(self: Box<Self>, err: StoreError);
     /// When the op was queued, if that was noted.
     fn queued(&self) -> Option<Instant> {
@@ -282,10 +296,15 @@ trait Job: Send {
     }
 }
 
-/// An op that ran: whether it succeeded, and how to answer its caller once the commit is known.
-struct Finished {
-    ok: bool,
-    deliver: Box<dyn FnOnce(Option<StoreError>) + Send>,
+/// How a run of an op went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// It succeeded.
+    Ok,
+    /// It failed before changing anything.
+    Failed,
+    /// It failed after changing rows: only rolling the transaction back undoes them.
+    FailedAfterWriting,
 }
 
 /// What the writer answers for one op.
@@ -295,21 +314,30 @@ struct OpJob<O: Op> {
     op: O,
     reply: oneshot::Sender<Answer<O::Output>>,
     queued: Option<Instant>,
+    result: Option<Answer<O::Output>>,
 }
 
 impl<O: Op> Job for OpJob<O> {
-    fn run(self: Box<Self>, conn: &mut Conn) -> Finished {
-        let OpJob { op, reply, .. } = *self;
-        let result = run_op(op, conn);
-        Finished {
-            ok: result.is_ok(),
-            deliver: Box::new(move |commit_error| {
-                let _ = reply.send(match commit_error {
-                    Some(e) => Err(e.into()),
-                    None => result,
-                });
-            }),
-        }
+    fn run(&mut self, conn: &mut Conn) -> Ran {
+        let (result, wrote) = run_op(self.op.clone(), conn);
+        let ran = match (&result, wrote) {
+            (Ok(_), _) => Ran::Ok,
+            (Err(_), false) => Ran::Failed,
+            (Err(_), true) => Ran::FailedAfterWriting,
+        };
+        self.result = Some(result);
+        ran
+    }
+
+    fn answer(self: Box<Self>, commit_error: Option<StoreError>) {
+        let answer = match (commit_error, self.result) {
+            (Some(e), _) => Err(e.into()),
+            (None, Some(result)) => result,
+            (None, None) => {
+                Err(StoreError::Corrupt("an op answered before it ran".to_owned()).into())
+            }
+        };
+        let _ = self.reply.send(answer);
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
@@ -358,7 +386,7 @@ impl Readers {
     fn read<O: Op>(&self, op: O) -> Result<O::Output, Error> {
         let mut conn = self.take()?;
         conn.run("BEGIN")?;
-        let result = run_op(op, &mut conn);
+        let (result, _) = run_op(op, &mut conn);
         // A connection whose transaction cannot be ended is not reused.
         if conn.run("ROLLBACK").is_ok() {
             self.put(conn);
@@ -524,7 +552,12 @@ impl SqliteStore {
         let (reply, answer) = oneshot::channel();
         let queued = self.meters.get().map(|_| Instant::now());
         self.jobs
-            .send(Message::Job(Box::new(OpJob { op, reply, queued })))
+            .send(Message::Job(Box::new(OpJob {
+                op,
+                reply,
+                queued,
+                result: None,
+            })))
             .await
             .map_err(|_| StoreError::Unavailable)?;
         answer.await.map_err(|_| StoreError::Unavailable)?
@@ -631,9 +664,14 @@ impl Writer {
         }
     }
 
-    /// Runs a batch in one transaction, each op in a savepoint, and answers the ops after the
-    /// COMMIT. If the transaction itself breaks, the ops that ran are answered with the error
-    /// and the ones that did not run yet are returned, to run in the next transaction.
+    /// Runs a batch in one transaction and answers the ops after the COMMIT. An op that fails
+    /// before it changes anything leaves nothing to undo. One that fails after changing rows
+    /// (a bug, or a database error) is answered with its error, the transaction is rolled back,
+    /// and the ops that ran before it are returned with the ones that did not run yet, to run
+    /// again in the next transaction. Ops are not wrapped in savepoints: a savepoint has SQLite
+    /// copy every page it changes, once more, for a rollback that almost never happens. If the
+    /// transaction itself breaks, the ops that ran are answered with the error and the others
+    /// are returned.
     fn commit_batch(&mut self, batch: Vec<Box<dyn Job>>) -> VecDeque<Box<dyn Job>> {
         if let Err(err) = self.conn.run("BEGIN IMMEDIATE") {
             tracing::error!(error = %err, "could not begin a write transaction");
@@ -643,54 +681,30 @@ impl Writer {
             self.recover();
             return VecDeque::new();
         }
-        if let [_] = batch.as_slice() {
-            let job = batch.into_iter().next().expect("one job");
-            let done = job.run(&mut self.conn);
-            let error = if done.ok {
-                self.commit().err()
-            } else {
-                // A lone failed op: its result is already the error.
-                None
-            };
-            if !done.ok || error.is_some() {
-                if let Some(e) = &error {
-                    tracing::error!(error = %e, "a write transaction failed to commit");
-                }
-                self.recover();
-            }
-            (done.deliver)(error);
-            return VecDeque::new();
-        }
-
-        let mut finished = Vec::with_capacity(batch.len());
+        let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
         let mut pending: VecDeque<Box<dyn Job>> = batch.into();
-        let mut broken: Option<StoreError> = None;
-        while let Some(job) = pending.pop_front() {
-            if let Err(e) = self.conn.run("SAVEPOINT job") {
-                if finished.is_empty() {
-                    // Nothing ran in this transaction: fail this op rather than retry it forever.
-                    job.fail(e.clone());
-                } else {
-                    pending.push_front(job);
+        let mut broken = None;
+        while let Some(mut job) = pending.pop_front() {
+            let outcome = job.run(&mut self.conn);
+            if self.conn.0.is_autocommit() {
+                // SQLite ended the transaction (as it does on some I/O errors): what ran in it
+                // is lost.
+                ran.push(job);
+                broken = Some(StoreError::Corrupt(
+                    "the write transaction was rolled back by the database".to_owned(),
+                ));
+                break;
+            }
+            if outcome == Ran::FailedAfterWriting {
+                self.recover();
+                job.answer(None);
+                for earlier in ran.into_iter().rev() {
+                    pending.push_front(earlier);
                 }
-                broken = Some(e);
-                break;
+                return pending;
             }
-            let done = job.run(&mut self.conn);
-            let ended = if done.ok {
-                self.conn.run("RELEASE job")
-            } else {
-                self.conn
-                    .run("ROLLBACK TO job")
-                    .and_then(|()| self.conn.run("RELEASE job"))
-            };
-            finished.push(done);
-            if let Err(e) = ended {
-                broken = Some(e);
-                break;
-            }
+            ran.push(job);
         }
-
         let error = match broken {
             Some(e) => Some(e),
             None => self.commit().err(),
@@ -698,14 +712,14 @@ impl Writer {
         if let Some(e) = &error {
             tracing::error!(
                 error = %e,
-                failed = finished.len(),
+                failed = ran.len(),
                 retried = pending.len(),
                 "a write transaction failed; its requests are answered with errors"
             );
             self.recover();
         }
-        for done in finished {
-            (done.deliver)(error.clone());
+        for job in ran {
+            job.answer(error.clone());
         }
         pending
     }
@@ -937,15 +951,12 @@ mod tests {
     /// Stands for SQLite aborting the whole transaction (as it does on some I/O errors).
     struct AbortsTransaction(oneshot::Sender<StoreResult<()>>);
     impl Job for AbortsTransaction {
-        fn run(self: Box<Self>, conn: &mut Conn) -> Finished {
+        fn run(&mut self, conn: &mut Conn) -> Ran {
             conn.run("ROLLBACK").unwrap();
-            let reply = self.0;
-            Finished {
-                ok: true,
-                deliver: Box::new(move |e| {
-                    let _ = reply.send(e.map_or(Ok(()), Err));
-                }),
-            }
+            Ran::Ok
+        }
+        fn answer(self: Box<Self>, commit_error: Option<StoreError>) {
+            let _ = self.0.send(commit_error.map_or(Ok(()), Err));
         }
         fn fail(self: Box<Self>, err: StoreError) {
             let _ = self.0.send(Err(err));
@@ -959,6 +970,7 @@ mod tests {
                 op,
                 reply,
                 queued: None,
+                result: None,
             }),
             answer,
         )
