@@ -5,7 +5,16 @@
 //! commits, and it runs everything that queued in one transaction. An op that fails before it
 //! writes leaves nothing to undo; one that fails after writing (a bug or a database error) has
 //! the transaction rolled back and the others run again in the next. Every op's caller is
-//! answered only after the commit that holds its writes returned. Reads run on separate connections and never wait for
+//! answered only after the commit that holds its writes is on disk.
+//!
+//! For a file database the writer does not wait for the disk: it commits with
+//! `synchronous=NORMAL` (the WAL is written, not yet flushed) and hands the batch to a second
+//! thread, which flushes the WAL with `fdatasync` and only then answers the batch's ops, while
+//! the writer already runs the next batch. Commits become durable in order (the flush covers
+//! the whole file), checkpoints flush the WAL first, and a write is acknowledged only once it
+//! is durable. A read may see a batch during its flush, a millisecond or so before its writers
+//! are answered. Checkpoints too run beside the writer, on a connection of their own, whenever
+//! the WAL has grown past 4 MB. Reads run on separate connections and never wait for
 //! the writer. An in-memory database has a single connection, so its reads go through the writer.
 //!
 //! The statements run through rusqlite, in the thread that asks for them: a statement is a call
@@ -150,6 +159,16 @@ impl Conn {
         let db = rusqlite::Connection::open(path)?;
         db.busy_timeout(BUSY_TIMEOUT)?;
         Self::configure(db, cache_kib, reader)
+    }
+
+    /// Opens the write connection of a file database: its commits write the WAL without
+    /// flushing it; the syncer flushes it before anyone is answered.
+    /// It never checkpoints either: the checkpointer does, beside it.
+    fn open_writer(path: &Path, cache_kib: i64) -> StoreResult<Conn> {
+        let conn = Self::open(path, cache_kib, false)?;
+        conn.0.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.0.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(conn)
     }
 
     fn configure(db: rusqlite::Connection, cache_kib: i64, reader: bool) -> StoreResult<Conn> {
@@ -490,7 +509,7 @@ impl SqliteStore {
         let (conn, readers) = match &options.path {
             Some(path) => {
                 migrate_file(path).await?;
-                let conn = Conn::open(path, cache_kib, false)?;
+                let conn = Conn::open_writer(path, cache_kib)?;
                 let readers = Readers {
                     path: path.clone(),
                     cache_kib: if cache_kib > 0 {
@@ -518,8 +537,13 @@ impl SqliteStore {
         let (jobs, rx) = mpsc::channel(4096);
         let (done_tx, writer_done) = watch::channel(false);
         let meters = super::MetersSlot::default();
+        let syncer = match &options.path {
+            Some(path) => Some(Syncer::start(path, 2048, meters.clone())?),
+            None => None,
+        };
         let writer = Writer {
             meters: meters.clone(),
+            syncer,
             conn,
             // An in-memory database lives in its one connection: it cannot be reopened.
             reopen: options.path.clone().map(|path| (path, cache_kib)),
@@ -622,6 +646,124 @@ struct Writer {
     reopen: Option<(PathBuf, i64)>,
     max_batch: usize,
     meters: super::MetersSlot,
+    /// Where committed batches go to be made durable (file databases).
+    syncer: Option<Syncer>,
+}
+
+/// Makes committed batches durable beside the writer, in commit order, and answers their ops;
+/// and checkpoints the WAL beside the writer once it has grown.
+struct Syncer {
+    batches: Option<std::sync::mpsc::Sender<Vec<Box<dyn Job>>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The WAL size from which it is checkpointed (SQLite's own default, 1,000 pages of 4 KiB).
+const CHECKPOINT_WAL_BYTES: u64 = 4_096_000;
+
+/// Checkpoints the WAL on a connection of its own whenever it is nudged, so that the writer never
+/// copies pages into the database itself. A PASSIVE checkpoint runs beside the writer and readers;
+/// the writer starts the WAL over once a checkpoint has copied all of it.
+fn start_checkpointer(
+    path: &Path,
+    cache_kib: i64,
+) -> StoreResult<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)> {
+    let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+    let mut conn = Conn::open(path, cache_kib, false)?;
+    let thread = std::thread::Builder::new()
+        .name("pcq-sqlite-checkpoint".to_owned())
+        .spawn(move || {
+            while nudged.recv().is_ok() {
+                if let Err(e) = conn.run("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %e, "checkpointing the SQLite WAL failed");
+                }
+            }
+            let _ = conn.0.close();
+        })
+        .map_err(|e| StoreError::Config(format!("could not start the SQLite checkpointer: {e}")))?;
+    Ok((nudge, thread))
+}
+
+impl Syncer {
+    /// Starts the thread that flushes the database at `path` (its WAL) after each commit.
+    fn start(path: &Path, cache_kib: i64, meters: super::MetersSlot) -> StoreResult<Syncer> {
+        let (batches, rx) = std::sync::mpsc::channel::<Vec<Box<dyn Job>>>();
+        let wal = side_file(path, "-wal");
+        let db = path.to_owned();
+        let (nudge, checkpointer) = start_checkpointer(path, cache_kib)?;
+        let thread = std::thread::Builder::new()
+            .name("pcq-sqlite-sync".to_owned())
+            .spawn(move || {
+                let nudge = nudge;
+                let checkpointer = checkpointer;
+                while let Ok(first) = rx.recv() {
+                    // Every batch committed by now is covered by one flush.
+                    let mut ready = vec![first];
+                    ready.extend(rx.try_iter());
+                    let started = Instant::now();
+                    let error = flush(&wal, &db).err().map(|e| {
+                        tracing::error!(error = %e, "flushing the SQLite WAL to disk failed");
+                        StoreError::Unavailable
+                    });
+                    if let Some(meters) = meters.get() {
+                        meters
+                            .commit_seconds
+                            .record(started.elapsed().as_secs_f64());
+                    }
+                    for job in ready.into_iter().flatten() {
+                        job.answer(error.clone());
+                    }
+                    if std::fs::metadata(&wal).is_ok_and(|m| m.len() >= CHECKPOINT_WAL_BYTES) {
+                        // Full: a checkpoint is running or already asked for.
+                        let _ = nudge.try_send(());
+                    }
+                }
+                drop(nudge);
+                let _ = checkpointer.join();
+            })
+            .map_err(|e| StoreError::Config(format!("could not start the SQLite syncer: {e}")))?;
+        Ok(Syncer {
+            batches: Some(batches),
+            thread: Some(thread),
+        })
+    }
+
+    /// Answers `jobs` once their committed batch is on disk.
+    fn durable(&self, jobs: Vec<Box<dyn Job>>) {
+        if let Some(batches) = &self.batches {
+            if let Err(std::sync::mpsc::SendError(jobs)) = batches.send(jobs) {
+                for job in jobs {
+                    job.answer(Some(StoreError::Unavailable));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Syncer {
+    /// Answers what is still being flushed before the writer reports that it stopped.
+    fn drop(&mut self) {
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `path` with `suffix` appended to its file name (SQLite's `-wal` and `-shm`).
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Flushes what was committed to the WAL (or, if a checkpoint has emptied it away, the
+/// database file, which the checkpoint wrote).
+fn flush(wal: &Path, db: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(db)?.sync_data(),
+        Err(e) => Err(e),
+    }
 }
 
 impl Writer {
@@ -659,6 +801,8 @@ impl Writer {
             }
             carried = self.commit_batch(batch);
         }
+        // Answers what is still being flushed.
+        drop(self.syncer.take());
         if let Err((_, e)) = self.conn.0.close() {
             tracing::warn!(error = %e, "closing the SQLite writer connection failed");
         }
@@ -707,7 +851,7 @@ impl Writer {
         }
         let error = match broken {
             Some(e) => Some(e),
-            None => self.commit().err(),
+            None => self.conn.run("COMMIT").err(),
         };
         if let Some(e) = &error {
             tracing::error!(
@@ -718,23 +862,15 @@ impl Writer {
             );
             self.recover();
         }
-        for job in ran {
-            job.answer(error.clone());
+        match (&self.syncer, error) {
+            (Some(syncer), None) => syncer.durable(ran),
+            (_, error) => {
+                for job in ran {
+                    job.answer(error.clone());
+                }
+            }
         }
         pending
-    }
-
-    /// Commits the open transaction, timing it when metrics are kept.
-    fn commit(&mut self) -> StoreResult<()> {
-        let Some(meters) = self.meters.get() else {
-            return self.conn.run("COMMIT");
-        };
-        let started = Instant::now();
-        let result = self.conn.run("COMMIT");
-        meters
-            .commit_seconds
-            .record(started.elapsed().as_secs_f64());
-        result
     }
 
     /// Leaves no transaction open after a failure: rolls back, and if even that fails, opens a
@@ -750,7 +886,7 @@ impl Writer {
         let Some((path, cache_kib)) = &self.reopen else {
             return;
         };
-        match Conn::open(path, *cache_kib, false) {
+        match Conn::open_writer(path, *cache_kib) {
             Ok(fresh) => self.conn = fresh,
             Err(e) => tracing::error!(error = %e, "could not reopen the write connection"),
         }
@@ -986,6 +1122,7 @@ mod tests {
             reopen: Some((path, 0)),
             max_batch: 16,
             meters: Default::default(),
+            syncer: None,
         };
 
         let (before, before_answer) = job(PutMeta("before".into(), "v"));
