@@ -1,6 +1,6 @@
-//! The lists read by position go along an index from where their page starts: on SQLite, the
-//! query plan of each reads no table whole and sorts nothing, so a page costs the same however
-//! many rows the store holds.
+//! The lists read by position go along an index from where their page starts, filtered or not:
+//! on SQLite, the query plan of each reads no table whole and sorts nothing, so a page costs the
+//! same however many rows the store holds.
 
 use super::sql::{Text, registered};
 
@@ -29,14 +29,16 @@ fn plan(text: &Text) -> Vec<String> {
     plan
 }
 
-/// Asserts that `text` is read along `index` and needs no sort.
+/// Asserts that SQLite reads `text` along `index`, from the page's position (a lower bound the
+/// index seeks to, not a walk of all the rows of its equality prefix), and needs no sort.
 fn reads_along(text: &Text, table: &str, index: &str) {
     let plan = plan(text);
     let joined = plan.join("\n");
     assert!(
-        plan.iter()
-            .any(|step| step.starts_with("SEARCH ") && step.contains(&format!("INDEX {index} "))),
-        "{table} is not searched along {index}:\n{joined}\n{}",
+        plan.iter().any(|step| step.starts_with("SEARCH ")
+            && step.contains(&format!("INDEX {index} "))
+            && (step.contains(">?") || step.contains(">(?"))),
+        "{table} is not searched along {index} from its position:\n{joined}\n{}",
         text.sqlite
     );
     assert!(
@@ -51,26 +53,51 @@ fn reads_along(text: &Text, table: &str, index: &str) {
 
 #[test]
 fn the_review_queue_seeks_its_position_on_its_index() {
+    let text = statement(
+        &["INDEXED BY customer_qualifications_in_review ", "ORDER BY"],
+        &[],
+    );
     reads_along(
-        statement(
-            &[
-                "FROM customer_qualifications q JOIN customers c",
-                "ORDER BY",
-            ],
-            &[],
-        ),
+        text,
         "customer_qualifications",
         "customer_qualifications_in_review",
     );
 }
 
 #[test]
-fn audit_record_pages_seek_their_position_on_the_partner_index() {
+fn one_partners_review_queue_seeks_its_position_on_the_partner_index() {
     reads_along(
         statement(
-            &["FROM audit_records WHERE partner_tenant_id", "ORDER BY"],
-            &["customer_id ="],
+            &[
+                "INDEXED BY customer_qualifications_in_review_by_partner ",
+                "q.partner_tenant_id = ?",
+            ],
+            &[],
         ),
+        "customer_qualifications",
+        "customer_qualifications_in_review_by_partner",
+    );
+}
+
+#[test]
+fn one_qualifications_review_queue_seeks_its_position_on_the_qualification_index() {
+    reads_along(
+        statement(
+            &[
+                "INDEXED BY customer_qualifications_in_review_by_qualification ",
+                "q.qualification = ?",
+            ],
+            &[],
+        ),
+        "customer_qualifications",
+        "customer_qualifications_in_review_by_qualification",
+    );
+}
+
+#[test]
+fn audit_record_pages_seek_their_position_on_the_partner_index() {
+    reads_along(
+        statement(&["INDEXED BY audit_records_by_partner ", "ORDER BY"], &[]),
         "audit_records",
         "audit_records_by_partner",
     );
@@ -91,8 +118,26 @@ fn customer_pages_seek_their_position_on_the_partner_index() {
 #[test]
 fn one_customers_audit_record_pages_seek_their_position_on_the_customer_index() {
     reads_along(
-        statement(&["INDEXED BY audit_records_by_customer", "ORDER BY"], &[]),
+        statement(
+            &["INDEXED BY audit_records_by_customer ", "customer_id = ?"],
+            &[],
+        ),
         "audit_records",
         "audit_records_by_customer",
     );
+}
+
+#[test]
+fn audit_record_pages_of_one_name_operation_or_resource_seek_their_position_on_its_index() {
+    for (index, filter) in [
+        ("audit_records_by_name", "customer_name_lower = ? AND"),
+        ("audit_records_by_operation", "operation_type = ? AND"),
+        ("audit_records_by_resource", "resource_type = ? AND"),
+    ] {
+        reads_along(
+            statement(&[&format!("INDEXED BY {index} "), filter], &[]),
+            "audit_records",
+            index,
+        );
+    }
 }
