@@ -99,10 +99,13 @@ impl Tx<'_> {
 
     /// A page of a partner's audit records, oldest first (by operation date, then insertion).
     ///
-    /// The page is read along `audit_records_by_partner` (`audit_records_by_customer` for one
-    /// customer's records) from its position on, so it costs the same wherever it starts and
-    /// however many records the store holds; the other filters are checked on the partner's (or
-    /// the customer's) records in the date range only.
+    /// The page is read from its position on along the index of its most selective equality
+    /// filter: `audit_records_by_customer` for one customer's records, `audit_records_by_name`
+    /// for one company name's, `audit_records_by_operation` for one operation type's,
+    /// `audit_records_by_resource` for one resource type's, `audit_records_by_partner` with
+    /// none. So it costs the same wherever it starts and however many records the store holds;
+    /// the other filters (a company-name substring among them) are checked on the records of
+    /// that index in the date range only.
     pub async fn audit_records(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditRecordRow>> {
         // Pages start after their position, and never before the first record of `from` (seqs
         // start at 1): one lower bound, which SQLite weighs the indexes by correctly.
@@ -113,17 +116,18 @@ impl Tx<'_> {
             .as_deref()
             .map(|n| format!("%{}%", like_escape(n)));
         let named = q.customer_name_is.as_deref().map(str::to_lowercase);
-        if let Some(customer) = q.customer_id {
-            // One customer's records, along audit_records_by_customer: only they are read.
-            // SQLite is told the index: with no statistics it would walk the partner's.
-            return self
-                .fetch_all(sql!(
+        // One statement per index; SQLite is told it, since with no statistics it would walk
+        // the partner's records.
+        macro_rules! page_along {
+            ($index:literal, $($filter:tt),*) => {
+                self.fetch_all(sql!(
                     "SELECT ",
                     (AuditRecordRow::COLUMNS),
                     " FROM audit_records ",
-                    (sqlite "INDEXED BY audit_records_by_customer "),
+                    (sqlite concat!("INDEXED BY ", $index, " ")),
                     "WHERE partner_tenant_id = ",
                     { q.partner },
+                    $($filter,)*
                     " AND operation_date < ",
                     { q.until },
                     " AND (operation_date, seq) > (",
@@ -131,8 +135,6 @@ impl Tx<'_> {
                     ", ",
                     { after_seq },
                     ")",
-                    " AND customer_id = ",
-                    { customer },
                     " AND (",
                     { &q.operation_type },
                     " IS NULL OR operation_type = ",
@@ -152,40 +154,30 @@ impl Tx<'_> {
                     ") ORDER BY operation_date, seq LIMIT ",
                     { q.limit },
                 ))
-                .await;
+                .await
+            };
         }
-        self.fetch_all(sql!(
-            "SELECT ",
-            (AuditRecordRow::COLUMNS),
-            " FROM audit_records WHERE partner_tenant_id = ",
-            { q.partner },
-            " AND operation_date < ",
-            { q.until },
-            " AND (operation_date, seq) > (",
-            { after_date },
-            ", ",
-            { after_seq },
-            ")",
-            " AND (",
-            { &q.operation_type },
-            " IS NULL OR operation_type = ",
-            { &q.operation_type },
-            ") AND (",
-            { &q.resource_type },
-            " IS NULL OR resource_type = ",
-            { &q.resource_type },
-            ") AND (",
-            { &contains },
-            " IS NULL OR customer_name_lower LIKE ",
-            { &contains },
-            " ESCAPE '\\') AND (",
-            { &named },
-            " IS NULL OR customer_name_lower = ",
-            { &named },
-            ") ORDER BY operation_date, seq LIMIT ",
-            { q.limit },
-        ))
-        .await
+        if let Some(customer) = q.customer_id {
+            return page_along!("audit_records_by_customer", " AND customer_id = ", {
+                customer
+            });
+        }
+        if let Some(named) = &named {
+            return page_along!("audit_records_by_name", " AND customer_name_lower = ", {
+                named
+            });
+        }
+        if let Some(operation) = &q.operation_type {
+            return page_along!("audit_records_by_operation", " AND operation_type = ", {
+                operation
+            });
+        }
+        if let Some(resource) = &q.resource_type {
+            return page_along!("audit_records_by_resource", " AND resource_type = ", {
+                resource
+            });
+        }
+        page_along!("audit_records_by_partner",)
     }
 
     /// One of a partner's audit records; 404 when the partner has none with this id.

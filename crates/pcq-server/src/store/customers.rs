@@ -140,6 +140,10 @@ impl Tx<'_> {
             { partner },
             " AND seq > ",
             { after_seq },
+            // The same bound as one on customers_by_partner's key: PostgreSQL then weighs the
+            // page along that index rather than a walk of every partner's customers in seq
+            // order (SQLite seeks it as it is).
+            (postgres " AND (partner_tenant_id, seq) > ($1, $2)"),
             " ORDER BY seq LIMIT ",
             { limit },
         ))

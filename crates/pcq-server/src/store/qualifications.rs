@@ -230,9 +230,13 @@ impl Tx<'_> {
 
     /// A page of the qualifications waiting for a decision.
     ///
-    /// The page is read along `customer_qualifications_in_review` from its position on (a
-    /// row-value comparison both backends seek to), so it costs the same wherever it starts and
-    /// however many requests wait.
+    /// The page is read from its position on (a row-value comparison both backends seek to)
+    /// along `customer_qualifications_in_review`, or for one partner's queue along
+    /// `customer_qualifications_in_review_by_partner`, for one qualification's along
+    /// `customer_qualifications_in_review_by_qualification`: it costs the same wherever it
+    /// starts and however many requests wait, since only the rows it lists are read (one
+    /// partner's queue of one qualification reads the partner's queue). The age bound ends the
+    /// walk along the index.
     pub async fn review_queue(&mut self, q: &ReviewQuery) -> StoreResult<Vec<ReviewItemRow>> {
         // The first page starts before every key: no time is earlier, no text sorts before ''.
         let (at, customer, qualification) = match &q.after {
@@ -241,33 +245,52 @@ impl Tx<'_> {
             }
             None => (Timestamp::from_micros(i64::MIN), String::new(), ""),
         };
-        self.fetch_all(sql!(
-            "SELECT ",
-            (&qualified_columns()),
-            ", c.partner_tenant_id, c.domain, c.company_name \
-             FROM customer_qualifications q JOIN customers c ON c.id = q.customer_id \
-             WHERE q.vetting_status = 'InReview' AND (",
-            { q.partner },
-            " IS NULL OR c.partner_tenant_id = ",
-            { q.partner },
-            ") AND (",
-            { q.qualification },
-            " IS NULL OR q.qualification = ",
-            { q.qualification },
-            ") AND (",
-            { q.started_before },
-            " IS NULL OR q.vetting_create_date < ",
-            { q.started_before },
-            ") AND (q.vetting_create_date, q.customer_id, q.qualification) > (",
-            { at },
-            ", ",
-            { customer },
-            ", ",
-            { qualification },
-            ") ORDER BY q.vetting_create_date, q.customer_id, q.qualification LIMIT ",
-            { q.limit },
-        ))
-        .await
+        // Every round starts before the end of time: the bound is always there to end the walk.
+        let before = q.started_before.unwrap_or(Timestamp::from_micros(i64::MAX));
+        // One statement per index; SQLite is told it, since with no statistics it would walk
+        // the whole queue's.
+        macro_rules! page_along {
+            ($index:literal, $($filter:tt),*) => {
+                self.fetch_all(sql!(
+                    "SELECT ",
+                    (&qualified_columns()),
+                    ", c.partner_tenant_id, c.domain, c.company_name \
+                     FROM customer_qualifications q ",
+                    (sqlite concat!("INDEXED BY ", $index, " ")),
+                    "JOIN customers c ON c.id = q.customer_id \
+                     WHERE q.vetting_status = 'InReview'",
+                    $($filter,)*
+                    " AND (",
+                    { q.qualification },
+                    " IS NULL OR q.qualification = ",
+                    { q.qualification },
+                    ") AND q.vetting_create_date < ",
+                    { before },
+                    " AND (q.vetting_create_date, q.customer_id, q.qualification) > (",
+                    { at },
+                    ", ",
+                    { customer },
+                    ", ",
+                    { qualification },
+                    ") ORDER BY q.vetting_create_date, q.customer_id, q.qualification LIMIT ",
+                    { q.limit },
+                ))
+                .await
+            };
+        }
+        match (q.partner, q.qualification) {
+            (Some(partner), _) => page_along!(
+                "customer_qualifications_in_review_by_partner",
+                " AND q.partner_tenant_id = ",
+                { partner }
+            ),
+            (None, Some(only)) => page_along!(
+                "customer_qualifications_in_review_by_qualification",
+                " AND q.qualification = ",
+                { only }
+            ),
+            (None, None) => page_along!("customer_qualifications_in_review",),
+        }
     }
 }
 

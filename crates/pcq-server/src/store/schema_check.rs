@@ -158,18 +158,31 @@ fn without_one_backend_indexes(mut schema: Schema) -> Schema {
     schema
 }
 
-/// Prepares a statement on PostgreSQL. At run time every value is sent with its type; here a
-/// parameter whose type the statement alone does not tell (`$1 IS NULL OR …` filters) is
-/// declared as text, and the others are left for the server to infer from their columns.
-async fn prepare_postgres(db: &mut sqlx::PgConnection, text: &Text) -> Result<(), sqlx::Error> {
+/// Prepares a statement on PostgreSQL and returns the names of its parameters' types. At run
+/// time every value is sent with its type; here a parameter whose type the statement alone does
+/// not tell (`$1 IS NULL OR …` filters) is declared as text, and the others are left for the
+/// server to infer from their columns.
+pub(super) async fn prepare_postgres(
+    db: &mut sqlx::PgConnection,
+    text: &Text,
+) -> Result<Vec<String>, sqlx::Error> {
     use sqlx::postgres::{PgTypeInfo, types::Oid};
+    use sqlx::{Either, Statement as _, TypeInfo as _};
     // Oid 0 leaves a parameter's type to the server; 25 is text.
     let mut types = vec![PgTypeInfo::with_oid(Oid(0)); text.params];
     let mut declared = vec![false; text.params];
     loop {
         let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(text.postgres.clone()));
-        let Err(e) = sqlx::Executor::prepare_with(&mut *db, sql, &types).await else {
-            return Ok(());
+        let e = match sqlx::Executor::prepare_with(&mut *db, sql, &types).await {
+            Ok(statement) => {
+                return Ok(match statement.parameters() {
+                    Some(Either::Left(types)) => {
+                        types.iter().map(|t| t.name().to_owned()).collect()
+                    }
+                    _ => Vec::new(),
+                });
+            }
+            Err(e) => e,
         };
         let undetermined: Option<usize> = e
             .as_database_error()

@@ -1,0 +1,33 @@
+-- Filtered list reads go along an index of their own, from where their page starts, so that a
+-- page reads only the rows it lists however many others the store holds.
+
+-- The review queue of one partner: each qualification keeps its customer's partner (the
+-- customers' never changes), filled in by the trigger on every insert, whichever statement
+-- makes it.
+ALTER TABLE customer_qualifications ADD COLUMN partner_tenant_id TEXT COLLATE "C";
+UPDATE customer_qualifications q SET partner_tenant_id = c.partner_tenant_id
+    FROM customers c WHERE c.id = q.customer_id;
+CREATE FUNCTION customer_qualifications_partner() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT c.partner_tenant_id INTO NEW.partner_tenant_id FROM customers c
+    WHERE c.id = NEW.customer_id;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER customer_qualifications_partner BEFORE INSERT ON customer_qualifications
+    FOR EACH ROW EXECUTE FUNCTION customer_qualifications_partner();
+CREATE INDEX customer_qualifications_in_review_by_partner ON customer_qualifications
+    (partner_tenant_id, vetting_create_date, customer_id, qualification)
+    WHERE vetting_status = 'InReview';
+-- The review queue of one qualification.
+CREATE INDEX customer_qualifications_in_review_by_qualification ON customer_qualifications
+    (qualification, vetting_create_date, customer_id) WHERE vetting_status = 'InReview';
+
+-- A partner's audit records of one operation type, of one resource type, of one company name
+-- (lower-cased), in the order pages list them.
+CREATE INDEX audit_records_by_operation ON audit_records
+    (partner_tenant_id, operation_type, operation_date, seq);
+CREATE INDEX audit_records_by_resource ON audit_records
+    (partner_tenant_id, resource_type, operation_date, seq);
+CREATE INDEX audit_records_by_name ON audit_records
+    (partner_tenant_id, customer_name_lower, operation_date, seq);
