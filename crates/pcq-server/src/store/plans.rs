@@ -276,10 +276,11 @@ fn pg_nodes(node: &serde_json::Value, out: &mut Vec<String>) {
 /// `enable_seqscan` does not forbid) is still caught as the sort it is.
 ///
 /// The plans checked are the custom plans made for these values (`plan_cache_mode =
-/// force_custom_plan`), the ones a connection's statements get on their first runs. The generic
-/// plan PostgreSQL may switch a cached statement to after five runs is not checked: made with
-/// default estimates for the parameters (a range of two bounds on operation_date is taken for
-/// half a percent of the table), it walks audit_records_by_date for the audit pages.
+/// force_custom_plan`), the only ones these reads get: pcq runs a statement with a `LIMIT` as
+/// an unnamed statement, planned anew for its values every time (see `postgres::query`). The
+/// generic plan PostgreSQL may switch a cached statement to after five runs, made with default
+/// estimates for the parameters (a range of two bounds on operation_date is taken for half a
+/// percent of the table), would walk audit_records_by_date for the audit pages.
 #[tokio::test]
 async fn postgres_reads_every_list_along_its_index() {
     let Some(server) =

@@ -32,11 +32,18 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// The statement's PostgreSQL text with its values bound in order (`$1` first), ids as text.
+///
+/// A page of a list (a statement with a `LIMIT`) is planned for its values every time: a
+/// prepared statement run often gets one generic plan, made without them, and for a page that
+/// starts at a position that plan may walk the wrong index of a large table.
 fn query<'q>(statement: &'q Statement<'q>) -> PgQuery<'q> {
     let mut query = match &statement.sql {
         Sql::Static(text) => sqlx::query(text.postgres.as_str()),
         Sql::Built(text) => sqlx::query(sqlx::AssertSqlSafe(text.postgres.clone())),
     };
+    if statement.sql.text().postgres.contains(" LIMIT ") {
+        query = query.persistent(false);
+    }
     for arg in &statement.args {
         query = match arg {
             Arg::Int(v) => query.bind(*v),

@@ -11,7 +11,7 @@ CREATE TRIGGER customer_qualifications_partner AFTER INSERT ON customer_qualific
 BEGIN
     UPDATE customer_qualifications SET partner_tenant_id =
         (SELECT c.partner_tenant_id FROM customers c WHERE c.id = NEW.customer_id)
-    WHERE rowid = NEW.rowid;
+    WHERE customer_id = NEW.customer_id AND qualification = NEW.qualification;
 END;
 CREATE INDEX customer_qualifications_in_review_by_partner ON customer_qualifications
     (partner_tenant_id, vetting_create_date, customer_id, qualification)
