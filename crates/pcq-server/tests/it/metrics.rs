@@ -384,10 +384,70 @@ async fn json_logs_carry_the_ids_and_never_a_token_or_a_body() {
     assert_eq!(access[1]["status"], 200);
 }
 
+/// Round trips to PostgreSQL a write transaction took, as counted so far.
+async fn round_trips(app: &TestApp) -> f64 {
+    value(&scrape(app).await, "pcq_store_write_round_trips_total", &[]).unwrap()
+}
+
+/// A durable write costs few round trips to PostgreSQL: BEGIN, its reads, one for all its
+/// inserts together, and COMMIT (SQLite has none to count).
+async fn writes_take_few_round_trips() {
+    let app = TestApp::spawn().await;
+    let partner = app.partner();
+    app.create_customer(&partner, "warm.example.com").await;
+
+    let before = round_trips(&app).await;
+    let resp = app
+        .post(
+            "/v1/customers",
+            &partner.user,
+            &json!({"companyProfile": {"domain": "trips.example.com", "companyName": "Trips"}}),
+        )
+        .header("MS-RequestId", "9d1c6a8e-0000-4000-8000-000000000001")
+        .send()
+        .await
+        .unwrap();
+    let (status, customer) = status_json(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{customer}");
+    let created = round_trips(&app).await - before;
+
+    let before = round_trips(&app).await;
+    let path = format!(
+        "/v1/customers/{}/qualifications",
+        customer["id"].as_str().unwrap()
+    );
+    let resp = app
+        .post(
+            &path,
+            &partner.user,
+            &json!({"qualification": "StateOwnedEntity"}),
+        )
+        .header("MS-RequestId", "9d1c6a8e-0000-4000-8000-000000000002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let qualified = round_trips(&app).await - before;
+
+    match backend() {
+        // BEGIN; the key; the insert of the customer (its domain decides 409); the audit
+        // record and the key's answer together; COMMIT.
+        Backend::Postgres => {
+            assert_eq!(created, 5.0, "a customer create");
+            // BEGIN; the key, the customer (locked), its qualifications, the policy, the
+            // webhook registration; the qualification, its history step, the audit record
+            // and the key's answer together; COMMIT.
+            assert_eq!(qualified, 8.0, "a qualification request");
+        }
+        Backend::Sqlite => assert_eq!((created, qualified), (0.0, 0.0)),
+    }
+}
+
 crate::common::backend_tests!(
     http_requests_are_counted_by_route_method_and_status,
     vetting_gauges_and_counts_follow_the_worker,
     webhook_outbox_and_deliveries_follow_the_worker,
     who_may_scrape_follows_metrics_access,
     json_logs_carry_the_ids_and_never_a_token_or_a_body,
+    writes_take_few_round_trips,
 );
