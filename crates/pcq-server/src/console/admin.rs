@@ -674,8 +674,8 @@ pub async fn webhooks_page(
                 dt { "Callback URL" } dd { code { (r.webhook_url) } }
                 dt { "Events" } dd { (r.webhook_events.join(", ")) }
                 dt { "Subscriber id" } dd { code.id { (r.subscriber_id) } }
-                dt { "Registered" } dd { (r.created_at.to_rfc3339()) }
-                dt { "Updated" } dd { (r.updated_at.to_rfc3339()) }
+                dt { "Registered" } dd { (super::when(r.created_at)) }
+                dt { "Updated" } dd { (super::when(r.updated_at)) }
             },
         }
         h2 { "Deliveries, newest first" }
@@ -688,12 +688,12 @@ pub async fn webhooks_page(
                 dl.facts {
                     dt { "Delivery id" } dd { code.id { (d.id) } }
                     dt { "To" } dd { code { (d.webhook_url) } }
-                    dt { "Created" } dd { (d.created_at.to_rfc3339()) }
+                    dt { "Created" } dd { (super::when(d.created_at)) }
                     @if d.status == DeliveryStatus::Pending {
-                        dt { "Next attempt" } dd { (d.next_attempt_at.to_rfc3339()) }
+                        dt { "Next attempt" } dd { (super::when(d.next_attempt_at)) }
                     }
                     @if let Some(f) = d.finished_at {
-                        dt { "Finished" } dd { (f.to_rfc3339()) }
+                        dt { "Finished" } dd { (super::when(f)) }
                     }
                 }
                 details {
@@ -716,7 +716,7 @@ pub async fn webhooks_page(
                                 @for a in attempts {
                                     tr {
                                         td { (a.attempt) }
-                                        td { (a.at.to_rfc3339()) }
+                                        td { (super::when(a.at)) }
                                         td { (a.response_code.map_or("none".to_owned(), |c| c.to_string()))
                                              @if a.system_error { " (pcq's side)" } }
                                         td { (a.response_message) }

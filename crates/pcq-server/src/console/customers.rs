@@ -158,7 +158,7 @@ pub async fn list_page(
                                 } }
                                 td { (row.domain) }
                                 td { code.id { (row.id) } }
-                                td { (row.created_at.to_rfc3339()) }
+                                td { (super::when(row.created_at)) }
                             }
                         }
                     }
@@ -359,14 +359,14 @@ async fn render_customer(
             dt { "Company name" } dd { (text(&customer.company_name)) }
             dt { "Domain" } dd { (customer.domain) }
             dt { "Partner" } dd { code.id { (customer.partner_tenant_id) } }
-            dt { "Created" } dd { (customer.created_at.to_rfc3339()) }
+            dt { "Created" } dd { (super::when(customer.created_at)) }
         }
         h2 { "Qualifications" }
         @if current.is_empty() {
             p.empty { "None." }
         } @else {
             div.table-wrap {
-                table.qualifications {
+                table.stack.qualifications {
                     caption { "Current qualifications" }
                     thead { tr {
                         th scope="col" { "Qualification" }
@@ -379,7 +379,7 @@ async fn render_customer(
                     tbody {
                         @for q in &current {
                             tr {
-                                td {
+                                td data-label="Qualification" {
                                     (q.qualification.as_str())
                                     @if let Some(segment) = q.education_segment {
                                         br; span.muted { (segment.as_str()) }
@@ -388,14 +388,14 @@ async fn render_customer(
                                         br; span.muted { "Website: " (website) }
                                     }
                                 }
-                                td { span class=(status_class(q.vetting_status)) {
+                                td data-label="Status" { span class=(status_class(q.vetting_status)) {
                                     (q.vetting_status.map_or("—", |s| s.as_str()))
                                 } }
-                                td { (text(&q.vetting_reason)) }
-                                td { (q.vetting_create_date.unwrap_or(q.created_at).to_rfc3339()) }
-                                td { (q.round) }
+                                td data-label="Reason" { (text(&q.vetting_reason)) }
+                                td data-label="Since" { (super::when(q.vetting_create_date.unwrap_or(q.created_at))) }
+                                td data-label="Round" { (q.round) }
                                 @if principal.is_reviewer() {
-                                    td {
+                                    td data-label="Decision" {
                                         @if q.vetting_status == Some(VettingStatus::InReview) {
                                             (super::review::decision_form(session, id, q.qualification, q.round, &back))
                                         }
@@ -416,7 +416,7 @@ async fn render_customer(
             p.empty { "No transitions yet." }
         } @else {
             div.table-wrap {
-                table.history {
+                table.stack.history {
                     caption { "Every step, oldest first" }
                     thead { tr {
                         th scope="col" { "When" }
@@ -430,13 +430,13 @@ async fn render_customer(
                     tbody {
                         @for e in &events {
                             tr {
-                                td { (e.at.to_rfc3339()) }
-                                td { (e.qualification.as_str()) }
-                                td { (e.round) }
-                                td { (e.from_status.map_or("—", |s| s.as_str())) }
-                                td { span class=(status_class(e.to_status)) { (e.to_status.map_or("—", |s| s.as_str())) } }
-                                td { (text(&e.reason)) }
-                                td { (e.actor) }
+                                td data-label="When" { (super::when(e.at)) }
+                                td data-label="Qualification" { (e.qualification.as_str()) }
+                                td data-label="Round" { (e.round) }
+                                td data-label="From" { (e.from_status.map_or("—", |s| s.as_str())) }
+                                td data-label="To" { span class=(status_class(e.to_status)) { (e.to_status.map_or("—", |s| s.as_str())) } }
+                                td data-label="Reason" { (text(&e.reason)) }
+                                td data-label="By" { (e.actor) }
                             }
                         }
                     }
@@ -448,8 +448,8 @@ async fn render_customer(
             p.empty { "No audit records." }
         } @else {
             div.table-wrap {
-                table.audit {
-                    caption { "Audit records of this customer, newest first" }
+                table.stack.audit {
+                    caption { "Audit records of this customer, oldest first" }
                     thead { tr {
                         th scope="col" { "When" }
                         th scope="col" { "Operation" }
@@ -460,11 +460,11 @@ async fn render_customer(
                     tbody {
                         @for r in &audit {
                             tr {
-                                td { (r.operation_date.to_rfc3339()) }
-                                td { (r.operation_type) }
-                                td { (r.operation_status) }
-                                td { (r.user_principal_name.as_deref().or(r.application_id.as_deref()).unwrap_or("")) }
-                                td {
+                                td data-label="When" { (super::when(r.operation_date)) }
+                                td data-label="Operation" { (r.operation_type) }
+                                td data-label="Status" { (r.operation_status) }
+                                td data-label="By" { (r.user_principal_name.as_deref().or(r.application_id.as_deref()).unwrap_or("")) }
+                                td data-label="Details" {
                                     @for (key, value) in &r.customized_data {
                                         span.kv { (key) ": " (value) } " "
                                     }

@@ -49,6 +49,7 @@ pub struct Console {
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// A compiled-in file, served under a name carrying a hash of its content, so it can be cached
 /// for good and a new version of pcq is never served a stale copy.
@@ -70,10 +71,11 @@ fn asset(stem: &str, ext: &str, content_type: &'static str, body: &'static str) 
     }
 }
 
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
     [
         asset("console", "css", "text/css; charset=utf-8", CSS),
         asset("console", "js", "text/javascript; charset=utf-8", JS),
+        asset("icon", "svg", "image/svg+xml", ICON),
     ]
 });
 
@@ -85,6 +87,11 @@ pub fn css_path() -> String {
 /// The path of the script.
 pub fn js_path() -> String {
     format!("{BASE}/assets/{}", ASSETS[1].name)
+}
+
+/// The path of the icon.
+pub fn icon_path() -> String {
+    format!("{BASE}/assets/{}", ASSETS[2].name)
 }
 
 async fn serve_asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
@@ -125,7 +132,7 @@ pub fn router(app: AppState) -> Router {
         app: app.clone(),
     };
     Router::new()
-        .route("/", get(|| async { Redirect::to(&format!("{BASE}/")) }))
+        .route("/", axum::routing::any(root))
         .route(BASE, get(|| async { Redirect::to(&format!("{BASE}/")) }))
         .route(&format!("{BASE}/"), get(session::home))
         .route(&format!("{BASE}/session"), post(session::sign_in))
@@ -169,6 +176,14 @@ pub fn router(app: AppState) -> Router {
         .route_layer(middleware::from_fn(crate::http::note_route))
         .layer(middleware::from_fn(security_headers))
         .with_state(console)
+}
+
+/// `GET /` leads to the console; any other method gets the API's 404 (nothing else is there).
+async fn root(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return see_other(&format!("{BASE}/"));
+    }
+    crate::http::fault::route_not_found(method, uri).await
 }
 
 /// Whether `path` is the console's (or `/_pcq/docs`, or the `/` redirect): such requests are
@@ -273,6 +288,7 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · pcq" }
                 link rel="stylesheet" href=(css_path());
+                link rel="icon" href=(icon_path()) type="image/svg+xml";
                 script src=(js_path()) defer {}
             }
             body {
@@ -392,6 +408,17 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// A time as the console shows it: `2026-12-03 14:41:08Z` (the full time in its title).
+pub fn when(at: pcq_core::time::Timestamp) -> Markup {
+    let full = at.to_rfc3339();
+    let short = match full.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => full.clone(),
+    }
+    .replacen('T', " ", 1);
+    html! { time datetime=(full) title=(full) { (short) } }
 }
 
 /// Percent-encodes a query value.

@@ -174,7 +174,7 @@ pub async fn queue_page(
             p.empty { "Nothing is waiting for a decision" @if !filters.is_empty() { " with these filters" } "." }
         } @else {
             div.table-wrap {
-                table.queue {
+                table.stack.queue {
                     caption { "Waiting for a decision, oldest first" }
                     thead {
                         tr {
@@ -194,7 +194,7 @@ pub async fn queue_page(
                                 (now.as_micros() - started.as_micros()).max(0) / 1_000_000 * 1_000_000,
                             );
                             tr {
-                                td {
+                                td data-label="Customer" {
                                     a href={ (BASE) "/customers/" (q.customer_id) } {
                                         (row.company_name.as_deref().unwrap_or("(no company name)"))
                                     }
@@ -205,17 +205,17 @@ pub async fn queue_page(
                                         span.muted { "Website: " (website) }
                                     }
                                 }
-                                td {
+                                td data-label="Qualification" {
                                     (q.qualification.as_str())
                                     @if let Some(segment) = q.education_segment {
                                         br;
                                         span.muted { (segment.as_str()) }
                                     }
                                 }
-                                td { code.id { (row.partner_tenant_id) } }
-                                td { (q.round) }
-                                td title=(started.to_rfc3339()) { (waiting) }
-                                td { (decision_form(&session, q.customer_id, q.qualification, q.round, &here)) }
+                                td data-label="Partner" { code.id { (row.partner_tenant_id) } }
+                                td data-label="Round" { (q.round) }
+                                td data-label="Waiting" title=(started.to_rfc3339()) { (waiting) }
+                                td data-label="Decision" { (decision_form(&session, q.customer_id, q.qualification, q.round, &here)) }
                             }
                         }
                     }
