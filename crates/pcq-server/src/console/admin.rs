@@ -184,7 +184,7 @@ pub async fn admin_page(
                 p.empty { "No faults are injected." }
             } @else {
                 div.table-wrap {
-                    table.faults {
+                    table.stack.faults {
                         caption { "Faults, oldest first" }
                         thead { tr {
                             th scope="col" { "Method" }
@@ -198,13 +198,13 @@ pub async fn admin_page(
                         tbody {
                             @for f in &faults {
                                 tr {
-                                    td { (f.method) }
-                                    td { code { (f.path) } @if let Some(p) = f.partner { br; span.muted { "partner " (p) } } }
-                                    td { (f.status.as_ref().map(|s| serde_json::to_value(s).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default()).unwrap_or_else(|| format!("delay {} ms", f.delay_ms))) }
-                                    td { (f.when) }
-                                    td { (f.fired) }
-                                    td { (f.remaining.map_or("unlimited".to_owned(), |r| r.to_string())) }
-                                    td {
+                                    td data-label="Method" { (f.method) }
+                                    td data-label="Path" { code { (f.path) } @if let Some(p) = f.partner { br; span.muted { "partner " (p) } } }
+                                    td data-label="Answer" { (f.status.as_ref().map(|s| serde_json::to_value(s).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default()).unwrap_or_else(|| format!("delay {} ms", f.delay_ms))) }
+                                    td data-label="When" { (f.when) }
+                                    td data-label="Fired" { (f.fired) }
+                                    td data-label="Left" { (f.remaining.map_or("unlimited".to_owned(), |r| r.to_string())) }
+                                    td data-label="Remove" {
                                         form method="post" action={ (BASE) "/admin/faults/delete" } {
                                             (csrf_field(&session))
                                             input type="hidden" name="id" value=(f.id);
