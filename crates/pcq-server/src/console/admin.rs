@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::session::{Guarded, Session, SignedIn};
-use super::{BASE, Console, csrf_field, failure, field, html_response, page, see_other};
+use super::{
+    BASE, Console, QueryFields, csrf_field, failure, field, html_response, page, see_other,
+};
 use crate::auth::ROLE_ADMIN;
 use crate::error::Error;
 use crate::faults::{AddFault, FaultSpec, ListFaults, RemoveFault};
@@ -88,7 +90,7 @@ fn number(value: f64) -> String {
 pub async fn admin_page(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
-    Query(query): Query<Vec<(String, String)>>,
+    QueryFields(query): QueryFields,
 ) -> Response {
     if let Some(refused) = refuse_non_admin(&session) {
         return refused;
@@ -583,7 +585,7 @@ fn journal_row(e: &EntryView) -> Markup {
 pub async fn journal_entries(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
-    Query(query): Query<Vec<(String, String)>>,
+    QueryFields(query): QueryFields,
 ) -> Response {
     if let Some(refused) = refuse_non_admin(&session) {
         return refused;
@@ -629,7 +631,7 @@ fn delivery_status(status: DeliveryStatus) -> &'static str {
 pub async fn webhooks_page(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
-    Query(query): Query<Vec<(String, String)>>,
+    QueryFields(query): QueryFields,
 ) -> Response {
     if let Some(refused) = refuse_non_admin(&session) {
         return refused;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::session::{Guarded, Session, SignedIn};
-use super::{BASE, Console, csrf_field, encode, failure, field, html_response, page, see_other};
+use super::{
+    BASE, Console, QueryFields, Segment, csrf_field, encode, failure, field, html_response, page,
+    see_other,
+};
 use crate::error::Error;
 use crate::service::ClientWrite;
 use crate::service::audit::AuditPage;
@@ -99,7 +102,7 @@ async fn customers_page(
 pub async fn list_page(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
-    Query(query): Query<Vec<(String, String)>>,
+    QueryFields(query): QueryFields,
 ) -> Response {
     let partner = session.principal.tenant_id;
     let search = field(&query, "q");
@@ -257,8 +260,8 @@ fn request_form(session: &Session, customer: Uuid, codes: &[String]) -> Markup {
 pub async fn customer_page(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
-    Path(raw): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
+    Segment(raw): Segment,
+    QueryFields(query): QueryFields,
 ) -> Response {
     let id = match pcq_core::ids::parse_customer_id(&raw) {
         Ok(id) => id,
@@ -486,7 +489,7 @@ async fn render_customer(
 /// `POST /v1/customers/{id}/qualifications` does.
 pub async fn request_qualification(
     State(console): State<Console>,
-    Path(raw): Path<String>,
+    Segment(raw): Segment,
     guarded: Guarded,
 ) -> Response {
     let Guarded { session, form } = guarded;

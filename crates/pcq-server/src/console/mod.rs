@@ -393,6 +393,52 @@ pub fn reply_value(reply: Result<Reply, Error>) -> Result<serde_json::Value, Err
     Ok(body)
 }
 
+/// The query string's fields; a query that cannot be read is an HTML 400.
+pub struct QueryFields(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryFields {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state).await
+        {
+            Ok(axum::extract::Query(fields)) => Ok(QueryFields(fields)),
+            Err(rejection) => Err(error_page(
+                StatusCode::BAD_REQUEST,
+                None,
+                &format!(
+                    "The query string could not be read: {}.",
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
+}
+
+/// The one path parameter of a route; one that cannot be read is an HTML 400.
+pub struct Segment(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Segment {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(segment)) => Ok(Segment(segment)),
+            Err(rejection) => Err(error_page(
+                StatusCode::BAD_REQUEST,
+                None,
+                &format!("The path could not be read: {}.", rejection.body_text()),
+            )),
+        }
+    }
+}
+
 /// A notice at the top of a page (after a form post).
 pub fn notice(text: Option<&str>) -> Markup {
     html! {

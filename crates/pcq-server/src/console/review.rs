@@ -2,7 +2,7 @@
 //! partner, qualification and age, paged) and the decision itself (role `Pcq.Reviewer` or
 //! `Pcq.Admin`).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -14,7 +14,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::session::{Guarded, Session, SignedIn};
-use super::{BASE, Console, csrf_field, encode, failure, field, html_response, page, see_other};
+use super::{
+    BASE, Console, QueryFields, csrf_field, encode, failure, field, html_response, page, see_other,
+};
 use crate::auth::ROLE_REVIEWER;
 use crate::error::Error;
 use crate::http::review::{decode_position, encode_position};
@@ -64,7 +66,7 @@ fn bad_filter(session: &Session, description: String) -> Response {
 pub async fn queue_page(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
-    Query(query): Query<Vec<(String, String)>>,
+    QueryFields(query): QueryFields,
 ) -> Response {
     if !session.principal.is_reviewer() {
         return super::role_required(&session, ROLE_REVIEWER);
