@@ -173,6 +173,12 @@ pub fn router(app: AppState) -> Router {
             limits.request_timeout(),
             crate::http::limits::request_timeout,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            error_page_now(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "pcq could not complete this; its log says why.",
+            )
+        }))
         .route_layer(middleware::from_fn(crate::http::note_route))
         .layer(middleware::from_fn(security_headers))
         .with_state(console)
@@ -236,9 +242,19 @@ pub fn html_response(status: StatusCode, page: Markup) -> Response {
     response
 }
 
-/// A 303 to `to` (after a form post, or to the sign-in page).
+/// A 303 to `to` (after a form post, or to the sign-in page); to the console's home when `to`
+/// is not a path of the console made of visible ASCII (a form's `back` field is the client's).
 pub fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
+    let safe = to.starts_with(BASE)
+        && !to.contains("//")
+        && !to.contains('\\')
+        && to.bytes().all(|b| b.is_ascii_graphic());
+    let to = if safe { to } else { "/_pcq/console/" };
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// The links of the navigation bar, as the session's roles allow them.
@@ -330,6 +346,10 @@ pub fn role_required(session: &Session, role: &str) -> Response {
             session.who()
         ),
     )
+}
+
+fn error_page_now(status: StatusCode, message: &str) -> Response {
+    error_page(status, None, message)
 }
 
 async fn not_found() -> Response {
@@ -478,4 +498,58 @@ pub fn encode(raw: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_in_the_console() {
+        let location = |to: &str| {
+            see_other(to).headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(
+            location("/_pcq/console/review?a=b"),
+            "/_pcq/console/review?a=b"
+        );
+        for unsafe_target in [
+            "https://elsewhere.example/",
+            "//elsewhere.example/",
+            "/_pcq/console//elsewhere.example",
+            "/_pcq/console/x\r\nSet-Cookie: a=b",
+            "/_pcq/console/\\elsewhere",
+            "/v1/customers",
+        ] {
+            assert_eq!(
+                location(unsafe_target),
+                "/_pcq/console/",
+                "{unsafe_target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn console_paths() {
+        for path in [
+            "/",
+            "/_pcq/docs",
+            "/_pcq/console",
+            "/_pcq/console/",
+            "/_pcq/console/review",
+        ] {
+            assert!(is_console_path(path), "{path}");
+        }
+        for path in [
+            "/_pcq/consoleX",
+            "/_pcq/admin/clock",
+            "/v1/customers",
+            "/_pcq/docs/x",
+        ] {
+            assert!(!is_console_path(path), "{path}");
+        }
+    }
 }

@@ -485,9 +485,13 @@ async fn a_reviewer_decides_through_the_console_as_through_the_api() {
     let refused = post_form(&app, &decision, Some(&reviewer), &fields, &[]).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     fields.push(("reason", "Not an Academic Domain"));
-    let resp = post_form(&app, &decision, Some(&reviewer), &fields, &[]).await;
+    // Where to go back to is the form's: only a path of the console is followed.
+    let mut leaving = fields.clone();
+    leaving.push(("back", "https://elsewhere.example/\r\nX: y"));
+    let resp = post_form(&app, &decision, Some(&reviewer), &leaving, &[]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let to = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/_pcq/console/review?"), "{to}");
     assert!(
         to.contains(&format!("decided={customer}&status=Denied")),
         "{to}"
