@@ -54,9 +54,10 @@ pub const PROPERTIES: [&str; 10] = [
 ];
 
 /// Whether requests to `path` are never faulted: the sandbox controls (so that a fault can
-/// always be removed), health, readiness and the OpenAPI document.
+/// always be removed), health, readiness, the OpenAPI document and the web console.
 pub fn is_exempt(path: &str) -> bool {
-    path == "/_pcq/admin"
+    crate::console::is_console_path(path)
+        || path == "/_pcq/admin"
         || path.starts_with("/_pcq/admin/")
         || matches!(
             path,

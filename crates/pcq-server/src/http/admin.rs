@@ -70,6 +70,14 @@ pub async fn reset(
     query: QueryParams,
 ) -> Result<Reply, Error> {
     let partner = query.partner()?;
+    Reply::ok(&reset_sandbox(&state, partner).await?)
+}
+
+/// Resets the sandbox (everything, or `partner`'s data): for the API and the web console.
+pub async fn reset_sandbox(
+    state: &AppState,
+    partner: Option<uuid::Uuid>,
+) -> Result<crate::service::reset::ResetOutcome, Error> {
     let now = match partner {
         Some(_) => state.pipeline.now(),
         // The clock goes back to the system's time in the same transaction.
@@ -83,7 +91,7 @@ pub async fn reset(
             let checked = super::state::check_state_file(path).await.map_err(|e| {
                 Error::Internal(format!("the state document pcq started with: {e:#}"))
             })?;
-            let loaded = super::state::load_checked_file(&state, path, checked).await?;
+            let loaded = super::state::load_checked_file(state, path, checked).await?;
             crate::service::reset::ResetOutcome {
                 removed: loaded.removed,
                 partner: None,
@@ -115,7 +123,7 @@ pub async fn reset(
             state.journal.reset();
         }
     }
-    Reply::ok(&outcome)
+    Ok(outcome)
 }
 
 /// What the health and readiness endpoints say.

@@ -236,6 +236,8 @@ impl Drop for ResponseTap {
 
 fn is_journal_read(method: &Method, path: &str) -> bool {
     (method == Method::GET || method == Method::HEAD) && path.trim_end_matches('/') == PATH
+        // The web console is not the API (and a sign-in carries a token).
+        || crate::console::is_console_path(path)
 }
 
 fn header(headers: &HeaderMap, name: &HeaderName) -> Option<axum::http::HeaderValue> {

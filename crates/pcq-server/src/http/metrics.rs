@@ -89,7 +89,7 @@ pub async fn scrape(State(state): State<AppState>, mut parts: Parts) -> Result<R
 }
 
 /// What the store's gauges show now.
-async fn backlog(state: &AppState) -> Result<Backlog, Error> {
+pub(crate) async fn backlog(state: &AppState) -> Result<Backlog, Error> {
     let pipeline = &state.pipeline;
     let (vetting_pending, oldest, outbox_depth) = pipeline.read(ReadBacklog).await?;
     let age = oldest.map_or(0, |t| pipeline.now().as_micros() - t.as_micros());

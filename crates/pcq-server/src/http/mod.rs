@@ -100,7 +100,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// Puts the route template that answered a request on its response, for the metrics and the
 /// access log of [`context::request_context`] (outside the router, which sees only the path).
-async fn note_route(
+pub(crate) async fn note_route(
     route: axum::extract::MatchedPath,
     request: axum::extract::Request,
     next: middleware::Next,
@@ -141,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(note_route))
         .with_state(state.clone());
     Router::new()
+        .merge(crate::console::router(state.clone()))
         .fallback_service(inner)
         .layer(faults::InjectLayer(state.clone()))
         .layer(middleware::from_fn_with_state(

@@ -71,7 +71,7 @@ fn review_item(row: &ReviewItemRow, now: Timestamp) -> ReviewItem {
     }
 }
 
-fn encode_position(row: &ReviewItemRow) -> String {
+pub(crate) fn encode_position(row: &ReviewItemRow) -> String {
     let q = &row.qualification;
     let started = q.vetting_create_date.unwrap_or(q.created_at);
     format!(
@@ -82,7 +82,7 @@ fn encode_position(row: &ReviewItemRow) -> String {
     )
 }
 
-fn decode_position(raw: &str) -> Option<(Timestamp, Uuid, Qualification)> {
+pub(crate) fn decode_position(raw: &str) -> Option<(Timestamp, Uuid, Qualification)> {
     let mut parts = raw.splitn(3, '|');
     let at = parts.next()?.parse().ok().map(Timestamp::from_micros)?;
     let customer = Uuid::parse_str(parts.next()?).ok()?;

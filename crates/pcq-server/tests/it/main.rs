@@ -7,6 +7,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod console;
 mod customer_limits;
 mod faults;
 mod golden;
