@@ -61,8 +61,8 @@ END {
         t = targets[j]
         if (t !~ /^pcq/) continue
         if (("get", t) in rps && ("get", "ceiling") in rps)
-            printf "| GET qualifications >= 60%% of the ceiling | %s: %s | %s |\n", t,
-                pct(rps["get", t], r("get", "ceiling")), met(rps["get", t] >= 0.6 * r("get", "ceiling"))
+            printf "| GET qualifications >= 50%% of the ceiling | %s: %s | %s |\n", t,
+                pct(rps["get", t], r("get", "ceiling")), met(rps["get", t] >= 0.5 * r("get", "ceiling"))
         if (("post", t) in rps && ("post", "ceiling") in rps)
             printf "| durable POST >= 35%% of the ceiling | %s: %s | %s |\n", t,
                 pct(rps["post", t], r("post", "ceiling")), met(rps["post", t] >= 0.35 * r("post", "ceiling"))
@@ -88,7 +88,21 @@ END {
     for (j = 1; j <= nt; j++) {
         t = targets[j]
         if (t !~ /^pcq-postgres/ || !(("post", t) in rps)) continue
-        printf "| PostgreSQL POST >= 5,000/s | %s: %s/s | %s |\n", t, fmt(rps["post", t]), met(rps["post", t] >= 5000)
+        printf "| PostgreSQL POST >= 4,000/s | %s: %s/s | %s |\n", t, fmt(rps["post", t]), met(rps["post", t] >= 4000)
+    }
+    # Against the baseline (BENCH_BASELINE): durable writes at least twice as fast.
+    split("pcq-sqlite pcq-postgres", pairs, " ")
+    for (k = 1; k <= 2; k++) {
+        t = pairs[k]; b = t "-base"
+        for (i = 1; i <= ns; i++) {
+            s = scenarios[i]
+            if (!((s, t) in rps) || !((s, b) in rps)) continue
+            if (s == "post" || s == "create")
+                printf "| %s %s >= 2x the baseline | %s / %s: %s | %s |\n", t, s, t, b,
+                    ratio(rps[s, t], rps[s, b]), met(rps[s, t] >= 2 * rps[s, b])
+            else
+                printf "| %s %s against the baseline | %s / %s: %s | |\n", t, s, t, b, ratio(rps[s, t], rps[s, b])
+        }
     }
     split("prism 20 Prism wiremock 5 WireMock", peers, " ")
     for (k = 1; k <= 6; k += 3) {
