@@ -14,7 +14,8 @@
 //! the whole file), checkpoints flush the WAL first, and a write is acknowledged only once it
 //! is durable. A read may see a batch during its flush, a millisecond or so before its writers
 //! are answered. Checkpoints too run beside the writer, on a connection of their own, whenever
-//! the WAL has grown past 4 MB. Reads run on separate connections and never wait for
+//! the WAL has grown past 1,000 pages (SQLite's own threshold, which the writer no longer
+//! applies itself). Reads run on separate connections and never wait for
 //! the writer. An in-memory database has a single connection, so its reads go through the writer.
 //!
 //! The statements run through rusqlite, in the thread that asks for them: a statement is a call
@@ -168,6 +169,8 @@ impl Conn {
         let conn = Self::open(path, cache_kib, false)?;
         conn.0.pragma_update(None, "synchronous", "NORMAL")?;
         conn.0.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // After the pragma, which installs a hook of its own.
+        conn.0.wal_hook(Some(note_wal_frames));
         Ok(conn)
     }
 
@@ -653,12 +656,27 @@ struct Writer {
 /// Makes committed batches durable beside the writer, in commit order, and answers their ops;
 /// and checkpoints the WAL beside the writer once it has grown.
 struct Syncer {
-    batches: Option<std::sync::mpsc::Sender<Vec<Box<dyn Job>>>>,
+    batches: Option<std::sync::mpsc::Sender<CommittedBatch>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The WAL size from which it is checkpointed (SQLite's own default, 1,000 pages of 4 KiB).
-const CHECKPOINT_WAL_BYTES: u64 = 4_096_000;
+/// A committed batch's ops, and the frames in the WAL after its commit.
+type CommittedBatch = (Vec<Box<dyn Job>>, i32);
+
+/// The WAL size, in frames (pages), from which it is checkpointed (SQLite's own default).
+const CHECKPOINT_FRAMES: i32 = 1000;
+
+thread_local! {
+    /// The frames in the WAL after the writer's last commit, as SQLite's WAL hook reports them
+    /// (on the writer's thread, the only one that commits on its connection).
+    static WAL_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// The write connection's WAL hook: notes how large the WAL has grown.
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
 
 /// Checkpoints the WAL on a connection of its own whenever it is nudged, so that the writer never
 /// copies pages into the database itself. A PASSIVE checkpoint runs beside the writer and readers;
@@ -686,7 +704,7 @@ fn start_checkpointer(
 impl Syncer {
     /// Starts the thread that flushes the database at `path` (its WAL) after each commit.
     fn start(path: &Path, cache_kib: i64, meters: super::MetersSlot) -> StoreResult<Syncer> {
-        let (batches, rx) = std::sync::mpsc::channel::<Vec<Box<dyn Job>>>();
+        let (batches, rx) = std::sync::mpsc::channel::<CommittedBatch>();
         let wal = side_file(path, "-wal");
         let db = path.to_owned();
         let (nudge, checkpointer) = start_checkpointer(path, cache_kib)?;
@@ -695,10 +713,13 @@ impl Syncer {
             .spawn(move || {
                 let nudge = nudge;
                 let checkpointer = checkpointer;
-                while let Ok(first) = rx.recv() {
+                while let Ok((first, mut frames)) = rx.recv() {
                     // Every batch committed by now is covered by one flush.
                     let mut ready = vec![first];
-                    ready.extend(rx.try_iter());
+                    for (jobs, more) in rx.try_iter() {
+                        ready.push(jobs);
+                        frames = frames.max(more);
+                    }
                     let started = Instant::now();
                     let error = flush(&wal, &db).err().map(|e| {
                         tracing::error!(error = %e, "flushing the SQLite WAL to disk failed");
@@ -712,7 +733,7 @@ impl Syncer {
                     for job in ready.into_iter().flatten() {
                         job.answer(error.clone());
                     }
-                    if std::fs::metadata(&wal).is_ok_and(|m| m.len() >= CHECKPOINT_WAL_BYTES) {
+                    if frames >= CHECKPOINT_FRAMES {
                         // Full: a checkpoint is running or already asked for.
                         let _ = nudge.try_send(());
                     }
@@ -727,10 +748,10 @@ impl Syncer {
         })
     }
 
-    /// Answers `jobs` once their committed batch is on disk.
-    fn durable(&self, jobs: Vec<Box<dyn Job>>) {
+    /// Answers `jobs` once their committed batch is on disk (the WAL holding `frames` after it).
+    fn durable(&self, jobs: Vec<Box<dyn Job>>, frames: i32) {
         if let Some(batches) = &self.batches {
-            if let Err(std::sync::mpsc::SendError(jobs)) = batches.send(jobs) {
+            if let Err(std::sync::mpsc::SendError((jobs, _))) = batches.send((jobs, frames)) {
                 for job in jobs {
                     job.answer(Some(StoreError::Unavailable));
                 }
@@ -863,7 +884,7 @@ impl Writer {
             self.recover();
         }
         match (&self.syncer, error) {
-            (Some(syncer), None) => syncer.durable(ran),
+            (Some(syncer), None) => syncer.durable(ran, WAL_FRAMES.get()),
             (_, error) => {
                 for job in ran {
                     job.answer(error.clone());
