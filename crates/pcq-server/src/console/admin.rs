@@ -21,7 +21,7 @@ use crate::auth::ROLE_ADMIN;
 use crate::error::Error;
 use crate::faults::{AddFault, FaultSpec, ListFaults, RemoveFault};
 use crate::journal::{EntryView, Filter};
-use crate::service::webhooks::{FindRegistration, RecentDeliveries};
+use crate::service::webhooks::{FindRegistration, RecentDeliveries, Registrations};
 use crate::store::webhooks::DeliveryStatus;
 
 /// Journal entries on the page, and most sent to the live tail at once.
@@ -626,7 +626,11 @@ fn delivery_status(status: DeliveryStatus) -> &'static str {
     }
 }
 
-/// `GET /_pcq/console/admin/webhooks?partner=`: a partner's webhook registration and its
+/// Registrations listed on one page of the webhooks page.
+const REGISTRATIONS: i64 = 50;
+
+/// `GET /_pcq/console/admin/webhooks?partner=&after=`: every partner's webhook registration (a
+/// page of them, by partner tenant, after `after`), then one partner's registration and its
 /// deliveries, each with its attempts (the development partner unless another is named).
 pub async fn webhooks_page(
     State(console): State<Console>,
@@ -644,6 +648,26 @@ pub async fn webhooks_page(
             Err(fault) => return super::fault_page(Some(&session), &fault),
         },
     };
+    let after = match field(&query, "after") {
+        None => None,
+        Some(raw) => match crate::http::extract::partner_tenant_id(raw) {
+            Ok(p) => Some(p),
+            Err(fault) => return super::fault_page(Some(&session), &fault),
+        },
+    };
+    let registrations = match state
+        .pipeline
+        .read(Registrations {
+            after,
+            limit: REGISTRATIONS + 1,
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(Some(&session), &e),
+    };
+    let more = registrations.len() > REGISTRATIONS as usize;
+    let registrations = &registrations[..registrations.len().min(REGISTRATIONS as usize)];
     let registration = match state.pipeline.read(FindRegistration(partner)).await {
         Ok(r) => Some(r),
         Err(Error::Fault(f)) if f.status == 404 => None,
@@ -662,6 +686,40 @@ pub async fn webhooks_page(
     };
     let body = html! {
         (subnav())
+        h2 { "Registrations" }
+        @if registrations.is_empty() {
+            p.empty { "No partner has a webhook registration." }
+        } @else {
+            div.table-wrap {
+                table.registrations {
+                    caption { "Webhook registrations, by partner tenant" }
+                    thead { tr {
+                        th scope="col" { "Partner tenant" }
+                        th scope="col" { "Callback URL" }
+                        th scope="col" { "Events" }
+                    } }
+                    tbody {
+                        @for r in registrations {
+                            tr {
+                                td data-label="Partner tenant" {
+                                    a href={ (BASE) "/admin/webhooks?partner=" (r.partner_tenant_id) } {
+                                        code.id { (r.partner_tenant_id) }
+                                    }
+                                }
+                                td data-label="Callback URL" { code { (r.webhook_url) } }
+                                td data-label="Events" { (r.webhook_events.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if more {
+                @if let Some(last) = registrations.last() {
+                    p { a href={ (BASE) "/admin/webhooks?partner=" (partner) "&after=" (last.partner_tenant_id) } { "More registrations" } }
+                }
+            }
+        }
+        h2 { "One partner's deliveries" }
         form.filters method="get" action={ (BASE) "/admin/webhooks" } {
             div {
                 label for="w-partner" { "Partner tenant" }
@@ -669,7 +727,7 @@ pub async fn webhooks_page(
             }
             button type="submit" { "Show" }
         }
-        h2 { "Registration" }
+        h3 { "Registration" }
         @match &registration {
             None => p.empty { "This partner has no webhook registration." },
             Some(r) => dl.facts {
@@ -680,13 +738,13 @@ pub async fn webhooks_page(
                 dt { "Updated" } dd { (super::when(r.updated_at)) }
             },
         }
-        h2 { "Deliveries, newest first" }
+        h3 { "Deliveries, newest first" }
         @if deliveries.is_empty() {
             p.empty { "No deliveries." }
         }
         @for (d, attempts) in &deliveries {
             section.card.delivery {
-                h3 { (d.event_name) " " span class={ "status " (delivery_status(d.status)) } { (delivery_status(d.status)) } }
+                h4 { (d.event_name) " " span class={ "status " (delivery_status(d.status)) } { (delivery_status(d.status)) } }
                 dl.facts {
                     dt { "Delivery id" } dd { code.id { (d.id) } }
                     dt { "To" } dd { code { (d.webhook_url) } }

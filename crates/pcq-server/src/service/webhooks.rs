@@ -297,6 +297,24 @@ impl Op for FindRegistration {
     }
 }
 
+/// Every partner's webhook registration, by partner tenant: at most `limit` from the first after
+/// `after`.
+#[derive(Clone)]
+pub struct Registrations {
+    /// Where the page starts (exclusive).
+    pub after: Option<Uuid>,
+    /// Most registrations.
+    pub limit: i64,
+}
+
+impl Op for Registrations {
+    type Output = Vec<WebhookRegistrationRow>;
+
+    async fn run(self, tx: &mut Tx<'_>) -> Result<Self::Output, Error> {
+        Ok(tx.webhook_registrations(self.after, self.limit).await?)
+    }
+}
+
 /// Removes a partner's registration (its queued deliveries still go out); 404 when there was
 /// none.
 #[derive(Clone)]

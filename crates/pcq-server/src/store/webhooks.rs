@@ -269,6 +269,24 @@ impl Tx<'_> {
         .await
     }
 
+    /// Every partner's registration, by partner tenant, from the first after `after`: at most
+    /// `limit`.
+    pub async fn webhook_registrations(
+        &mut self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<WebhookRegistrationRow>> {
+        self.fetch_all(sql!(
+            "SELECT ",
+            (WebhookRegistrationRow::COLUMNS),
+            " FROM webhook_registrations WHERE partner_tenant_id > ",
+            { after.map_or(String::new(), |p| p.to_string()) },
+            " ORDER BY partner_tenant_id LIMIT ",
+            { limit },
+        ))
+        .await
+    }
+
     /// A partner's webhook registration; 404 when it has none.
     pub async fn registration(&mut self, partner: Uuid) -> Result<WebhookRegistrationRow, Error> {
         self.webhook_registration(partner)

@@ -777,6 +777,44 @@ async fn the_console_meets_no_injected_fault_and_stays_out_of_the_journal() {
     );
 }
 
+async fn the_webhooks_page_lists_every_registration() {
+    let app = TestApp::spawn().await;
+    let first = app.partner();
+    let second = app.partner();
+    app.register_webhook(&first, "http://127.0.0.1:9/first-hook", &["test-created"])
+        .await;
+    app.register_webhook(&second, "http://127.0.0.1:9/second-hook", &["test-created"])
+        .await;
+    let admin = sign_in(&app, &app.admin_token()).await;
+    let resp = get_page(&app, &format!("{CONSOLE}/admin/webhooks"), Some(&admin)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    for (partner, url) in [(&first, "first-hook"), (&second, "second-hook")] {
+        assert!(
+            html.contains(&format!("/admin/webhooks?partner={}", partner.tenant)),
+            "a link to {}'s deliveries",
+            partner.tenant
+        );
+        assert!(html.contains(url), "{url}");
+    }
+    // One partner's registration and deliveries, chosen from the list.
+    let resp = get_page(
+        &app,
+        &format!("{CONSOLE}/admin/webhooks?partner={}", second.tenant),
+        Some(&admin),
+    )
+    .await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Callback URL") && html.contains("second-hook"));
+    let resp = get_page(
+        &app,
+        &format!("{CONSOLE}/admin/webhooks?after=not-a-tenant"),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
 crate::common::backend_tests!(
     the_root_redirects_and_every_answer_carries_the_security_headers,
     a_sign_in_sets_a_session_cookie_that_holds_no_token,
@@ -790,4 +828,5 @@ crate::common::backend_tests!(
     assets_are_compiled_in_and_cached_by_content,
     the_docs_list_every_api_path_and_the_console_is_not_in_the_api_document,
     the_console_meets_no_injected_fault_and_stays_out_of_the_journal,
+    the_webhooks_page_lists_every_registration,
 );
