@@ -750,7 +750,7 @@ mod tests {
         assert_eq!(config.retention.idempotency, days(7));
         assert_eq!(config.retention.webhook_deliveries, days(30));
         assert_eq!(config.retention.audit_records, days(90));
-        assert_eq!(config.retention.batch_size, 500);
+        assert_eq!(config.retention.batch_size, 100);
         assert_eq!(config.retention.interval, Span::from_secs(60));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pcq.toml");
