@@ -537,15 +537,7 @@ pub async fn journal_page(State(console): State<Console>, SignedIn(session): Sig
             table.journal #journal
                 data-tail={ (BASE) "/admin/journal/entries" }
                 data-after=(found.next_since) {
-                caption { "Request journal" }
-                thead { tr {
-                    th scope="col" { "Time (pcq)" }
-                    th scope="col" { "Method" }
-                    th scope="col" { "Path" }
-                    th scope="col" { "Status" }
-                    th scope="col" { "Caller" }
-                    th scope="col" { "ms" }
-                } }
+                (super::table_head("Request journal", &["Time (pcq)", "Method", "Path", "Status", "Caller", "ms"]))
                 tbody {
                     @for e in &entries { (journal_row(e)) }
                 }
@@ -692,12 +684,7 @@ pub async fn webhooks_page(
         } @else {
             div.table-wrap {
                 table.registrations {
-                    caption { "Webhook registrations, by partner tenant" }
-                    thead { tr {
-                        th scope="col" { "Partner tenant" }
-                        th scope="col" { "Callback URL" }
-                        th scope="col" { "Events" }
-                    } }
+                    (super::table_head("Webhook registrations, by partner tenant", &["Partner tenant", "Callback URL", "Events"]))
                     tbody {
                         @for r in registrations {
                             tr {
@@ -765,13 +752,7 @@ pub async fn webhooks_page(
                 } @else {
                     div.table-wrap {
                         table.attempts {
-                            caption { "Attempts" }
-                            thead { tr {
-                                th scope="col" { "#" }
-                                th scope="col" { "At" }
-                                th scope="col" { "Answer" }
-                                th scope="col" { "Message" }
-                            } }
+                            (super::table_head("Attempts", &["#", "At", "Answer", "Message"]))
                             tbody {
                                 @for a in attempts {
                                     tr {

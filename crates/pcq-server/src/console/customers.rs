@@ -146,13 +146,7 @@ pub async fn list_page(
         } @else {
             div.table-wrap {
                 table {
-                    caption { "Customers" }
-                    thead { tr {
-                        th scope="col" { "Company" }
-                        th scope="col" { "Domain" }
-                        th scope="col" { "Customer id" }
-                        th scope="col" { "Created" }
-                    } }
+                    (super::table_head("Customers", &["Company", "Domain", "Customer id", "Created"]))
                     tbody {
                         @for row in &rows {
                             tr {
@@ -185,12 +179,7 @@ pub async fn list_page(
         } @else {
             div.table-wrap {
                 table {
-                    caption { "Validation codes for GovernmentCommunityCloud" }
-                    thead { tr {
-                        th scope="col" { "Validation id" }
-                        th scope="col" { "Organization" }
-                        th scope="col" { "Creates left" }
-                    } }
+                    (super::table_head("Validation codes for GovernmentCommunityCloud", &["Validation id", "Organization", "Creates left"]))
                     tbody {
                         @for code in &codes {
                             tr {
@@ -420,16 +409,7 @@ async fn render_customer(
         } @else {
             div.table-wrap {
                 table.stack.history {
-                    caption { "Every step, oldest first" }
-                    thead { tr {
-                        th scope="col" { "When" }
-                        th scope="col" { "Qualification" }
-                        th scope="col" { "Round" }
-                        th scope="col" { "From" }
-                        th scope="col" { "To" }
-                        th scope="col" { "Reason" }
-                        th scope="col" { "By" }
-                    } }
+                    (super::table_head("Every step, oldest first", &["When", "Qualification", "Round", "From", "To", "Reason", "By"]))
                     tbody {
                         @for e in &events {
                             tr {
@@ -452,14 +432,7 @@ async fn render_customer(
         } @else {
             div.table-wrap {
                 table.stack.audit {
-                    caption { "Audit records of this customer, oldest first" }
-                    thead { tr {
-                        th scope="col" { "When" }
-                        th scope="col" { "Operation" }
-                        th scope="col" { "Status" }
-                        th scope="col" { "By" }
-                        th scope="col" { "Details" }
-                    } }
+                    (super::table_head("Audit records of this customer, oldest first", &["When", "Operation", "Status", "By", "Details"]))
                     tbody {
                         @for r in &audit {
                             tr {

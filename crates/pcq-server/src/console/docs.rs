@@ -113,12 +113,7 @@ fn operation(path: &str, method: &str, op: &Value) -> Markup {
             @if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
                 div.table-wrap {
                     table {
-                        caption { "Parameters" }
-                        thead { tr {
-                            th scope="col" { "Name" } th scope="col" { "In" }
-                            th scope="col" { "Type" } th scope="col" { "Required" }
-                            th scope="col" { "Description" }
-                        } }
+                        (super::table_head("Parameters", &["Name", "In", "Type", "Required", "Description"]))
                         tbody {
                             @for p in params {
                                 tr {
@@ -147,11 +142,7 @@ fn operation(path: &str, method: &str, op: &Value) -> Markup {
             @if let Some(responses) = op["responses"].as_object() {
                 div.table-wrap {
                     table {
-                        caption { "Answers" }
-                        thead { tr {
-                            th scope="col" { "Status" } th scope="col" { "Description" }
-                            th scope="col" { "Body" }
-                        } }
+                        (super::table_head("Answers", &["Status", "Description", "Body"]))
                         tbody {
                             @for (status, answer) in responses {
                                 tr {

@@ -389,6 +389,14 @@ pub fn fault_page(session: Option<&Session>, fault: &ApiFault) -> Response {
     )
 }
 
+/// A table's caption and its column headers.
+pub fn table_head(caption: &str, columns: &[&str]) -> Markup {
+    html! {
+        caption { (caption) }
+        thead { tr { @for column in columns { th scope="col" { (column) } } } }
+    }
+}
+
 /// What an operation answered, as the API would: its JSON body on success, or the refusal its
 /// envelope describes.
 pub fn reply_value(reply: Result<Reply, Error>) -> Result<serde_json::Value, Error> {

@@ -177,17 +177,7 @@ pub async fn queue_page(
         } @else {
             div.table-wrap {
                 table.stack.queue {
-                    caption { "Waiting for a decision, oldest first" }
-                    thead {
-                        tr {
-                            th scope="col" { "Customer" }
-                            th scope="col" { "Qualification" }
-                            th scope="col" { "Partner" }
-                            th scope="col" { "Round" }
-                            th scope="col" { "Waiting" }
-                            th scope="col" { "Decision" }
-                        }
-                    }
+                    (super::table_head("Waiting for a decision, oldest first", &["Customer", "Qualification", "Partner", "Round", "Waiting", "Decision"]))
                     tbody {
                         @for row in rows {
                             @let q = &row.qualification;
