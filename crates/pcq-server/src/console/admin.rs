@@ -331,16 +331,10 @@ pub async fn advance_clock(State(console): State<Console>, guarded: Guarded) -> 
             );
         }
     };
-    let system_now =
-        pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc()).as_micros();
     match console
         .app
         .pipeline
-        .write(crate::service::clock::Advance {
-            by: by.as_micros(),
-            written: raw.to_owned(),
-            system_now,
-        })
+        .write(crate::service::clock::Advance::from_now(by, raw))
         .await
     {
         Ok(_) => done("clock"),

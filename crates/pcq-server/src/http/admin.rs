@@ -244,15 +244,9 @@ pub async fn advance_clock(
     let by = pcq_core::vetting::Duration::parse(raw).map_err(|e| {
         ApiFault::invalid_input(format!("advance: {e}.")).with_param("field", "advance")
     })?;
-    let system_now =
-        pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc()).as_micros();
     state
         .pipeline
-        .write(crate::service::clock::Advance {
-            by: by.as_micros(),
-            written: raw.to_owned(),
-            system_now,
-        })
+        .write(crate::service::clock::Advance::from_now(by, raw))
         .await?;
     Reply::ok(&clock_view(&state))
 }

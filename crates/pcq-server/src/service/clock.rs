@@ -48,6 +48,19 @@ pub struct Advance {
     pub system_now: i64,
 }
 
+impl Advance {
+    /// An advance by `by` (as the client wrote it: `written`), judged against the system time
+    /// now.
+    pub fn from_now(by: pcq_core::vetting::Duration, written: &str) -> Self {
+        Advance {
+            by: by.as_micros(),
+            written: written.to_owned(),
+            system_now: pcq_core::time::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
+                .as_micros(),
+        }
+    }
+}
+
 impl Op for Advance {
     type Output = i64;
 
