@@ -19,7 +19,7 @@ use super::{
 };
 use crate::auth::ROLE_REVIEWER;
 use crate::error::Error;
-use crate::http::review::{decode_position, encode_position};
+use crate::http::review::{ReviewFilters, decode_position, encode_position};
 use crate::service::Actor;
 use crate::service::ClientWrite;
 use crate::service::review::Queue;
@@ -76,34 +76,9 @@ pub async fn queue_page(
     let partner_raw = field(&query, "partner");
     let qualification_raw = field(&query, "qualification");
     let older_raw = field(&query, "olderThan");
-    let partner = match partner_raw.map(pcq_core::ids::parse_guid) {
-        Some(None) => {
-            return bad_filter(
-                &session,
-                "The partner filter is not a partner tenant id (a GUID).".into(),
-            );
-        }
-        Some(Some(p)) => Some(p),
-        None => None,
-    };
-    let qualification = match qualification_raw {
-        None => None,
-        Some(raw) => match Qualification::parse_str(raw) {
-            Some(q @ (Qualification::Education | Qualification::GovernmentCommunityCloud)) => {
-                Some(q)
-            }
-            _ => {
-                return bad_filter(
-                    &session,
-                    "Only Education and GovernmentCommunityCloud are reviewed.".into(),
-                );
-            }
-        },
-    };
-    let started_before = match older_raw.map(Duration::parse) {
-        None => None,
-        Some(Ok(d)) => Some(now.plus_micros(-d.as_micros())),
-        Some(Err(e)) => return bad_filter(&session, format!("Waiting longer than: {e}.")),
+    let wanted = match ReviewFilters::parse(partner_raw, qualification_raw, older_raw, now) {
+        Ok(wanted) => wanted,
+        Err(fault) => return super::fault_page(Some(&session), &fault),
     };
     let after = match field(&query, "after") {
         None => None,
@@ -117,9 +92,9 @@ pub async fn queue_page(
     let rows = match state
         .pipeline
         .read(Queue(ReviewQuery {
-            partner,
-            qualification,
-            started_before,
+            partner: wanted.partner,
+            qualification: wanted.qualification,
+            started_before: wanted.started_before,
             after,
             limit: i64::from(PAGE_SIZE) + 1,
         }))
@@ -161,7 +136,7 @@ pub async fn queue_page(
                 select #f-qualification name="qualification" {
                     option value="" { "Any" }
                     @for q in ["Education", "GovernmentCommunityCloud"] {
-                        option value=(q) selected[qualification.is_some_and(|x| x.as_str() == q)] { (q) }
+                        option value=(q) selected[wanted.qualification.is_some_and(|x| x.as_str() == q)] { (q) }
                     }
                 }
             }

@@ -114,46 +114,12 @@ pub async fn queue(
     let size = page_size(&query, &state.config.paging)?;
     let lister = state.pager.lister(List::ReviewQueue, reviewer.tenant_id);
     let now = state.pipeline.now();
-    let partner = query
-        .get("partnerId")
-        .map(|p| {
-            pcq_core::ids::parse_guid(p).ok_or_else(|| {
-                ApiFault::invalid_input("The partnerId is not a GUID.")
-                    .with_param("field", "partnerId")
-            })
-        })
-        .transpose()?;
-    let qualification = query
-        .get("qualification")
-        .map(|q| {
-            // Only these two are ever vetted.
-            Qualification::parse_str(q)
-                .filter(|q| {
-                    matches!(
-                        q,
-                        Qualification::Education | Qualification::GovernmentCommunityCloud
-                    )
-                })
-                .ok_or_else(|| {
-                    ApiFault::invalid_enum(
-                        "qualification",
-                        q,
-                        "Education, GovernmentCommunityCloud",
-                    )
-                })
-        })
-        .transpose()?;
-    let started_before = query
-        .get("olderThan")
-        .map(|d| {
-            Duration::parse(d)
-                .map(|d| now.plus_micros(-d.as_micros()))
-                .map_err(|e| {
-                    ApiFault::invalid_input(format!("olderThan: {e}."))
-                        .with_param("field", "olderThan")
-                })
-        })
-        .transpose()?;
+    let filters = ReviewFilters::parse(
+        query.get("partnerId"),
+        query.get("qualification"),
+        query.get("olderThan"),
+        now,
+    )?;
     let after = match lister.position(&headers)? {
         None => None,
         Some(p) => Some(decode_position(&p).ok_or_else(ApiFault::invalid_continuation_token)?),
@@ -161,9 +127,9 @@ pub async fn queue(
     let rows = state
         .pipeline
         .read(Queue(ReviewQuery {
-            partner,
-            qualification,
-            started_before,
+            partner: filters.partner,
+            qualification: filters.qualification,
+            started_before: filters.started_before,
             after,
             limit: paging::limit(size),
         }))
@@ -175,6 +141,70 @@ pub async fn queue(
         encode_position,
         |r| review_item(r, now),
     ))
+}
+
+/// The filters of the review queue, as the API and the console take them.
+pub(crate) struct ReviewFilters {
+    /// Only this partner's customers.
+    pub partner: Option<Uuid>,
+    /// Only this qualification (Education or GovernmentCommunityCloud).
+    pub qualification: Option<Qualification>,
+    /// Only those in review since before this.
+    pub started_before: Option<Timestamp>,
+}
+
+impl ReviewFilters {
+    /// Reads the filters `partnerId`, `qualification` and `olderThan` (a duration back from
+    /// `now`); a value that is not one of them is the client's 400.
+    pub(crate) fn parse(
+        partner: Option<&str>,
+        qualification: Option<&str>,
+        older_than: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Self, ApiFault> {
+        let partner = partner
+            .map(|p| {
+                pcq_core::ids::parse_guid(p).ok_or_else(|| {
+                    ApiFault::invalid_input("The partnerId is not a GUID.")
+                        .with_param("field", "partnerId")
+                })
+            })
+            .transpose()?;
+        let qualification = qualification
+            .map(|q| {
+                // Only these two are ever vetted.
+                Qualification::parse_str(q)
+                    .filter(|q| {
+                        matches!(
+                            q,
+                            Qualification::Education | Qualification::GovernmentCommunityCloud
+                        )
+                    })
+                    .ok_or_else(|| {
+                        ApiFault::invalid_enum(
+                            "qualification",
+                            q,
+                            "Education, GovernmentCommunityCloud",
+                        )
+                    })
+            })
+            .transpose()?;
+        let started_before = older_than
+            .map(|d| {
+                Duration::parse(d)
+                    .map(|d| now.plus_micros(-d.as_micros()))
+                    .map_err(|e| {
+                        ApiFault::invalid_input(format!("olderThan: {e}."))
+                            .with_param("field", "olderThan")
+                    })
+            })
+            .transpose()?;
+        Ok(ReviewFilters {
+            partner,
+            qualification,
+            started_before,
+        })
+    }
 }
 
 /// Approves or denies a qualification in review (409 when it is not in review).
