@@ -41,7 +41,7 @@ fn query<'q>(statement: &'q Statement<'q>) -> PgQuery<'q> {
         Sql::Static(text) => sqlx::query(text.postgres.as_str()),
         Sql::Built(text) => sqlx::query(sqlx::AssertSqlSafe(text.postgres.clone())),
     };
-    if statement.sql.text().postgres.contains(" LIMIT ") {
+    if statement.sql.text().paged {
         query = query.persistent(false);
     }
     for arg in &statement.args {
@@ -162,6 +162,7 @@ pub(super) async fn execute_deferred(
                 postgres: sql,
                 params: offset,
                 writes: true,
+                paged: false,
             }),
             args: deferred
                 .iter()

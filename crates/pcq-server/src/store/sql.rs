@@ -368,6 +368,8 @@ pub struct Text {
     pub params: usize,
     /// Whether it changes rows (an insert, update or delete).
     pub writes: bool,
+    /// Whether it reads a page (it has a `LIMIT`): PostgreSQL plans it for its values each time.
+    pub paged: bool,
 }
 
 /// Builds a [`Text`], part by part.
@@ -431,6 +433,7 @@ impl TextBuilder {
                 .any(|w| self.sqlite.contains(w));
         Text {
             writes: matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE") || main_writes,
+            paged: self.postgres.contains(" LIMIT "),
             sqlite: self.sqlite,
             postgres: self.postgres,
             params: self.params,
