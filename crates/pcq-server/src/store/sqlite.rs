@@ -455,11 +455,7 @@ fn make_files_private(path: &Path) -> StoreResult<()> {
             .open(path)
             .map_err(|e| failed("cannot create the database file", path, e))?;
         let mut files = vec![path.to_path_buf()];
-        for suffix in SIDE_FILES {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            files.push(PathBuf::from(side));
-        }
+        files.extend(SIDE_FILES.map(|suffix| side_file(path, suffix)));
         for file in files {
             let Ok(meta) = std::fs::metadata(&file) else {
                 continue;
@@ -541,7 +537,7 @@ impl SqliteStore {
         let (done_tx, writer_done) = watch::channel(false);
         let meters = super::MetersSlot::default();
         let syncer = match &options.path {
-            Some(path) => Some(Syncer::start(path, 2048, meters.clone())?),
+            Some(path) => Some(Syncer::start(path, CHECKPOINTER_CACHE_KIB, meters.clone())?),
             None => None,
         };
         let writer = Writer {
@@ -663,6 +659,9 @@ struct Syncer {
 /// A committed batch's ops, and the frames in the WAL after its commit.
 type CommittedBatch = (Vec<Box<dyn Job>>, i32);
 
+/// The page cache of the checkpointer's connection, in KiB: it reads pages once, to copy them.
+const CHECKPOINTER_CACHE_KIB: i64 = 2048;
+
 /// The WAL size, in frames (pages), from which it is checkpointed (SQLite's own default).
 const CHECKPOINT_FRAMES: i32 = 1000;
 
@@ -705,8 +704,11 @@ impl Syncer {
     /// Starts the thread that flushes the database at `path` (its WAL) after each commit.
     fn start(path: &Path, cache_kib: i64, meters: super::MetersSlot) -> StoreResult<Syncer> {
         let (batches, rx) = std::sync::mpsc::channel::<CommittedBatch>();
-        let wal = side_file(path, "-wal");
-        let db = path.to_owned();
+        let mut wal = Wal {
+            path: side_file(path, "-wal"),
+            db: path.to_owned(),
+            file: None,
+        };
         let (nudge, checkpointer) = start_checkpointer(path, cache_kib)?;
         let thread = std::thread::Builder::new()
             .name("pcq-sqlite-sync".to_owned())
@@ -721,7 +723,7 @@ impl Syncer {
                         frames = frames.max(more);
                     }
                     let started = Instant::now();
-                    let error = flush(&wal, &db).err().map(|e| {
+                    let error = wal.flush().err().map(|e| {
                         tracing::error!(error = %e, "flushing the SQLite WAL to disk failed");
                         StoreError::Unavailable
                     });
@@ -777,13 +779,33 @@ fn side_file(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Flushes what was committed to the WAL (or, if a checkpoint has emptied it away, the
-/// database file, which the checkpoint wrote).
-fn flush(wal: &Path, db: &Path) -> std::io::Result<()> {
-    match std::fs::File::open(wal) {
-        Ok(file) => file.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::File::open(db)?.sync_data(),
-        Err(e) => Err(e),
+/// The WAL the syncer flushes, opened once: SQLite removes it only when the last connection
+/// closes, and the writer's and the checkpointer's stay open as long as the syncer runs.
+struct Wal {
+    path: PathBuf,
+    db: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Wal {
+    /// Flushes what was committed to the WAL (or, before SQLite has made one, the database
+    /// file).
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            match std::fs::File::open(&self.path) {
+                Ok(file) => self.file = Some(file),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return std::fs::File::open(&self.db)?.sync_data();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let result = self.file.as_ref().map_or(Ok(()), std::fs::File::sync_data);
+        if result.is_err() {
+            // Opened again for the next flush.
+            self.file = None;
+        }
+        result
     }
 }
 
