@@ -105,11 +105,9 @@ fn good_row(i: usize, code: &str) -> (String, String) {
     (domain.clone(), format!("{domain},{rest}"))
 }
 
-#[tokio::test]
-async fn bad_rows_are_reported_and_a_rerun_creates_nothing() {
-    const ROWS: usize = 2000;
-    let cwd = tempfile::tempdir().unwrap();
-    let dir = cwd.path();
+/// `pcq serve` without throttling in `dir`, with a token of its development partner's user and
+/// one of an admin.
+fn serve_unthrottled(dir: &Path) -> (Server, String, String) {
     let served = PCQ.serve_in(dir, &["--no-throttle"]);
     let user = PCQ.token(Key::InWorkingDir(dir), &served.partner, &[]);
     let admin = PCQ.token(
@@ -117,6 +115,15 @@ async fn bad_rows_are_reported_and_a_rerun_creates_nothing() {
         &served.partner,
         &["--role", "Pcq.Admin"],
     );
+    (served, user, admin)
+}
+
+#[tokio::test]
+async fn bad_rows_are_reported_and_a_rerun_creates_nothing() {
+    const ROWS: usize = 2000;
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path();
+    let (served, user, admin) = serve_unthrottled(dir);
     let (status, code) = served
         .post(
             &format!("/_pcq/admin/partners/{}/validation-codes", served.partner),
@@ -267,13 +274,7 @@ async fn an_import_killed_halfway_then_run_again_creates_each_row_once() {
     const ROWS: usize = 3000;
     let cwd = tempfile::tempdir().unwrap();
     let dir = cwd.path();
-    let served = PCQ.serve_in(dir, &["--no-throttle"]);
-    let user = PCQ.token(Key::InWorkingDir(dir), &served.partner, &[]);
-    let admin = PCQ.token(
-        Key::InWorkingDir(dir),
-        &served.partner,
-        &["--role", "Pcq.Admin"],
-    );
+    let (served, user, admin) = serve_unthrottled(dir);
     let mut text = String::from("domain,qualification\n");
     for i in 0..ROWS {
         text.push_str(&format!("kill{i}.example.edu,Education\n"));
