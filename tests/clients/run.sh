@@ -23,6 +23,8 @@ VENV_ROOT="${PCQ_VENV_DIR:-$TARGET_DIR/client-venvs}"
 STARTUP_TIMEOUT_SECONDS=20
 
 log() { printf '[clients] %s\n' "$*" >&2; }
+# shellcheck source=tests/lib/pcq-serve.sh
+. "$HERE/../lib/pcq-serve.sh"
 
 # --- the binary -------------------------------------------------------------------------------
 if [[ -n "${PCQ_BIN:-}" ]]; then
@@ -90,25 +92,9 @@ mkdir -p "$DATA"
     >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
 
-# Poll (bounded) for the startup line; give up early if the server dies.
-deadline=$((SECONDS + STARTUP_TIMEOUT_SECONDS))
-until grep -q '^pcq listening on ' "$WORK/server.out" 2>/dev/null \
-    && [[ "$(wc -l <"$WORK/server.out")" -ge 2 ]]; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "pcq exited before it was ready; its log:"
-        cat "$WORK/server.log" >&2
-        exit 1
-    fi
-    if ((SECONDS >= deadline)); then
-        log "pcq did not print its startup lines within ${STARTUP_TIMEOUT_SECONDS}s; its log:"
-        cat "$WORK/server.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-
-URL="$(sed -n 's/^pcq listening on \(http:\/\/[^ ]*\)$/\1/p' "$WORK/server.out" | head -n1)"
-PARTNER="$(sed -n 's/^development partner tenant: \([0-9a-fA-F-]*\)$/\1/p' "$WORK/server.out" | head -n1)"
+wait_for_pcq "$SERVER_PID" "$WORK/server.out" "$WORK/server.log" || exit 1
+URL=$PCQ_URL
+PARTNER=$PCQ_PARTNER
 [[ -n "$URL" && -n "$PARTNER" ]] || {
     log "could not parse the startup lines:"
     cat "$WORK/server.out" >&2

@@ -18,6 +18,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 STARTUP_TIMEOUT_SECONDS=20
 log() { printf '[console] %s\n' "$*" >&2; }
+# shellcheck source=tests/lib/pcq-serve.sh
+. "$HERE/../lib/pcq-serve.sh"
 
 PCQ="${PCQ_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/pcq}"
 if [[ ! -x "$PCQ" ]]; then
@@ -81,23 +83,8 @@ run_backend() {
     "$PCQ" serve --listen 127.0.0.1:0 --data-dir "$dir/data" "$@" \
         >"$dir/server.out" 2>"$dir/server.log" &
     SERVER_PID=$!
-    local deadline=$((SECONDS + STARTUP_TIMEOUT_SECONDS))
-    until grep -q '^development partner tenant: ' "$dir/server.out" 2>/dev/null; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "pcq exited before it was ready; its log:"
-            cat "$dir/server.log" >&2
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            log "pcq did not start within ${STARTUP_TIMEOUT_SECONDS}s; its log:"
-            cat "$dir/server.log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    local url partner token_args=()
-    url="$(sed -n 's/^pcq listening on \(http:\/\/[^ ]*\)$/\1/p' "$dir/server.out" | head -n1)"
-    partner="$(sed -n 's/^development partner tenant: \([0-9a-fA-F-]*\)$/\1/p' "$dir/server.out" | head -n1)"
+    wait_for_pcq "$SERVER_PID" "$dir/server.out" "$dir/server.log" || return 1
+    local url=$PCQ_URL partner=$PCQ_PARTNER token_args=()
     if [[ "$name" == postgres ]]; then
         token_args=(--database-url "$PG_URL")
     else
