@@ -29,6 +29,24 @@ fi
 [[ -x "$PCQ" ]] || { log "pcq binary not found or not executable: $PCQ"; exit 1; }
 PCQ="$(cd "$(dirname "$PCQ")" && pwd)/$(basename "$PCQ")"
 
+# What the tests need beyond cargo, from Debian's packages when missing: chromium, node and npm
+# (for playwright-core), and psql for the PostgreSQL run.
+missing=()
+[[ -n "${PCQ_CHROMIUM:-}" ]] || command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+command -v psql >/dev/null || missing+=(postgresql-client)
+if ((${#missing[@]} > 0)); then
+    log "installing ${missing[*]} (apt-get)"
+    as_root=()
+    [[ "$(id -u)" -eq 0 ]] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >&2 || {
+        log "could not install ${missing[*]}; install them and run again"
+        exit 1
+    }
+fi
+
 CHROMIUM="${PCQ_CHROMIUM:-$(command -v chromium || true)}"
 [[ -n "$CHROMIUM" && -x "$CHROMIUM" ]] || {
     log "no chromium found (install Debian's chromium, or set PCQ_CHROMIUM)"
